@@ -1,0 +1,247 @@
+//! Plain data values (JSON/YAML documents) that are independent of Starlark.
+//!
+//! `starlark` turns on serde_json's `arbitrary_precision`, under which a
+//! `serde_json::Value` must never be handed to another format's serializer. All
+//! documents therefore pass through [`Data`], whose serde impls use only plain
+//! integers, floats and strings.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// A JSON/YAML value. Maps keep their key order.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Data {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    List(Vec<Data>),
+    Map(Vec<(String, Data)>),
+}
+
+impl Data {
+    /// Looks up a key of a map.
+    pub fn get(&self, key: &str) -> Option<&Data> {
+        match self {
+            Data::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Looks up a path of map keys.
+    pub fn path(&self, keys: &[&str]) -> Option<&Data> {
+        keys.iter().try_fold(self, |d, k| d.get(k))
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Data::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_list(&self) -> &[Data] {
+        match self {
+            Data::List(items) => items,
+            _ => &[],
+        }
+    }
+
+    pub fn as_map(&self) -> &[(String, Data)] {
+        match self {
+            Data::Map(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    /// Parses one JSON document.
+    pub fn from_json(text: &str) -> Result<Data, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Data::from_json_value(value))
+    }
+
+    fn from_json_value(value: serde_json::Value) -> Data {
+        use serde_json::Value;
+        match value {
+            Value::Null => Data::Null,
+            Value::Bool(b) => Data::Bool(b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Data::Int(i),
+                None => Data::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => Data::String(s),
+            Value::Array(items) => Data::List(items.into_iter().map(Data::from_json_value).collect()),
+            Value::Object(entries) => Data::Map(
+                entries.into_iter().map(|(k, v)| (k, Data::from_json_value(v))).collect(),
+            ),
+        }
+    }
+
+    /// Parses a single YAML document (an empty text is `Null`).
+    pub fn from_yaml(text: &str) -> Result<Data, String> {
+        let mut docs = Data::from_yaml_stream(text)?;
+        match docs.len() {
+            0 => Ok(Data::Null),
+            1 => Ok(docs.remove(0)),
+            n => Err(format!("expected one YAML document, found {n} (use the _stream variant)")),
+        }
+    }
+
+    /// Parses a stream of YAML documents separated by `---`; empty documents are skipped.
+    pub fn from_yaml_stream(text: &str) -> Result<Vec<Data>, String> {
+        serde_saphyr::from_multiple::<Data>(text).map_err(|e| e.to_string())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("Data always serializes to JSON")
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("Data always serializes to JSON")
+    }
+
+    pub fn to_yaml(&self) -> Result<String, String> {
+        serde_saphyr::to_string(self).map_err(|e| e.to_string())
+    }
+
+    pub fn to_yaml_stream(docs: &[Data]) -> Result<String, String> {
+        serde_saphyr::to_string_multiple(docs).map_err(|e| e.to_string())
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Data::Null => s.serialize_unit(),
+            Data::Bool(b) => s.serialize_bool(*b),
+            Data::Int(i) => s.serialize_i64(*i),
+            Data::Float(f) => s.serialize_f64(*f),
+            Data::String(v) => s.serialize_str(v),
+            Data::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Data::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Data, D::Error> {
+        d.deserialize_any(DataVisitor)
+    }
+}
+
+struct DataVisitor;
+
+impl<'de> Visitor<'de> for DataVisitor {
+    type Value = Data;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON/YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Data, E> {
+        Ok(Data::Null)
+    }
+    fn visit_none<E>(self) -> Result<Data, E> {
+        Ok(Data::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Data, D::Error> {
+        Data::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Data, E> {
+        Ok(Data::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Data, E> {
+        Ok(Data::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Data, E> {
+        Ok(i64::try_from(v).map_or(Data::Float(v as f64), Data::Int))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Data, E> {
+        Ok(i64::try_from(v).map_or(Data::Float(v as f64), Data::Int))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Data, E> {
+        Ok(i64::try_from(v).map_or(Data::Float(v as f64), Data::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Data, E> {
+        Ok(Data::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Data, E> {
+        Ok(Data::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Data, E> {
+        Ok(Data::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Data::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+        let mut entries: Vec<(String, Data)> = Vec::new();
+        while let Some(key) = map.next_key::<Data>()? {
+            let key = match key {
+                Data::String(s) => s,
+                Data::Int(i) => i.to_string(),
+                Data::Bool(b) => b.to_string(),
+                Data::Float(f) => f.to_string(),
+                Data::Null => "null".to_owned(),
+                _ => return Err(de::Error::custom("map keys must be scalars")),
+            };
+            let value = map.next_value()?;
+            entries.retain(|(k, _)| *k != key);
+            entries.push((key, value));
+        }
+        Ok(Data::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `starlark` enables serde_json's arbitrary_precision for the whole build; these
+    // round trips break if a serde_json::Value ever reaches the YAML serializer.
+    #[test]
+    fn numbers_survive_json_and_yaml_round_trips() {
+        let d = Data::from_json(r#"{"a": 1, "b": 1.5, "c": [true, null, "x"], "big": 12345678901234}"#)
+            .unwrap();
+        assert_eq!(d.get("a"), Some(&Data::Int(1)));
+        assert_eq!(d.get("b"), Some(&Data::Float(1.5)));
+        let yaml = d.to_yaml().unwrap();
+        assert!(yaml.contains("a: 1\n"), "{yaml}");
+        assert!(!yaml.contains("serde_json"), "{yaml}");
+        assert_eq!(Data::from_yaml(&yaml).unwrap(), d);
+        assert_eq!(d.to_json(), r#"{"a":1,"b":1.5,"c":[true,null,"x"],"big":12345678901234}"#);
+    }
+
+    #[test]
+    fn yaml_streams_skip_empty_documents_and_keep_key_order() {
+        let docs = Data::from_yaml_stream("---\nkind: A\nz: 1\na: 2\n---\n---\nkind: B\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        let keys: Vec<_> = docs[0].as_map().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["kind", "z", "a"]);
+    }
+
+    #[test]
+    fn invalid_yaml_is_an_error_with_a_position() {
+        let err = Data::from_yaml_stream("kind: [unclosed\n").unwrap_err();
+        assert!(err.contains("line") || err.contains(':'), "{err}");
+    }
+}

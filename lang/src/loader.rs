@@ -1,0 +1,299 @@
+//! Loading and evaluating Loopfiles and the modules they `load()`.
+//!
+//! Loading happens in two phases, as in Buck2: a file is parsed, the modules named
+//! by its `load()` statements are evaluated first (each once, cached frozen, with a
+//! cycle guard that prints the chain), then the file itself is evaluated with a
+//! loader that only hands out those frozen modules. `include()` evaluates another
+//! Loopfile the same way, in its own folder, into the same collection of
+//! declarations. Every file an evaluation touches is recorded, so a change to any
+//! of them can re-evaluate exactly the Loopfiles that depend on it.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use starlark::any::ProvidesStaticType;
+use starlark::environment::{FrozenModule, Globals, Module};
+use starlark::eval::{Evaluator, ReturnFileLoader};
+use starlark::syntax::{AstModule, Dialect, DialectTypes};
+use starlark::PrintHandler;
+
+use crate::diag::{Diagnostic, SourceMap};
+use crate::location::Location;
+use crate::model::LoopfileInfo;
+use crate::project::Project;
+
+/// The Starlark dialect of Loopfiles: Bazel/Tilt Starlark with type annotations.
+pub fn dialect() -> Dialect {
+    Dialect { enable_types: DialectTypes::Enable, enable_f_strings: true, ..Dialect::Extended }
+}
+
+/// Marker for a failed evaluation; the diagnostic is stored in the [`Loader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed;
+
+/// A line logged by `print()` or `warn()` during evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub file: String,
+    pub warning: bool,
+    pub text: String,
+}
+
+/// What the built-ins see of the file being evaluated (through `Evaluator::extra`).
+#[derive(ProvidesStaticType)]
+pub struct EvalEnv<'a> {
+    pub loader: &'a Loader,
+    /// The file whose top level is being evaluated.
+    pub file: PathBuf,
+    /// Its folder: relative paths given to built-ins resolve against it.
+    pub dir: PathBuf,
+}
+
+impl<'a> EvalEnv<'a> {
+    /// The environment of a running evaluation.
+    pub fn of<'e>(eval: &Evaluator<'_, 'e, '_>) -> anyhow::Result<&'e EvalEnv<'e>> {
+        eval.extra
+            .and_then(|extra| extra.downcast_ref::<EvalEnv>())
+            .ok_or_else(|| anyhow::anyhow!("internal error: built-in called outside a Loopfile evaluation"))
+    }
+
+    /// A built-in's path argument, resolved against this file's folder.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        self.loader.project.resolve_path(&self.dir, path)
+    }
+
+    /// A path as users see it (root-relative).
+    pub fn display(&self, path: &Path) -> String {
+        self.loader.project.display(path)
+    }
+}
+
+/// Evaluates Loopfiles and modules; one per evaluation of a composed graph.
+pub struct Loader {
+    pub project: Project,
+    globals: Globals,
+    dialect: Dialect,
+    /// The built-ins' own state (stdlib's declarations), reached through [`Loader::state`].
+    state: Box<dyn Any>,
+    modules: RefCell<HashMap<PathBuf, FrozenModule>>,
+    /// Files being evaluated, outermost first: the cycle guard.
+    stack: RefCell<Vec<PathBuf>>,
+    loopfiles: RefCell<Vec<PathBuf>>,
+    /// file -> files its evaluation loaded, read or watched.
+    reads: RefCell<BTreeMap<PathBuf, BTreeSet<PathBuf>>>,
+    sources: RefCell<SourceMap>,
+    failure: RefCell<Option<Diagnostic>>,
+    log: RefCell<Vec<LogLine>>,
+}
+
+/// What a finished evaluation leaves besides the built-ins' state.
+pub struct LoadReport {
+    pub loopfiles: Vec<LoopfileInfo>,
+    pub watched_files: Vec<String>,
+    pub sources: SourceMap,
+    pub log: Vec<LogLine>,
+}
+
+impl Loader {
+    pub fn new(project: Project, globals: Globals, state: Box<dyn Any>) -> Loader {
+        Loader {
+            project,
+            globals,
+            dialect: dialect(),
+            state,
+            modules: RefCell::default(),
+            stack: RefCell::default(),
+            loopfiles: RefCell::default(),
+            reads: RefCell::default(),
+            sources: RefCell::default(),
+            failure: RefCell::default(),
+            log: RefCell::default(),
+        }
+    }
+
+    /// The built-ins' state, as given to [`Loader::new`].
+    pub fn state<T: 'static>(&self) -> &T {
+        self.state.downcast_ref::<T>().expect("loader state has the type the stdlib created")
+    }
+
+    /// Evaluates a Loopfile into the shared declarations. A Loopfile already
+    /// evaluated (included twice, or named twice) is not evaluated again.
+    pub fn eval_loopfile(&self, path: &Path, requested_at: Option<&Location>) -> Result<(), Failed> {
+        if self.loopfiles.borrow().iter().any(|p| p == path) {
+            return Ok(());
+        }
+        self.loopfiles.borrow_mut().push(path.to_owned());
+        self.evaluate(path, requested_at, "include").map(drop).inspect_err(|_| {
+            if let Some(at) = requested_at {
+                self.add_note(format!("in {}, included from {at}", self.project.display(path)));
+            }
+        })
+    }
+
+    /// Evaluates a module for `load()` (cached: each file is evaluated once).
+    pub fn load_module(&self, path: &Path, requested_at: &Location) -> Result<FrozenModule, Failed> {
+        if let Some(module) = self.modules.borrow().get(path) {
+            return Ok(module.clone());
+        }
+        self.evaluate(path, Some(requested_at), "load").inspect_err(|_| {
+            self.add_note(format!("in {}, loaded from {requested_at}", self.project.display(path)));
+        })
+    }
+
+    /// Records that evaluating `reader` depended on `path` (a read or watched file).
+    pub fn record_read(&self, reader: &Path, path: &Path) {
+        self.reads.borrow_mut().entry(reader.to_owned()).or_default().insert(path.to_owned());
+    }
+
+    /// Stores a diagnostic as the failure of this evaluation (the first one wins:
+    /// it is the innermost) and returns the marker.
+    pub fn fail(&self, diag: Diagnostic) -> Failed {
+        let mut failure = self.failure.borrow_mut();
+        if failure.is_none() {
+            *failure = Some(diag);
+        }
+        Failed
+    }
+
+    /// The stored failure, if any.
+    pub fn take_failure(&self) -> Option<Diagnostic> {
+        self.failure.borrow_mut().take()
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failure.borrow().is_some()
+    }
+
+    fn add_note(&self, note: String) {
+        if let Some(diag) = self.failure.borrow_mut().as_mut() {
+            diag.notes.push(note);
+        }
+    }
+
+    pub fn warn(&self, file: &Path, text: String) {
+        let file = self.project.display(file);
+        self.log.borrow_mut().push(LogLine { file, warning: true, text });
+    }
+
+    /// The sources of every file evaluated so far.
+    pub fn sources(&self) -> SourceMap {
+        self.sources.borrow().clone()
+    }
+
+    fn evaluate(&self, path: &Path, requested_at: Option<&Location>, verb: &str) -> Result<FrozenModule, Failed> {
+        let display = self.project.display(path);
+        if let Some(start) = self.stack.borrow().iter().position(|p| p == path) {
+            let chain: Vec<String> =
+                self.stack.borrow()[start..].iter().map(|p| self.project.display(p)).collect();
+            return Err(self.fail(
+                Diagnostic::new(format!("{verb} cycle: {} -> {display}", chain.join(" -> ")))
+                    .at_opt(requested_at.cloned(), "this closes the cycle")
+                    .help("move what both files need into a third module that neither loads"),
+            ));
+        }
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(err) => {
+                let what = if path.is_dir() { "is a folder, not a file".to_owned() } else { err.to_string() };
+                let mut diag = Diagnostic::new(format!("cannot {verb} `{display}`: {what}"))
+                    .at_opt(requested_at.cloned(), "requested here");
+                if requested_at.is_some() {
+                    diag = diag.help("paths are relative to the file that asks; `//` starts at the project root");
+                }
+                return Err(self.fail(diag));
+            }
+        };
+        let source: Arc<str> = source.into();
+        self.sources.borrow_mut().insert(&display, source.clone());
+        let ast = AstModule::parse(&display, source.to_string(), &self.dialect)
+            .map_err(|e| self.fail(Diagnostic::from_starlark(&e)))?;
+        self.stack.borrow_mut().push(path.to_owned());
+        let result = self.evaluate_ast(path, &display, ast);
+        self.stack.borrow_mut().pop();
+        let module = result?;
+        self.modules.borrow_mut().insert(path.to_owned(), module.clone());
+        Ok(module)
+    }
+
+    fn evaluate_ast(&self, path: &Path, display: &str, ast: AstModule) -> Result<FrozenModule, Failed> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
+        for load in ast.loads() {
+            let at = Location::from_span(&load.span);
+            let target = self.project.resolve_module(&dir, load.module_id).map_err(|msg| {
+                self.fail(Diagnostic::new(format!("cannot load `{}`: {msg}", load.module_id)).at(at.clone(), ""))
+            })?;
+            self.record_read(path, &target);
+            loaded.push((load.module_id.to_owned(), self.load_module(&target, &at)?));
+        }
+        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let file_loader = ReturnFileLoader { modules: &modules };
+        let env = EvalEnv { loader: self, file: path.to_owned(), dir };
+        let printer = LogPrinter { loader: self, file: display.to_owned() };
+        Module::with_temp_heap(|module| {
+            let result = {
+                let mut eval = Evaluator::new(&module);
+                eval.set_loader(&file_loader);
+                eval.set_print_handler(&printer);
+                eval.extra = Some(&env);
+                eval.eval_module(ast, &self.globals)
+            };
+            match result {
+                Err(err) => Err(self.fail(Diagnostic::from_starlark(&err))),
+                Ok(_) => module
+                    .freeze()
+                    .map_err(|err| self.fail(Diagnostic::new(format!("cannot freeze {display}: {err:?}")))),
+            }
+        })
+    }
+
+    /// The files each Loopfile depends on, and all watched files.
+    pub fn finish(self) -> (Box<dyn Any>, LoadReport) {
+        let reads = self.reads.into_inner();
+        let loopfiles = self.loopfiles.into_inner();
+        let mut watched = BTreeSet::new();
+        let infos = loopfiles
+            .iter()
+            .map(|lf| {
+                let mut seen = BTreeSet::from([lf.clone()]);
+                let mut todo = vec![lf.clone()];
+                while let Some(file) = todo.pop() {
+                    for next in reads.get(&file).into_iter().flatten() {
+                        if seen.insert(next.clone()) {
+                            todo.push(next.clone());
+                        }
+                    }
+                }
+                watched.extend(seen.iter().cloned());
+                LoopfileInfo {
+                    path: self.project.display(lf),
+                    depends_on: seen.iter().map(|p| self.project.display(p)).collect(),
+                }
+            })
+            .collect();
+        let report = LoadReport {
+            loopfiles: infos,
+            watched_files: watched.iter().map(|p| self.project.display(p)).collect(),
+            sources: self.sources.into_inner(),
+            log: self.log.into_inner(),
+        };
+        (self.state, report)
+    }
+}
+
+/// Sends `print()` to the evaluation log instead of stdout.
+struct LogPrinter<'a> {
+    loader: &'a Loader,
+    file: String,
+}
+
+impl PrintHandler for LogPrinter<'_> {
+    fn println(&self, text: &str) -> starlark::Result<()> {
+        let line = LogLine { file: self.file.clone(), warning: false, text: text.to_owned() };
+        self.loader.log.borrow_mut().push(line);
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! The plain-data model that evaluating Loopfiles produces.
+//!
+//! The engine reads only these types, never Starlark values. Paths in the model
+//! are root-relative with `/` separators when inside the project root, absolute
+//! otherwise. The JSON form (`loop graph --format json`) is the serde form of
+//! [`Manifest`] and is documented in README.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+
+use crate::data::Data;
+use crate::location::Location;
+
+/// Everything a composed set of Loopfiles declares.
+#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+pub struct Manifest {
+    pub resources: Vec<Resource>,
+    pub images: Vec<Image>,
+    /// Every file whose change re-evaluates the Loopfiles: the Loopfiles themselves,
+    /// loaded modules, and files read or watched during evaluation.
+    pub watched_files: Vec<String>,
+    /// The Loopfiles evaluated, each with the files its evaluation depends on.
+    pub loopfiles: Vec<LoopfileInfo>,
+    pub settings: Settings,
+}
+
+impl Manifest {
+    pub fn resource(&self, name: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+
+    pub fn image(&self, image_ref: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.image_ref == image_ref)
+    }
+}
+
+/// A Loopfile that was evaluated, and what its evaluation read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoopfileInfo {
+    pub path: String,
+    /// Files whose change re-evaluates this Loopfile (itself included).
+    pub depends_on: Vec<String>,
+}
+
+/// What a resource runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// `local_resource`: commands on this machine.
+    Local,
+    /// A Kubernetes workload and the objects attached to it.
+    K8s,
+    /// Kubernetes objects that belong to no workload.
+    K8sUncategorized,
+}
+
+/// When a resource updates after its files change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerMode {
+    #[default]
+    Auto,
+    /// Only when triggered by hand.
+    Manual,
+}
+
+/// One node of the graph.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Resource {
+    pub name: String,
+    pub kind: ResourceKind,
+    pub labels: Vec<String>,
+    /// Ordering edges: start after these are ready.
+    pub resource_deps: Vec<String>,
+    /// Data edges: re-run whenever one of these re-runs (and start after it).
+    pub data_deps: Vec<String>,
+    /// Files and globs whose change re-runs this resource.
+    pub deps: Vec<String>,
+    /// Gitignore-style patterns excluded from `deps`.
+    pub ignore: Vec<String>,
+    pub defined_at: Location,
+    pub cmd: Option<Cmd>,
+    pub serve_cmd: Option<Cmd>,
+    /// Image refs this resource deploys (data edges from those images).
+    pub images: Vec<String>,
+    pub objects: Vec<ObjectRef>,
+    /// The folder the Loopfile that declared it lives in (root-relative).
+    pub dir: String,
+    pub cmd_dir: String,
+    pub serve_dir: String,
+    pub env: BTreeMap<String, String>,
+    pub serve_env: BTreeMap<String, String>,
+    pub readiness_probe: Option<Probe>,
+    pub auto_init: bool,
+    pub trigger_mode: TriggerMode,
+    pub allow_parallel: bool,
+    pub links: Vec<Link>,
+    pub port_forwards: Vec<PortForward>,
+    pub extra_pod_selectors: Vec<BTreeMap<String, String>>,
+    pub live_update: Vec<LiveUpdateStep>,
+}
+
+/// A command: a shell string (`sh -c`) or an argv list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl Cmd {
+    /// The argv to execute.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Cmd::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+            Cmd::Argv(v) => v.clone(),
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Cmd::Shell(s) => s.clone(),
+            Cmd::Argv(v) => v.join(" "),
+        }
+    }
+}
+
+impl Serialize for Cmd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cmd::Shell(text) => s.serialize_str(text),
+            Cmd::Argv(argv) => argv.serialize(s),
+        }
+    }
+}
+
+/// A Kubernetes object declared through `k8s_yaml`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub defined_at: Location,
+    /// The full object, as declared.
+    #[serde(skip)]
+    pub body: Data,
+}
+
+/// A readiness probe (Tilt's `probe()`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Probe {
+    pub initial_delay_secs: f64,
+    pub period_secs: f64,
+    pub timeout_secs: f64,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    pub action: ProbeAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProbeAction {
+    Http { scheme: String, host: String, port: u16, path: String },
+    Tcp { host: String, port: u16 },
+    Exec { command: Vec<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Link {
+    pub url: String,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PortForward {
+    pub local_port: u16,
+    pub container_port: u16,
+    pub host: String,
+    pub name: Option<String>,
+}
+
+/// One step of a live update.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum LiveUpdateStep {
+    /// Copy files under `local` (root-relative) to `remote`.
+    Sync { local: String, remote: String },
+    /// Run a command in the target; only when a changed file matches `trigger` (if any).
+    Run { cmd: Cmd, trigger: Vec<String> },
+    RestartContainer,
+    /// A change to any of these forces a full rebuild.
+    FallBackOn { paths: Vec<String> },
+    /// Sync everything once when the target first starts.
+    InitialSync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageKind {
+    Docker,
+    Custom,
+}
+
+/// An image built by `docker_build` or `custom_build`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Image {
+    #[serde(rename = "ref")]
+    pub image_ref: String,
+    pub kind: ImageKind,
+    /// Files whose change rebuilds the image (the context, or `deps`).
+    pub deps: Vec<String>,
+    pub ignore: Vec<String>,
+    pub live_update: Vec<LiveUpdateStep>,
+    pub defined_at: Location,
+    /// docker_build: context folder, Dockerfile, build args, `only`, target stage.
+    pub context: Option<String>,
+    pub dockerfile: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub only: Vec<String>,
+    pub target: Option<String>,
+    /// custom_build: the build command (run with `EXPECTED_REF` set), and its options.
+    pub command: Option<Cmd>,
+    pub command_dir: String,
+    pub tag: Option<String>,
+    pub skips_local_docker: bool,
+    pub disable_push: bool,
+    pub match_in_env_vars: bool,
+}
+
+/// Settings declared by Loopfile calls.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Settings {
+    pub max_parallel_updates: u32,
+    /// Gitignore-style patterns never watched (`watch_settings(ignore=...)`).
+    pub watch_ignore: Vec<String>,
+    pub allowed_k8s_contexts: Vec<String>,
+    pub default_registry: Option<String>,
+    /// `config.set_enabled_resources`; `None` means all.
+    pub enabled_resources: Option<Vec<String>>,
+    pub k8s_namespace: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_parallel_updates: 3,
+            watch_ignore: Vec::new(),
+            allowed_k8s_contexts: Vec::new(),
+            default_registry: None,
+            enabled_resources: None,
+            k8s_namespace: None,
+        }
+    }
+}
