@@ -122,10 +122,13 @@ impl Loader {
     /// Evaluates a Loopfile into the shared declarations. A Loopfile already
     /// evaluated (included twice, or named twice) is not evaluated again.
     pub fn eval_loopfile(&self, path: &Path, requested_at: Option<&Location>) -> Result<(), Failed> {
-        if self.loopfiles.borrow().iter().any(|p| p == path) {
+        let on_stack = self.stack.borrow().iter().any(|p| p == path);
+        if !on_stack && self.loopfiles.borrow().iter().any(|p| p == path) {
             return Ok(());
         }
-        self.loopfiles.borrow_mut().push(path.to_owned());
+        if !on_stack {
+            self.loopfiles.borrow_mut().push(path.to_owned());
+        }
         self.evaluate(path, requested_at, "include").map(drop).inspect_err(|_| {
             if let Some(at) = requested_at {
                 self.add_note(format!("in {}, included from {at}", self.project.display(path)));
@@ -173,9 +176,10 @@ impl Loader {
         }
     }
 
-    pub fn warn(&self, file: &Path, text: String) {
+    /// Adds a line to the evaluation log (`print`, `warn`, `local` output).
+    pub fn log(&self, file: &Path, warning: bool, text: String) {
         let file = self.project.display(file);
-        self.log.borrow_mut().push(LogLine { file, warning: true, text });
+        self.log.borrow_mut().push(LogLine { file, warning, text });
     }
 
     /// The sources of every file evaluated so far.

@@ -1,0 +1,394 @@
+//! Turns the raw declarations into a [`Manifest`]: Kubernetes objects grouped into
+//! one resource per workload, `k8s_resource` applied, images linked to the
+//! workloads that use them, and resource names checked for clashes.
+
+use std::collections::BTreeMap;
+
+use loop_lang::data::Data;
+use loop_lang::model::{Image, Manifest, ObjectRef, Resource, ResourceKind};
+use loop_lang::{Diagnostic, Location};
+
+use crate::decls::{Declarations, K8sResourceDecl};
+
+/// Kinds whose objects run pods, and so become resources of their own.
+const WORKLOAD_KINDS: &[&str] =
+    &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod"];
+
+/// The name of the resource that holds objects belonging to no workload.
+pub const UNCATEGORIZED: &str = "uncategorized";
+
+/// Builds the Manifest (without the loader's file lists, which the caller adds).
+pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
+    let Declarations { local_resources, objects, k8s_resources, images, settings, .. } = decls;
+    let objects = to_objects(objects)?;
+    let mut k8s = group_objects(&objects);
+    let mut uncategorized: Vec<ObjectRef> = k8s.unattached;
+    for decl in &k8s_resources {
+        apply_k8s_resource(decl, &mut k8s.resources, &mut uncategorized, &local_resources)?;
+    }
+    for resource in &mut k8s.resources {
+        resource.images = images_used(resource, &images);
+    }
+    let mut resources = local_resources;
+    resources.extend(k8s.resources);
+    if let Some(first) = uncategorized.first() {
+        let mut resource = k8s_resource_named(UNCATEGORIZED, first.defined_at.clone());
+        resource.kind = ResourceKind::K8sUncategorized;
+        resource.objects = uncategorized;
+        resources.push(resource);
+    }
+    check_unique_names(&resources)?;
+    Ok(Manifest { resources, images, settings, ..Manifest::default() })
+}
+
+fn to_objects(decls: Vec<crate::decls::ObjectDecl>) -> Result<Vec<(ObjectRef, bool)>, Diagnostic> {
+    let mut objects: Vec<(ObjectRef, bool)> = Vec::new();
+    for decl in decls {
+        let text = |path: &[&str]| decl.body.path(path).and_then(Data::as_str).map(str::to_owned);
+        let object = ObjectRef {
+            api_version: text(&["apiVersion"]).unwrap_or_default(),
+            kind: text(&["kind"]).unwrap_or_default(),
+            name: text(&["metadata", "name"]).unwrap_or_default(),
+            namespace: text(&["metadata", "namespace"]),
+            defined_at: decl.defined_at,
+            body: decl.body,
+        };
+        let same = |o: &ObjectRef| o.kind == object.kind && o.name == object.name && o.namespace == object.namespace;
+        if let Some((previous, allowed)) = objects.iter().find(|(o, _)| same(o)) {
+            if !(decl.allow_duplicates || *allowed) {
+                return Err(Diagnostic::new(format!(
+                    "Kubernetes object {}/{} is declared twice",
+                    object.kind, object.name
+                ))
+                .at(object.defined_at.clone(), "declared again here")
+                .at(previous.defined_at.clone(), "first declared here")
+                .help("remove one of them, or pass allow_duplicates=True to k8s_yaml"));
+            }
+            continue;
+        }
+        objects.push((object, decl.allow_duplicates));
+    }
+    Ok(objects)
+}
+
+struct Grouped {
+    resources: Vec<Resource>,
+    unattached: Vec<ObjectRef>,
+}
+
+fn is_workload(o: &ObjectRef) -> bool {
+    WORKLOAD_KINDS.contains(&o.kind.as_str()) || o.body.path(&["spec", "template", "spec", "containers"]).is_some()
+}
+
+/// The pod spec of a workload object.
+fn pod_spec(o: &ObjectRef) -> Option<&Data> {
+    match o.kind.as_str() {
+        "Pod" => o.body.get("spec"),
+        "CronJob" => o.body.path(&["spec", "jobTemplate", "spec", "template", "spec"]),
+        _ => o.body.path(&["spec", "template", "spec"]),
+    }
+}
+
+/// The labels of the pods a workload creates.
+fn pod_labels(o: &ObjectRef) -> Option<&Data> {
+    match o.kind.as_str() {
+        "Pod" => o.body.path(&["metadata", "labels"]),
+        "CronJob" => o.body.path(&["spec", "jobTemplate", "spec", "template", "metadata", "labels"]),
+        _ => o.body.path(&["spec", "template", "metadata", "labels"]),
+    }
+}
+
+/// `(kind, name)` of every ConfigMap, Secret, PVC and ServiceAccount a pod spec names.
+fn referenced_objects(spec: &Data, out: &mut Vec<(&'static str, String)>) {
+    let name_of = |d: &Data, key: &str| d.get(key).and_then(Data::as_str).map(str::to_owned);
+    match spec {
+        Data::Map(entries) => {
+            for (key, value) in entries {
+                let found = match key.as_str() {
+                    "configMap" | "configMapRef" | "configMapKeyRef" => name_of(value, "name").map(|n| ("ConfigMap", n)),
+                    "secret" => name_of(value, "secretName").or_else(|| name_of(value, "name")).map(|n| ("Secret", n)),
+                    "secretRef" | "secretKeyRef" => name_of(value, "name").map(|n| ("Secret", n)),
+                    "persistentVolumeClaim" => name_of(value, "claimName").map(|n| ("PersistentVolumeClaim", n)),
+                    "serviceAccountName" => value.as_str().map(|n| ("ServiceAccount", n.to_owned())),
+                    _ => None,
+                };
+                out.extend(found);
+                referenced_objects(value, out);
+            }
+        }
+        Data::List(items) => items.iter().for_each(|i| referenced_objects(i, out)),
+        _ => {}
+    }
+}
+
+fn selects(selector: &Data, labels: Option<&Data>) -> bool {
+    let selector = selector.as_map();
+    !selector.is_empty() && labels.is_some_and(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+fn k8s_resource_named(name: &str, defined_at: Location) -> Resource {
+    let dir = defined_at.file.rsplit_once('/').map_or(".", |(d, _)| d).to_owned();
+    Resource {
+        name: name.to_owned(),
+        kind: ResourceKind::K8s,
+        labels: Vec::new(),
+        resource_deps: Vec::new(),
+        data_deps: Vec::new(),
+        deps: Vec::new(),
+        ignore: Vec::new(),
+        defined_at,
+        cmd: None,
+        serve_cmd: None,
+        images: Vec::new(),
+        objects: Vec::new(),
+        cmd_dir: dir.clone(),
+        serve_dir: dir.clone(),
+        dir,
+        env: BTreeMap::new(),
+        serve_env: BTreeMap::new(),
+        readiness_probe: None,
+        auto_init: true,
+        trigger_mode: Default::default(),
+        allow_parallel: false,
+        links: Vec::new(),
+        port_forwards: Vec::new(),
+        extra_pod_selectors: Vec::new(),
+        live_update: Vec::new(),
+    }
+}
+
+/// Names workloads by object name, adding `:kind` then `:namespace` where names clash.
+fn workload_names(workloads: &[&ObjectRef]) -> Vec<String> {
+    let count = |f: &dyn Fn(&ObjectRef) -> String, key: &str| workloads.iter().filter(|o| f(o) == key).count();
+    let short = |o: &ObjectRef| o.name.clone();
+    let with_kind = |o: &ObjectRef| format!("{}:{}", o.name, o.kind.to_lowercase());
+    let full = |o: &ObjectRef| format!("{}:{}", with_kind(o), o.namespace.as_deref().unwrap_or("default"));
+    workloads
+        .iter()
+        .map(|o| {
+            if count(&short, &short(o)) == 1 {
+                short(o)
+            } else if count(&with_kind, &with_kind(o)) == 1 {
+                with_kind(o)
+            } else {
+                full(o)
+            }
+        })
+        .collect()
+}
+
+fn group_objects(objects: &[(ObjectRef, bool)]) -> Grouped {
+    let workloads: Vec<&ObjectRef> = objects.iter().map(|(o, _)| o).filter(|o| is_workload(o)).collect();
+    let names = workload_names(&workloads);
+    let mut resources: Vec<Resource> = workloads
+        .iter()
+        .zip(&names)
+        .map(|(o, name)| {
+            let mut r = k8s_resource_named(name, o.defined_at.clone());
+            r.objects.push((*o).clone());
+            r
+        })
+        .collect();
+    let mut unattached = Vec::new();
+    for (object, _) in objects.iter().filter(|(o, _)| !is_workload(o)) {
+        let same_ns = |w: &ObjectRef| w.namespace == object.namespace;
+        let owner = workloads.iter().position(|w| {
+            same_ns(w)
+                && if object.kind == "Service" {
+                    object.body.path(&["spec", "selector"]).is_some_and(|s| selects(s, pod_labels(w)))
+                } else {
+                    let mut refs = Vec::new();
+                    if let Some(spec) = pod_spec(w) {
+                        referenced_objects(spec, &mut refs);
+                    }
+                    refs.iter().any(|(kind, name)| *kind == object.kind && *name == object.name)
+                }
+        });
+        match owner {
+            Some(i) => resources[i].objects.push(object.clone()),
+            None => unattached.push(object.clone()),
+        }
+    }
+    Grouped { resources, unattached }
+}
+
+/// Whether a `k8s_resource(objects=[...])` selector (`name`, `name:kind` or
+/// `name:kind:namespace`, kind case-insensitive) names this object.
+fn selector_matches(selector: &str, o: &ObjectRef) -> bool {
+    let mut parts = selector.split(':');
+    let name = parts.next().unwrap_or_default();
+    let kind = parts.next();
+    let namespace = parts.next();
+    name == o.name
+        && kind.is_none_or(|k| k.eq_ignore_ascii_case(&o.kind))
+        && namespace.is_none_or(|n| Some(n) == o.namespace.as_deref() || (n == "default" && o.namespace.is_none()))
+}
+
+fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (strsim::jaro_winkler(wanted, n), n))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
+fn apply_k8s_resource(
+    decl: &K8sResourceDecl,
+    resources: &mut Vec<Resource>,
+    uncategorized: &mut Vec<ObjectRef>,
+    locals: &[Resource],
+) -> Result<(), Diagnostic> {
+    // Claim the named objects first, from wherever grouping put them.
+    let mut claimed = Vec::new();
+    for selector in &decl.objects {
+        let mut found = false;
+        if let Some(i) = uncategorized.iter().position(|o| selector_matches(selector, o)) {
+            claimed.push(uncategorized.remove(i));
+            found = true;
+        }
+        for r in resources.iter_mut() {
+            if let Some(i) = r.objects.iter().skip(1).position(|o| selector_matches(selector, o)) {
+                claimed.push(r.objects.remove(i + 1));
+                found = true;
+            }
+        }
+        if !found {
+            let all: Vec<String> = uncategorized
+                .iter()
+                .chain(resources.iter().flat_map(|r| r.objects.iter().skip(1)))
+                .map(|o| format!("{}:{}", o.name, o.kind.to_lowercase()))
+                .collect();
+            let mut diag = Diagnostic::new(format!("k8s_resource: no non-workload object matches {selector:?}"))
+                .at(decl.defined_at.clone(), "");
+            diag = match closest(selector, all.iter().map(String::as_str)) {
+                Some(c) => diag.help(format!("did you mean {c:?}?")),
+                None if all.is_empty() => diag.help("no ConfigMap, Service or other non-workload object was declared with k8s_yaml"),
+                None => diag.help(format!("selectors look like \"name\" or \"name:kind\"; declared: {}", all.join(", "))),
+            };
+            return Err(diag);
+        }
+    }
+    let index = if decl.workload.is_empty() {
+        let mut r = k8s_resource_named(decl.new_name.as_deref().unwrap_or_default(), decl.defined_at.clone());
+        r.objects.clear();
+        resources.push(r);
+        resources.len() - 1
+    } else {
+        match resources.iter().position(|r| r.name == decl.workload) {
+            Some(i) => i,
+            None => {
+                let mut diag = Diagnostic::new(format!("k8s_resource: no Kubernetes workload named {:?}", decl.workload))
+                    .at(decl.defined_at.clone(), "");
+                if locals.iter().any(|l| l.name == decl.workload) {
+                    diag = diag.help(format!("{:?} is a local_resource; k8s_resource configures workloads from k8s_yaml", decl.workload));
+                } else if let Some(c) = closest(&decl.workload, resources.iter().map(|r| r.name.as_str())) {
+                    diag = diag.help(format!("did you mean {c:?}?"));
+                } else if resources.is_empty() {
+                    diag = diag.help("declare the workload with k8s_yaml first");
+                } else {
+                    let names: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+                    diag = diag.help(format!("workloads are: {}", names.join(", ")));
+                }
+                return Err(diag);
+            }
+        }
+    };
+    let r = &mut resources[index];
+    r.objects.extend(claimed);
+    if let Some(name) = &decl.new_name {
+        r.name = name.clone();
+    }
+    r.port_forwards.extend(decl.port_forwards.iter().cloned());
+    r.extra_pod_selectors.extend(decl.extra_pod_selectors.iter().cloned());
+    r.resource_deps.extend(decl.resource_deps.iter().cloned());
+    r.data_deps.extend(decl.data_deps.iter().cloned());
+    r.links.extend(decl.links.iter().cloned());
+    r.labels.extend(decl.labels.iter().cloned());
+    if let Some(mode) = decl.trigger_mode {
+        r.trigger_mode = mode;
+    }
+    if let Some(auto_init) = decl.auto_init {
+        r.auto_init = auto_init;
+    }
+    Ok(())
+}
+
+/// An image reference without its tag or digest.
+pub fn image_name(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match (image.rfind(':'), image.rfind('/')) {
+        (Some(colon), slash) if slash.is_none_or(|s| colon > s) => &image[..colon],
+        _ => image,
+    }
+}
+
+fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
+    let mut container_images = Vec::new();
+    let mut env_values = Vec::new();
+    for object in &resource.objects {
+        let Some(spec) = pod_spec(object) else { continue };
+        for list in ["containers", "initContainers"] {
+            for container in spec.get(list).map(Data::as_list).unwrap_or_default() {
+                if let Some(image) = container.get("image").and_then(Data::as_str) {
+                    container_images.push(image_name(image).to_owned());
+                }
+                for var in container.get("env").map(Data::as_list).unwrap_or_default() {
+                    if let Some(value) = var.get("value").and_then(Data::as_str) {
+                        env_values.push(image_name(value).to_owned());
+                    }
+                }
+            }
+        }
+    }
+    images
+        .iter()
+        .filter(|image| {
+            let name = image_name(&image.image_ref);
+            container_images.iter().any(|c| c == name) || (image.match_in_env_vars && env_values.iter().any(|v| v == name))
+        })
+        .map(|image| image.image_ref.clone())
+        .collect()
+}
+
+fn check_unique_names(resources: &[Resource]) -> Result<(), Diagnostic> {
+    let mut seen: BTreeMap<&str, &Resource> = BTreeMap::new();
+    for r in resources {
+        if let Some(first) = seen.insert(&r.name, r) {
+            return Err(Diagnostic::new(format!("resource name {:?} is used twice", r.name))
+                .at(r.defined_at.clone(), "declared again here")
+                .at(first.defined_at.clone(), "first declared here")
+                .help("resource names must be unique across all composed Loopfiles; rename one (k8s_resource(new_name=...) renames a workload)"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_drop_tags_and_digests_but_not_ports() {
+        assert_eq!(image_name("app"), "app");
+        assert_eq!(image_name("app:1.2"), "app");
+        assert_eq!(image_name("localhost:5000/app"), "localhost:5000/app");
+        assert_eq!(image_name("localhost:5000/app:dev@sha256:abc"), "localhost:5000/app");
+    }
+
+    #[test]
+    fn selectors_match_name_kind_namespace() {
+        let o = ObjectRef {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "cfg".into(),
+            namespace: None,
+            defined_at: Location::default(),
+            body: Data::Null,
+        };
+        assert!(selector_matches("cfg", &o));
+        assert!(selector_matches("cfg:configmap", &o));
+        assert!(selector_matches("cfg:ConfigMap:default", &o));
+        assert!(!selector_matches("cfg:secret", &o));
+        assert!(!selector_matches("other", &o));
+    }
+}

@@ -1,0 +1,230 @@
+//! Reading files and running commands during evaluation, and JSON/YAML codecs.
+//! Every file read here is recorded, so that its change re-evaluates the Loopfile.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context};
+use loop_lang::data::Data;
+use loop_lang::EvalEnv;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::list::AllocList;
+use starlark::values::none::NoneType;
+use starlark::values::{Heap, Value};
+
+use crate::values::{self, from_data, list_items, string_map, text_of, to_data, Arg, Blob, NONE};
+
+/// Reads a file for a built-in, recording it; `default` answers for a missing file.
+fn read<'v>(env: &EvalEnv, function: &str, path: &str, default: Option<Value<'v>>) -> anyhow::Result<Result<String, Value<'v>>> {
+    let file = env.resolve(path);
+    env.loader.record_read(&env.file, &file);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(Ok(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => match default {
+            Some(d) => Ok(Err(d)),
+            None => bail!("{function}: {} does not exist (pass default=... to allow that)", env.display(&file)),
+        },
+        Err(err) => bail!("{function}: cannot read {}: {err}", env.display(&file)),
+    }
+}
+
+fn parse_json(function: &str, origin: &str, text: &str) -> anyhow::Result<Data> {
+    Data::from_json(text).map_err(|e| anyhow!("{function}: invalid JSON in {origin}: {e}"))
+}
+
+fn parse_yaml(function: &str, origin: &str, text: &str) -> anyhow::Result<Data> {
+    Data::from_yaml(text).map_err(|e| anyhow!("{function}: invalid YAML in {origin}: {e}"))
+}
+
+fn parse_yaml_stream(function: &str, origin: &str, text: &str) -> anyhow::Result<Vec<Data>> {
+    Data::from_yaml_stream(text).map_err(|e| anyhow!("{function}: invalid YAML in {origin}: {e}"))
+}
+
+fn text_arg(function: &str, v: Value) -> anyhow::Result<String> {
+    text_of(v).ok_or_else(|| anyhow!("{function}: expected a string or blob, got {}", values::describe(v)))
+}
+
+fn list_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            if recursive {
+                list_files(&path, true, out)?;
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[starlark_module]
+pub fn file_builtins(builder: &mut GlobalsBuilder) {
+    /// The contents of a file as a blob (the file is watched).
+    fn read_file<'v>(
+        #[starlark(require = pos)] path: &str,
+        default: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        Ok(match read(env, "read_file", path, default)? {
+            Ok(text) => eval.heap().alloc(Blob(text)),
+            Err(default) => default,
+        })
+    }
+
+    /// A JSON file, decoded (the file is watched).
+    fn read_json<'v>(
+        #[starlark(require = pos)] path: &str,
+        default: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        Ok(match read(env, "read_json", path, default)? {
+            Ok(text) => from_data(&parse_json("read_json", path, &text)?, eval.heap()),
+            Err(default) => default,
+        })
+    }
+
+    /// A YAML file holding one document, decoded (the file is watched).
+    fn read_yaml<'v>(
+        #[starlark(require = pos)] path: &str,
+        default: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        Ok(match read(env, "read_yaml", path, default)? {
+            Ok(text) => from_data(&parse_yaml("read_yaml", path, &text)?, eval.heap()),
+            Err(default) => default,
+        })
+    }
+
+    /// A YAML file of several documents, as a list (the file is watched).
+    fn read_yaml_stream<'v>(
+        #[starlark(require = pos)] path: &str,
+        default: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        Ok(match read(env, "read_yaml_stream", path, default)? {
+            Ok(text) => from_data(&Data::List(parse_yaml_stream("read_yaml_stream", path, &text)?), eval.heap()),
+            Err(default) => default,
+        })
+    }
+
+    fn encode_json<'v>(#[starlark(require = pos)] obj: Value<'v>) -> anyhow::Result<String> {
+        Ok(to_data(obj).context("encode_json")?.to_json_pretty())
+    }
+
+    fn decode_json<'v>(#[starlark(require = pos)] json: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        let text = text_arg("decode_json", json)?;
+        Ok(from_data(&parse_json("decode_json", "the argument", &text)?, heap))
+    }
+
+    fn encode_yaml<'v>(#[starlark(require = pos)] obj: Value<'v>) -> anyhow::Result<Blob> {
+        let data = to_data(obj).context("encode_yaml")?;
+        Ok(Blob(data.to_yaml().map_err(|e| anyhow!("encode_yaml: {e}"))?))
+    }
+
+    fn decode_yaml<'v>(#[starlark(require = pos)] yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        let text = text_arg("decode_yaml", yaml)?;
+        Ok(from_data(&parse_yaml("decode_yaml", "the argument", &text)?, heap))
+    }
+
+    fn encode_yaml_stream<'v>(#[starlark(require = pos)] objs: Value<'v>) -> anyhow::Result<Blob> {
+        let items = list_items(objs).ok_or_else(|| anyhow!("encode_yaml_stream: expected a list, got {}", values::describe(objs)))?;
+        let docs = items.into_iter().map(to_data).collect::<anyhow::Result<Vec<_>>>().context("encode_yaml_stream")?;
+        Ok(Blob(Data::to_yaml_stream(&docs).map_err(|e| anyhow!("encode_yaml_stream: {e}"))?))
+    }
+
+    fn decode_yaml_stream<'v>(#[starlark(require = pos)] yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        let text = text_arg("decode_yaml_stream", yaml)?;
+        Ok(from_data(&Data::List(parse_yaml_stream("decode_yaml_stream", "the argument", &text)?), heap))
+    }
+
+    /// Text as a blob (what `k8s_yaml` takes as content rather than a file name).
+    fn blob<'v>(#[starlark(require = pos)] text: &str) -> anyhow::Result<Blob> {
+        Ok(Blob(text.to_owned()))
+    }
+
+    /// The files in a folder (absolute paths, sorted); the folder is watched.
+    fn listdir<'v>(
+        #[starlark(require = pos)] directory: &str,
+        #[starlark(default = false)] recursive: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        let dir = env.resolve(directory);
+        env.loader.record_read(&env.file, &dir);
+        let mut files = Vec::new();
+        list_files(&dir, recursive, &mut files).with_context(|| format!("listdir: cannot list {}", env.display(&dir)))?;
+        let heap = eval.heap();
+        Ok(heap.alloc(AllocList(files.iter().map(|f| heap.alloc(f.to_string_lossy().as_ref())))))
+    }
+
+    /// Re-evaluates the Loopfile when this file or folder changes.
+    fn watch_file<'v>(#[starlark(require = pos)] path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let env = EvalEnv::of(eval)?;
+        env.loader.record_read(&env.file, &env.resolve(path));
+        Ok(NONE)
+    }
+
+    /// Runs a command now, during evaluation, and returns its standard output as a blob.
+    /// Fails (with the exit code and standard error) when the command fails.
+    fn local<'v>(
+        #[starlark(require = pos)] command: Value<'v>,
+        #[starlark(default = false)] quiet: bool,
+        #[starlark(default = "")] command_bat: &str,
+        #[starlark(default = false)] echo_off: bool,
+        env: Option<Value<'v>>,
+        dir: Option<Value<'v>>,
+        stdin: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Blob> {
+        const F: &str = "local";
+        let _ = command_bat;
+        let a = |name| Arg { function: F, name };
+        let eval_env = EvalEnv::of(eval)?;
+        let cmd = super::local::command(a("command"), Some(command))?.ok_or_else(|| anyhow!("local: the command is empty"))?;
+        let workdir = match values::opt_string(a("dir"), dir)? {
+            Some(d) => eval_env.resolve(&d),
+            None => eval_env.dir.clone(),
+        };
+        let input = match stdin.filter(|v| !v.is_none()) {
+            Some(v) => Some(text_arg("local: argument `stdin`", v)?),
+            None => None,
+        };
+        let argv = cmd.argv();
+        if !echo_off {
+            eval_env.loader.log(&eval_env.file, false, format!("local: {}", cmd.display()));
+        }
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&workdir)
+            .envs(string_map(a("env"), env)?)
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("local: cannot run `{}` in {}", argv[0], eval_env.display(&workdir)))?;
+        if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
+            std::thread::spawn(move || std::io::Write::write_all(&mut pipe, text.as_bytes()));
+        }
+        let output = child.wait_with_output().context("local: waiting for the command")?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            let code = output.status.code().map_or("a signal".to_owned(), |c| format!("code {c}"));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            bail!("local: command `{}` failed with {code}\nstderr:\n{}", cmd.display(), stderr.trim_end());
+        }
+        if !quiet && !echo_off && !stdout.trim().is_empty() {
+            eval_env.loader.log(&eval_env.file, false, stdout.trim_end().to_owned());
+        }
+        Ok(Blob(stdout))
+    }
+}
+

@@ -1,0 +1,400 @@
+//! Kubernetes and image declarations: `k8s_yaml`, `k8s_resource`, `docker_build`,
+//! `custom_build`, and the live-update steps. The engine that acts on them is
+//! separate; here they are validated and recorded.
+
+use anyhow::{anyhow, bail, Context};
+use loop_lang::data::Data;
+use loop_lang::model::{Image, ImageKind, LiveUpdateStep, PortForward};
+use loop_lang::{EvalEnv, Location};
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::dict::DictRef;
+use starlark::values::none::NoneType;
+use starlark::values::{Heap, Value};
+
+use super::local::{check_name, command, links, trigger_mode};
+use super::{field, kind_of, tagged};
+use crate::decls::{call_site, declarations, K8sResourceDecl, ObjectDecl};
+use crate::values::{self, list_items, string_list, string_map, Arg, Blob, NONE};
+
+/// The live-update steps of a `live_update=[...]` argument.
+pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveUpdateStep>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let items = list_items(v).ok_or_else(|| anyhow!("{arg} must be a list of steps, got {}", values::describe(v)))?;
+    let text = |step: Value, name: &str| field(step, name).and_then(|s| s.unpack_str()).unwrap_or_default().to_owned();
+    let mut steps = Vec::new();
+    for item in items {
+        let step = match kind_of(item).as_deref() {
+            Some("sync") => LiveUpdateStep::Sync { local: text(item, "local_path"), remote: text(item, "remote_path") },
+            Some("run") => LiveUpdateStep::Run {
+                cmd: command(arg, field(item, "cmd"))?.ok_or_else(|| anyhow!("{arg}: run() with an empty command"))?,
+                trigger: string_list(arg, field(item, "trigger"))?,
+            },
+            Some("restart_container") => LiveUpdateStep::RestartContainer,
+            Some("fall_back_on") => LiveUpdateStep::FallBackOn { paths: string_list(arg, field(item, "paths"))? },
+            Some("initial_sync") => LiveUpdateStep::InitialSync,
+            _ => bail!(
+                "{arg} must hold sync(), run(), restart_container(), fall_back_on() or initial_sync() steps, got {}",
+                values::describe(item)
+            ),
+        };
+        steps.push(step);
+    }
+    let position = |f: fn(&LiveUpdateStep) -> bool| steps.iter().rposition(f);
+    if let (Some(last_sync), Some(first_run)) = (
+        position(|s| matches!(s, LiveUpdateStep::Sync { .. })),
+        steps.iter().position(|s| matches!(s, LiveUpdateStep::Run { .. })),
+    ) {
+        if first_run < last_sync {
+            bail!("{arg}: sync() steps must come before run() steps");
+        }
+    }
+    Ok(steps)
+}
+
+/// The documents of a `k8s_yaml` argument: file names, blobs, or lists of them.
+fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
+    if let Some(items) = list_items(v) {
+        let mut docs = Vec::new();
+        for item in items {
+            docs.extend(yaml_documents(env, item)?);
+        }
+        return Ok(docs);
+    }
+    let (text, origin) = if let Some(blob) = Blob::from_value(v) {
+        (blob.0.clone(), "the YAML blob".to_owned())
+    } else if let Some(path) = v.unpack_str() {
+        let file = env.resolve(path);
+        env.loader.record_read(&env.file, &file);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("k8s_yaml: cannot read {}", env.display(&file)))?;
+        (text, env.display(&file))
+    } else {
+        bail!("k8s_yaml: expected a file name, a blob or a list of them, got {}", values::describe(v));
+    };
+    let docs = Data::from_yaml_stream(&text).map_err(|e| anyhow!("k8s_yaml: invalid YAML in {origin}: {e}"))?;
+    let mut objects = Vec::new();
+    for doc in docs {
+        if doc.get("kind").and_then(Data::as_str) == Some("List") {
+            objects.extend(doc.get("items").map(|i| i.as_list().to_vec()).unwrap_or_default());
+        } else {
+            objects.push(doc);
+        }
+    }
+    for (i, object) in objects.iter().enumerate() {
+        let kind = object.get("kind").and_then(Data::as_str);
+        let name = object.path(&["metadata", "name"]).and_then(Data::as_str);
+        if kind.is_none() || name.is_none() || object.get("apiVersion").and_then(Data::as_str).is_none() {
+            bail!(
+                "k8s_yaml: document {} of {origin} is not a Kubernetes object: it needs `apiVersion`, `kind` and `metadata.name`",
+                i + 1
+            );
+        }
+    }
+    Ok(objects)
+}
+
+fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let items = list_items(v).unwrap_or_else(|| vec![v]);
+    let parse_port = |s: &str| -> anyhow::Result<u16> {
+        s.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| anyhow!("{arg}: {s:?} is not a port number"))
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            if let Ok(port) = values::int::<u16>(arg, item) {
+                return Ok(PortForward { local_port: port, container_port: port, host: "localhost".into(), name: None });
+            }
+            if let Some(s) = item.unpack_str() {
+                let parts: Vec<&str> = s.split(':').collect();
+                let (local, container) = match parts.as_slice() {
+                    [p] => (parse_port(p)?, parse_port(p)?),
+                    [l, c] => (parse_port(l)?, parse_port(c)?),
+                    _ => bail!("{arg}: {s:?} must look like \"8000\" or \"8000:80\" (local:container)"),
+                };
+                return Ok(PortForward { local_port: local, container_port: container, host: "localhost".into(), name: None });
+            }
+            if kind_of(item).as_deref() == Some("port_forward") {
+                let get = |n| field(item, n).filter(|v| !v.is_none());
+                let local: u16 = values::int(arg, get("local_port").unwrap_or(Value::new_none()))?;
+                let container = get("container_port").map_or(Ok(local), |v| values::int(arg, v))?;
+                let host = get("host").and_then(|h| h.unpack_str()).unwrap_or("localhost").to_owned();
+                let name = get("name").and_then(|h| h.unpack_str()).map(str::to_owned);
+                return Ok(PortForward { local_port: local, container_port: container, host, name });
+            }
+            bail!("{arg} must hold ports, \"local:container\" strings or port_forward() values, got {}", values::describe(item))
+        })
+        .collect()
+}
+
+fn pod_selectors(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<std::collections::BTreeMap<String, String>>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let items = if DictRef::from_value(v).is_some() { vec![v] } else { list_items(v).unwrap_or_default() };
+    items.into_iter().map(|item| string_map(arg, Some(item))).collect()
+}
+
+fn check_image_ref(function: &str, image_ref: &str) -> anyhow::Result<()> {
+    if image_ref.is_empty() || image_ref.chars().any(|c| c.is_whitespace() || c.is_uppercase()) {
+        bail!("{function}: {image_ref:?} is not a valid image name (lower case, no spaces, e.g. \"registry/app\")");
+    }
+    Ok(())
+}
+
+/// Records an image, refusing a second declaration of the same ref.
+fn declare_image(env: &EvalEnv, image: Image) -> anyhow::Result<()> {
+    let decls = declarations(env);
+    if let Some(previous) = decls.borrow().images.iter().find(|i| i.image_ref == image.image_ref) {
+        bail!("image {:?} is already declared at {}; declare each image once", image.image_ref, previous.defined_at);
+    }
+    decls.borrow_mut().images.push(image);
+    Ok(())
+}
+
+fn new_image(image_ref: &str, kind: ImageKind, defined_at: Location) -> Image {
+    Image {
+        image_ref: image_ref.to_owned(),
+        kind,
+        deps: Vec::new(),
+        ignore: Vec::new(),
+        live_update: Vec::new(),
+        defined_at,
+        context: None,
+        dockerfile: None,
+        build_args: Default::default(),
+        only: Vec::new(),
+        target: None,
+        command: None,
+        command_dir: String::new(),
+        tag: None,
+        skips_local_docker: false,
+        disable_push: false,
+        match_in_env_vars: false,
+    }
+}
+
+#[starlark_module]
+pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
+    /// Declares Kubernetes objects from YAML files or blobs; they are grouped into
+    /// one resource per workload.
+    fn k8s_yaml<'v>(
+        #[starlark(require = pos)] yaml: Value<'v>,
+        #[starlark(default = false)] allow_duplicates: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let env = EvalEnv::of(eval)?;
+        let at = call_site(eval);
+        let docs = yaml_documents(env, yaml)?;
+        let mut decls = declarations(env).borrow_mut();
+        for body in docs {
+            decls.objects.push(ObjectDecl { body, defined_at: at.clone(), allow_duplicates });
+        }
+        Ok(NONE)
+    }
+
+    /// Configures the resource of a workload (or groups objects under a new name).
+    fn k8s_resource<'v>(
+        #[starlark(default = "")] workload: &str,
+        #[starlark(default = "")] new_name: &str,
+        port_forwards: Option<Value<'v>>,
+        extra_pod_selectors: Option<Value<'v>>,
+        trigger_mode: Option<Value<'v>>,
+        resource_deps: Option<Value<'v>>,
+        objects: Option<Value<'v>>,
+        auto_init: Option<bool>,
+        pod_readiness: Option<Value<'v>>,
+        links: Option<Value<'v>>,
+        labels: Option<Value<'v>>,
+        discovery_strategy: Option<Value<'v>>,
+        #[starlark(require = named)] data_deps: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (pod_readiness, discovery_strategy);
+        const F: &str = "k8s_resource";
+        let a = |name| Arg { function: F, name };
+        if workload.is_empty() && new_name.is_empty() {
+            bail!("k8s_resource: give `workload` (an existing resource) or `new_name` with `objects`");
+        }
+        if !new_name.is_empty() {
+            check_name(F, new_name)?;
+        }
+        let env = EvalEnv::of(eval)?;
+        let decl = K8sResourceDecl {
+            workload: workload.to_owned(),
+            new_name: Some(new_name.to_owned()).filter(|n| !n.is_empty()),
+            port_forwards: self::port_forwards(a("port_forwards"), port_forwards)?,
+            extra_pod_selectors: pod_selectors(a("extra_pod_selectors"), extra_pod_selectors)?,
+            trigger_mode: self::trigger_mode(a("trigger_mode"), trigger_mode)?,
+            resource_deps: string_list(a("resource_deps"), resource_deps)?,
+            data_deps: string_list(a("data_deps"), data_deps)?,
+            objects: string_list(a("objects"), objects)?,
+            auto_init,
+            links: self::links(a("links"), links)?,
+            labels: string_list(a("labels"), labels)?,
+            defined_at: call_site(eval),
+        };
+        declarations(env).borrow_mut().k8s_resources.push(decl);
+        Ok(NONE)
+    }
+
+    /// A port forward for `k8s_resource(port_forwards=[...])`.
+    fn port_forward<'v>(
+        #[starlark(require = pos)] local_port: i32,
+        container_port: Option<i32>,
+        name: Option<&str>,
+        link_path: Option<&str>,
+        host: Option<&str>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        let _ = link_path;
+        for p in [Some(local_port), container_port].into_iter().flatten() {
+            if !(1..=65535).contains(&p) {
+                bail!("port_forward: ports must be between 1 and 65535, got {p}");
+            }
+        }
+        let opt = |v: Option<&str>| v.map_or(Value::new_none(), |s| heap.alloc(s));
+        Ok(tagged(
+            heap,
+            "port_forward",
+            vec![
+                ("local_port", heap.alloc(local_port)),
+                ("container_port", container_port.map_or(Value::new_none(), |p| heap.alloc(p))),
+                ("name", opt(name)),
+                ("host", opt(host)),
+            ],
+        ))
+    }
+
+    /// Declares an image built with Docker from `context`.
+    fn docker_build<'v>(
+        #[starlark(require = pos)] r#ref: &str,
+        #[starlark(require = pos)] context: &str,
+        build_args: Option<Value<'v>>,
+        #[starlark(default = "Dockerfile")] dockerfile: &str,
+        #[starlark(default = "")] dockerfile_contents: &str,
+        live_update: Option<Value<'v>>,
+        #[starlark(default = false)] match_in_env_vars: bool,
+        ignore: Option<Value<'v>>,
+        only: Option<Value<'v>>,
+        entrypoint: Option<Value<'v>>,
+        #[starlark(default = "")] target: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        const F: &str = "docker_build";
+        let a = |name| Arg { function: F, name };
+        let _ = (dockerfile_contents, entrypoint);
+        check_image_ref(F, r#ref)?;
+        let env = EvalEnv::of(eval)?;
+        let context_dir = env.resolve(context);
+        if !context_dir.is_dir() {
+            bail!("docker_build: the build context {} is not a folder", env.display(&context_dir));
+        }
+        let only = string_list(a("only"), only)?;
+        let mut image = new_image(r#ref, ImageKind::Docker, call_site(eval));
+        image.deps = if only.is_empty() {
+            vec![env.display(&context_dir)]
+        } else {
+            only.iter().map(|o| env.display(&context_dir.join(o))).collect()
+        };
+        image.ignore = string_list(a("ignore"), ignore)?;
+        image.live_update = live_update_steps(a("live_update"), live_update)?;
+        image.context = Some(env.display(&context_dir));
+        image.dockerfile = Some(env.display(&env.resolve(dockerfile)));
+        image.build_args = string_map(a("build_args"), build_args)?;
+        image.only = only;
+        image.target = Some(target.to_owned()).filter(|t| !t.is_empty());
+        image.match_in_env_vars = match_in_env_vars;
+        declare_image(env, image)?;
+        Ok(NONE)
+    }
+
+    /// Declares an image built by a command, which must build `$EXPECTED_REF`.
+    fn custom_build<'v>(
+        #[starlark(require = pos)] r#ref: &str,
+        #[starlark(require = pos)] command: Value<'v>,
+        #[starlark(require = pos)] deps: Value<'v>,
+        #[starlark(default = "")] tag: &str,
+        #[starlark(default = false)] disable_push: bool,
+        #[starlark(default = false)] skips_local_docker: bool,
+        live_update: Option<Value<'v>>,
+        #[starlark(default = false)] match_in_env_vars: bool,
+        ignore: Option<Value<'v>>,
+        entrypoint: Option<Value<'v>>,
+        dir: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        const F: &str = "custom_build";
+        let a = |name| Arg { function: F, name };
+        let _ = entrypoint;
+        check_image_ref(F, r#ref)?;
+        let env = EvalEnv::of(eval)?;
+        let mut image = new_image(r#ref, ImageKind::Custom, call_site(eval));
+        image.command = Some(self::command(a("command"), Some(command))?.ok_or_else(|| anyhow!("custom_build: the command is empty"))?);
+        image.deps = string_list(a("deps"), Some(deps))?.iter().map(|d| env.display(&env.resolve(d))).collect();
+        image.ignore = string_list(a("ignore"), ignore)?;
+        image.live_update = live_update_steps(a("live_update"), live_update)?;
+        image.command_dir = match values::opt_string(a("dir"), dir)? {
+            Some(d) => env.display(&env.resolve(&d)),
+            None => env.display(&env.dir),
+        };
+        image.tag = Some(tag.to_owned()).filter(|t| !t.is_empty());
+        image.skips_local_docker = skips_local_docker;
+        image.disable_push = disable_push;
+        image.match_in_env_vars = match_in_env_vars;
+        declare_image(env, image)?;
+        Ok(NONE)
+    }
+
+    /// Live update: copy `local_path` (file or folder) to `remote_path` in the target.
+    fn sync<'v>(
+        #[starlark(require = pos)] local_path: &str,
+        #[starlark(require = pos)] remote_path: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        if remote_path.is_empty() {
+            bail!("sync: remote_path is empty");
+        }
+        let local = env.display(&env.resolve(local_path));
+        let heap = eval.heap();
+        Ok(tagged(heap, "sync", vec![("local_path", heap.alloc(local)), ("remote_path", heap.alloc(remote_path))]))
+    }
+
+    /// Live update: run `cmd` in the target, only when a changed file matches `trigger` (if given).
+    fn run<'v>(
+        #[starlark(require = pos)] cmd: Value<'v>,
+        trigger: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        let a = Arg { function: "run", name: "trigger" };
+        command(Arg { function: "run", name: "cmd" }, Some(cmd))?.ok_or_else(|| anyhow!("run: the command is empty"))?;
+        let triggers: Vec<String> = string_list(a, trigger)?.iter().map(|t| env.display(&env.resolve(t))).collect();
+        let heap = eval.heap();
+        let triggers = heap.alloc(starlark::values::list::AllocList(triggers.iter().map(|t| heap.alloc(t.as_str()))));
+        Ok(tagged(heap, "run", vec![("cmd", cmd), ("trigger", triggers)]))
+    }
+
+    /// Live update: restart the target's process after syncing.
+    fn restart_container<'v>(heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        Ok(tagged(heap, "restart_container", vec![]))
+    }
+
+    /// Live update: a change to any of these files forces a full rebuild instead.
+    fn fall_back_on<'v>(#[starlark(require = pos)] files: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+        let env = EvalEnv::of(eval)?;
+        let paths: Vec<String> = string_list(Arg { function: "fall_back_on", name: "files" }, Some(files))?
+            .iter()
+            .map(|p| env.display(&env.resolve(p)))
+            .collect();
+        let heap = eval.heap();
+        let paths = heap.alloc(starlark::values::list::AllocList(paths.iter().map(|t| heap.alloc(t.as_str()))));
+        Ok(tagged(heap, "fall_back_on", vec![("paths", paths)]))
+    }
+
+    /// Live update: sync every file once when the target first starts.
+    fn initial_sync<'v>(heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        Ok(tagged(heap, "initial_sync", vec![]))
+    }
+}

@@ -1,0 +1,274 @@
+//! `local_resource` and its readiness probes and links.
+
+use anyhow::{anyhow, bail};
+use loop_lang::model::{Cmd, Link, Probe, ProbeAction, Resource, ResourceKind, TriggerMode};
+use loop_lang::EvalEnv;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::none::NoneType;
+use starlark::values::{Heap, Value};
+
+use super::{field, kind_of, tagged};
+use crate::builtins::k8s::live_update_steps;
+use crate::decls::{call_site, declarations};
+use crate::values::{self, list_items, string_list, string_map, Arg, NONE};
+
+/// Validates a resource name.
+pub fn check_name(function: &str, name: &str) -> anyhow::Result<()> {
+    if name.is_empty() {
+        bail!("{function}: the resource name is empty");
+    }
+    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '/') {
+        bail!("{function}: resource name {name:?} contains {c:?}; use letters, digits, `-`, `_`, `.` and `:`");
+    }
+    Ok(())
+}
+
+/// A `cmd`/`serve_cmd` argument: a shell string or an argv list (empty means none).
+pub fn command(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Cmd>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(None) };
+    if let Some(s) = values::text_of(v) {
+        return Ok(Some(Cmd::Shell(s)).filter(|_| !values::text_of(v).unwrap_or_default().trim().is_empty()));
+    }
+    if list_items(v).is_some() {
+        let argv = string_list(arg, Some(v))?;
+        return Ok(if argv.is_empty() { None } else { Some(Cmd::Argv(argv)) });
+    }
+    bail!("{arg} must be a string (run with `sh -c`) or a list of strings (argv), got {}", values::describe(v))
+}
+
+/// A `trigger_mode` argument: `TRIGGER_MODE_AUTO`/`TRIGGER_MODE_MANUAL`.
+pub fn trigger_mode(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<TriggerMode>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(None) };
+    match v.unpack_str() {
+        Some("auto") => Ok(Some(TriggerMode::Auto)),
+        Some("manual") => Ok(Some(TriggerMode::Manual)),
+        _ => bail!("{arg} must be TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL, got {}", values::describe(v)),
+    }
+}
+
+/// `links`: URLs or `link(url, name)` values.
+pub fn links(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<Link>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let items = list_items(v).unwrap_or_else(|| vec![v]);
+    items
+        .into_iter()
+        .map(|item| {
+            if let Some(url) = item.unpack_str() {
+                return Ok(Link { url: url.to_owned(), name: None });
+            }
+            if kind_of(item).as_deref() == Some("link") {
+                let url = field(item, "url").and_then(|u| u.unpack_str()).unwrap_or_default();
+                let name = field(item, "name").and_then(|n| n.unpack_str()).map(str::to_owned);
+                return Ok(Link { url: url.to_owned(), name });
+            }
+            Err(anyhow!("{arg} must hold URLs or link() values, got {}", values::describe(item)))
+        })
+        .collect()
+}
+
+fn probe(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Probe>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(None) };
+    if kind_of(v).as_deref() != Some("probe") {
+        bail!("{arg} must be a probe(...), got {}", values::describe(v));
+    }
+    let num = |name: &str| field(v, name).map_or(Ok(0.0), |x| values::number(arg, x));
+    let count = |name: &str| field(v, name).map_or(Ok(1), |x| values::int::<u32>(arg, x));
+    let action = field(v, "action").ok_or_else(|| anyhow!("{arg}: probe without an action"))?;
+    let action = match kind_of(action).as_deref() {
+        Some("http_get_action") => ProbeAction::Http {
+            scheme: field(action, "scheme").and_then(|s| s.unpack_str()).unwrap_or("http").to_owned(),
+            host: field(action, "host").and_then(|s| s.unpack_str()).unwrap_or("localhost").to_owned(),
+            port: field(action, "port").map_or(Ok(0), |p| values::int(arg, p))?,
+            path: field(action, "path").and_then(|s| s.unpack_str()).unwrap_or("/").to_owned(),
+        },
+        Some("tcp_socket_action") => ProbeAction::Tcp {
+            host: field(action, "host").and_then(|s| s.unpack_str()).unwrap_or("localhost").to_owned(),
+            port: field(action, "port").map_or(Ok(0), |p| values::int(arg, p))?,
+        },
+        Some("exec_action") => ProbeAction::Exec { command: string_list(arg, field(action, "command"))? },
+        _ => bail!("{arg}: unknown probe action"),
+    };
+    Ok(Some(Probe {
+        initial_delay_secs: num("initial_delay_secs")?,
+        period_secs: num("period_secs")?,
+        timeout_secs: num("timeout_secs")?,
+        success_threshold: count("success_threshold")?,
+        failure_threshold: count("failure_threshold")?,
+        action,
+    }))
+}
+
+fn port(function: &str, port: i32) -> anyhow::Result<i32> {
+    if !(1..=65535).contains(&port) {
+        bail!("{function}: port must be between 1 and 65535, got {port}");
+    }
+    Ok(port)
+}
+
+fn alloc_opt<'v>(heap: Heap<'v>, v: Option<&str>) -> Value<'v> {
+    v.map_or(Value::new_none(), |s| heap.alloc(s))
+}
+
+#[starlark_module]
+pub fn local_builtins(builder: &mut GlobalsBuilder) {
+    /// Declares a resource that runs commands on this machine: `cmd` once per
+    /// update, `serve_cmd` as a long-running process restarted after each update.
+    fn local_resource<'v>(
+        #[starlark(require = pos)] name: &str,
+        cmd: Option<Value<'v>>,
+        deps: Option<Value<'v>>,
+        trigger_mode: Option<Value<'v>>,
+        resource_deps: Option<Value<'v>>,
+        ignore: Option<Value<'v>>,
+        #[starlark(default = true)] auto_init: bool,
+        serve_cmd: Option<Value<'v>>,
+        cmd_bat: Option<Value<'v>>,
+        serve_cmd_bat: Option<Value<'v>>,
+        #[starlark(default = false)] allow_parallel: bool,
+        links: Option<Value<'v>>,
+        tags: Option<Value<'v>>,
+        env: Option<Value<'v>>,
+        serve_env: Option<Value<'v>>,
+        readiness_probe: Option<Value<'v>>,
+        dir: Option<Value<'v>>,
+        serve_dir: Option<Value<'v>>,
+        labels: Option<Value<'v>>,
+        #[starlark(require = named)] data_deps: Option<Value<'v>>,
+        #[starlark(require = named)] live_update: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (cmd_bat, serve_cmd_bat, tags);
+        const F: &str = "local_resource";
+        let a = |name| Arg { function: F, name };
+        check_name(F, name)?;
+        let env_ = EvalEnv::of(eval)?;
+        let at = call_site(eval);
+        let decls = declarations(env_);
+        let folder = |v: Option<Value>, n| -> anyhow::Result<String> {
+            Ok(match values::opt_string(a(n), v)? {
+                Some(d) => env_.display(&env_.resolve(&d)),
+                None => env_.display(&env_.dir),
+            })
+        };
+        let resolved = |v, n| -> anyhow::Result<Vec<String>> {
+            Ok(string_list(a(n), v)?.iter().map(|p| env_.display(&env_.resolve(p))).collect())
+        };
+        let cmd = self::command(a("cmd"), cmd)?;
+        let serve_cmd = self::command(a("serve_cmd"), serve_cmd)?;
+        let resource = Resource {
+            name: name.to_owned(),
+            kind: ResourceKind::Local,
+            labels: string_list(a("labels"), labels)?,
+            resource_deps: string_list(a("resource_deps"), resource_deps)?,
+            data_deps: string_list(a("data_deps"), data_deps)?,
+            deps: resolved(deps, "deps")?,
+            ignore: string_list(a("ignore"), ignore)?,
+            defined_at: at,
+            cmd,
+            serve_cmd,
+            images: Vec::new(),
+            objects: Vec::new(),
+            dir: env_.display(&env_.dir),
+            cmd_dir: folder(dir, "dir")?,
+            serve_dir: folder(serve_dir, "serve_dir")?,
+            env: string_map(a("env"), env)?,
+            serve_env: string_map(a("serve_env"), serve_env)?,
+            readiness_probe: probe(a("readiness_probe"), readiness_probe)?,
+            auto_init,
+            trigger_mode: self::trigger_mode(a("trigger_mode"), trigger_mode)?
+                .unwrap_or(decls.borrow().default_trigger_mode),
+            allow_parallel,
+            links: self::links(a("links"), links)?,
+            port_forwards: Vec::new(),
+            extra_pod_selectors: Vec::new(),
+            live_update: live_update_steps(a("live_update"), live_update)?,
+        };
+        decls.borrow_mut().local_resources.push(resource);
+        Ok(NONE)
+    }
+
+    /// A readiness probe for `local_resource(readiness_probe=...)`.
+    fn probe<'v>(
+        #[starlark(default = 0)] initial_delay_secs: i32,
+        #[starlark(default = 1)] timeout_secs: i32,
+        #[starlark(default = 10)] period_secs: i32,
+        #[starlark(default = 1)] success_threshold: i32,
+        #[starlark(default = 3)] failure_threshold: i32,
+        exec: Option<Value<'v>>,
+        http_get: Option<Value<'v>>,
+        tcp_socket: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        let actions: Vec<Value> = [exec, http_get, tcp_socket].into_iter().flatten().filter(|v| !v.is_none()).collect();
+        if actions.len() != 1 {
+            bail!("probe: give exactly one of exec=exec_action(...), http_get=http_get_action(...), tcp_socket=tcp_socket_action(...)");
+        }
+        if period_secs <= 0 || timeout_secs <= 0 || success_threshold <= 0 || failure_threshold <= 0 || initial_delay_secs < 0 {
+            bail!("probe: periods, timeouts and thresholds must be positive");
+        }
+        Ok(tagged(
+            heap,
+            "probe",
+            vec![
+                ("initial_delay_secs", heap.alloc(initial_delay_secs)),
+                ("timeout_secs", heap.alloc(timeout_secs)),
+                ("period_secs", heap.alloc(period_secs)),
+                ("success_threshold", heap.alloc(success_threshold)),
+                ("failure_threshold", heap.alloc(failure_threshold)),
+                ("action", actions[0]),
+            ],
+        ))
+    }
+
+    /// An HTTP GET readiness check: ready on a 2xx/3xx answer.
+    fn http_get_action<'v>(
+        #[starlark(require = pos)] port: i32,
+        #[starlark(default = "localhost")] host: &str,
+        #[starlark(default = "http")] scheme: &str,
+        #[starlark(default = "/")] path: &str,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        self::port("http_get_action", port)?;
+        if scheme != "http" && scheme != "https" {
+            bail!("http_get_action: scheme must be \"http\" or \"https\", got {scheme:?}");
+        }
+        let path = if path.is_empty() { "/" } else { path };
+        Ok(tagged(
+            heap,
+            "http_get_action",
+            vec![("port", heap.alloc(port)), ("host", heap.alloc(host)), ("scheme", heap.alloc(scheme)), ("path", heap.alloc(path))],
+        ))
+    }
+
+    /// A TCP readiness check: ready when the port accepts a connection.
+    fn tcp_socket_action<'v>(
+        #[starlark(require = pos)] port: i32,
+        #[starlark(default = "localhost")] host: &str,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        self::port("tcp_socket_action", port)?;
+        Ok(tagged(heap, "tcp_socket_action", vec![("port", heap.alloc(port)), ("host", heap.alloc(host))]))
+    }
+
+    /// A command readiness check: ready when it exits 0.
+    fn exec_action<'v>(#[starlark(require = pos)] command: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        let argv = string_list(Arg { function: "exec_action", name: "command" }, Some(command))?;
+        if argv.is_empty() {
+            bail!("exec_action: the command is empty");
+        }
+        Ok(tagged(heap, "exec_action", vec![("command", command)]))
+    }
+
+    /// A named link shown with a resource.
+    fn link<'v>(
+        #[starlark(require = pos)] url: &str,
+        name: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        let name = values::opt_string(Arg { function: "link", name: "name" }, name)?;
+        Ok(tagged(heap, "link", vec![("url", heap.alloc(url)), ("name", alloc_opt(heap, name.as_deref()))]))
+    }
+}
+

@@ -1,0 +1,89 @@
+//! Global settings: trigger mode, parallelism, watch ignores, Kubernetes contexts,
+//! the default registry; and `warn`.
+
+use anyhow::bail;
+use loop_lang::EvalEnv;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::none::NoneType;
+use starlark::values::Value;
+
+use super::local::trigger_mode as parse_trigger_mode;
+use crate::decls::declarations;
+use crate::values::{string_list, Arg, NONE};
+
+/// Registers the settings built-ins and the trigger-mode constants.
+pub fn settings_builtins(builder: &mut GlobalsBuilder) {
+    builder.set("TRIGGER_MODE_AUTO", "auto");
+    builder.set("TRIGGER_MODE_MANUAL", "manual");
+    settings_functions(builder);
+}
+
+#[starlark_module]
+fn settings_functions(builder: &mut GlobalsBuilder) {
+    /// The default trigger mode of the resources declared after this call.
+    fn trigger_mode<'v>(#[starlark(require = pos)] trigger_mode: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let mode = parse_trigger_mode(Arg { function: "trigger_mode", name: "trigger_mode" }, Some(trigger_mode))?;
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().default_trigger_mode = mode.unwrap_or_default();
+        Ok(NONE)
+    }
+
+    /// How many resources may update at once.
+    fn update_settings<'v>(
+        max_parallel_updates: Option<i32>,
+        k8s_upsert_timeout_secs: Option<i32>,
+        suppress_unused_image_warnings: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (k8s_upsert_timeout_secs, suppress_unused_image_warnings);
+        let env = EvalEnv::of(eval)?;
+        if let Some(n) = max_parallel_updates {
+            if n < 1 {
+                bail!("update_settings: max_parallel_updates must be at least 1, got {n}");
+            }
+            declarations(env).borrow_mut().settings.max_parallel_updates = n as u32;
+        }
+        Ok(NONE)
+    }
+
+    /// Gitignore-style patterns that are never watched.
+    fn watch_settings<'v>(ignore: Option<Value<'v>>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let patterns = string_list(Arg { function: "watch_settings", name: "ignore" }, ignore)?;
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().settings.watch_ignore.extend(patterns);
+        Ok(NONE)
+    }
+
+    /// Kubernetes contexts that `loop` may change even though they do not look local.
+    fn allow_k8s_contexts<'v>(#[starlark(require = pos)] contexts: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let names = string_list(Arg { function: "allow_k8s_contexts", name: "contexts" }, Some(contexts))?;
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().settings.allowed_k8s_contexts.extend(names);
+        Ok(NONE)
+    }
+
+    /// The registry that built images are pushed to.
+    fn default_registry<'v>(
+        #[starlark(require = pos)] host: &str,
+        host_from_cluster: Option<&str>,
+        single_name: Option<&str>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (host_from_cluster, single_name);
+        if host.trim().is_empty() || host.contains(char::is_whitespace) {
+            bail!("default_registry: {host:?} is not a registry host");
+        }
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().settings.default_registry = Some(host.to_owned());
+        Ok(NONE)
+    }
+
+    /// Logs a warning (shown by `loop check` and in the run log).
+    fn warn<'v>(#[starlark(require = pos)] msg: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let env = EvalEnv::of(eval)?;
+        env.loader.log(&env.file, true, msg.to_owned());
+        Ok(NONE)
+    }
+}

@@ -1,0 +1,73 @@
+//! What the built-ins collect while Loopfiles evaluate, before assembly into a Manifest.
+
+use std::cell::RefCell;
+
+use loop_lang::data::Data;
+use loop_lang::model::{Image, PortForward, Resource, Settings, TriggerMode};
+use loop_lang::{EvalEnv, Location};
+use starlark::eval::Evaluator;
+
+/// One `k8s_yaml` document.
+#[derive(Clone, Debug)]
+pub struct ObjectDecl {
+    pub body: Data,
+    pub defined_at: Location,
+    pub allow_duplicates: bool,
+}
+
+/// One `k8s_resource` call.
+#[derive(Clone, Debug, Default)]
+pub struct K8sResourceDecl {
+    pub workload: String,
+    pub new_name: Option<String>,
+    pub port_forwards: Vec<PortForward>,
+    pub extra_pod_selectors: Vec<std::collections::BTreeMap<String, String>>,
+    pub trigger_mode: Option<TriggerMode>,
+    pub resource_deps: Vec<String>,
+    pub data_deps: Vec<String>,
+    pub objects: Vec<String>,
+    pub auto_init: Option<bool>,
+    pub links: Vec<loop_lang::model::Link>,
+    pub labels: Vec<String>,
+    pub defined_at: Location,
+}
+
+/// A `config.define_*` flag.
+#[derive(Clone, Debug)]
+pub struct ConfigFlag {
+    pub name: String,
+    pub kind: FlagKind,
+    pub positional: bool,
+    pub usage: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagKind {
+    String,
+    Bool,
+    StringList,
+}
+
+/// Everything declared so far, in declaration order.
+#[derive(Debug, Default)]
+pub struct Declarations {
+    pub local_resources: Vec<Resource>,
+    pub objects: Vec<ObjectDecl>,
+    pub k8s_resources: Vec<K8sResourceDecl>,
+    pub images: Vec<Image>,
+    pub settings: Settings,
+    pub default_trigger_mode: TriggerMode,
+    /// Arguments after `--` on the command line, for `config.parse()`.
+    pub config_args: Vec<String>,
+    pub config_flags: Vec<ConfigFlag>,
+}
+
+/// The declarations of the running evaluation.
+pub fn declarations<'a>(env: &'a EvalEnv<'a>) -> &'a RefCell<Declarations> {
+    env.loader.state::<RefCell<Declarations>>()
+}
+
+/// Where the built-in being run was called from.
+pub fn call_site(eval: &Evaluator) -> Location {
+    eval.call_stack_top_location().map(|span| Location::from_span(&span)).unwrap_or_default()
+}

@@ -1,0 +1,69 @@
+//! The parameters of every built-in, to tell users what a function accepts when
+//! they pass an unknown or wrong argument.
+
+use std::collections::HashMap;
+
+use loop_lang::Diagnostic;
+use starlark::docs::{DocItem, DocMember, DocModule};
+use starlark::environment::Globals;
+
+/// Built-in name -> parameter names, in order.
+pub struct Signatures {
+    params: HashMap<String, Vec<String>>,
+}
+
+impl Signatures {
+    pub fn of(globals: &Globals) -> Signatures {
+        let mut params = HashMap::new();
+        collect(&globals.documentation(), "", &mut params);
+        Signatures { params }
+    }
+
+    /// The parameters of a built-in (`os.path.join`, or the bare `join`).
+    pub fn params(&self, function: &str) -> Option<&[String]> {
+        self.params.get(function).map(Vec::as_slice)
+    }
+
+    /// Adds the accepted arguments (and the closest one) to an argument error.
+    pub fn explain(&self, diag: &mut Diagnostic) {
+        let message = diag.message.clone();
+        let Some((_, after)) = message.split_once("for call to ") else { return };
+        let function = after.trim().trim_matches('`');
+        let Some(params) = self.params(function) else { return };
+        let accepted = params.join(", ");
+        let mut help = format!("`{function}` accepts: {accepted}");
+        if message.contains("extra named parameter") {
+            let unknown = message.split('`').nth(1).unwrap_or_default();
+            if let Some(best) = params
+                .iter()
+                .map(|p| (strsim::jaro_winkler(unknown, p), p))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+            {
+                help = format!("did you mean `{}`? {help}", best.1);
+            }
+        }
+        diag.help = Some(help);
+    }
+}
+
+fn collect(module: &DocModule, prefix: &str, out: &mut HashMap<String, Vec<String>>) {
+    for (name, item) in &module.members {
+        match item {
+            DocItem::Member(DocMember::Function(f)) => {
+                let p = &f.params;
+                let names: Vec<String> = p
+                    .pos_only
+                    .iter()
+                    .chain(&p.pos_or_named)
+                    .chain(&p.named_only)
+                    .map(|d| d.name.clone())
+                    .collect();
+                out.insert(format!("{prefix}{name}"), names.clone());
+                out.entry(name.clone()).or_insert(names);
+            }
+            DocItem::Module(inner) => collect(inner, &format!("{prefix}{name}."), out),
+            _ => {}
+        }
+    }
+}
