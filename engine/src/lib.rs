@@ -1,1 +1,7 @@
-pub mod cli { pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS } }
+//! The `loop` engine: the resource graph, affected sets, and the CLI.
+
+pub mod affected;
+pub mod cli;
+pub mod graph;
+pub mod load;
+pub mod report;

@@ -93,7 +93,12 @@ impl Data {
 
     /// Parses a stream of YAML documents separated by `---`; empty documents are skipped.
     pub fn from_yaml_stream(text: &str) -> Result<Vec<Data>, String> {
-        serde_saphyr::from_multiple::<Data>(text).map_err(|e| e.to_string())
+        serde_saphyr::from_multiple::<Data>(text).map_err(|e| {
+            // The first line says where and what; the rest is a rendered snippet.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_owned()
+        })
     }
 
     pub fn to_json(&self) -> String {

@@ -132,7 +132,7 @@ impl Diagnostic {
             group = group.element(
                 Snippet::source(line)
                     .line_start(label.at.line)
-                    .path(format!("{}", label.at))
+                    .path(label.at.file.as_str())
                     .annotation(kind.span(range).label(label.text.as_str())),
             );
         }

@@ -131,7 +131,7 @@ impl Loader {
         }
         self.evaluate(path, requested_at, "include").map(drop).inspect_err(|_| {
             if let Some(at) = requested_at {
-                self.add_note(format!("in {}, included from {at}", self.project.display(path)));
+                self.add_note(at, format!("in {}, included from {at}", self.project.display(path)));
             }
         })
     }
@@ -142,7 +142,7 @@ impl Loader {
             return Ok(module.clone());
         }
         self.evaluate(path, Some(requested_at), "load").inspect_err(|_| {
-            self.add_note(format!("in {}, loaded from {requested_at}", self.project.display(path)));
+            self.add_note(requested_at, format!("in {}, loaded from {requested_at}", self.project.display(path)));
         })
     }
 
@@ -170,9 +170,13 @@ impl Loader {
         self.failure.borrow().is_some()
     }
 
-    fn add_note(&self, note: String) {
+    /// Adds the load/include chain to the failure, unless the failure already
+    /// points at that request.
+    fn add_note(&self, requested_at: &Location, note: String) {
         if let Some(diag) = self.failure.borrow_mut().as_mut() {
-            diag.notes.push(note);
+            if diag.location() != Some(requested_at) {
+                diag.notes.push(note);
+            }
         }
     }
 
@@ -201,7 +205,13 @@ impl Loader {
         let source = match std::fs::read_to_string(path) {
             Ok(source) => source,
             Err(err) => {
-                let what = if path.is_dir() { "is a folder, not a file".to_owned() } else { err.to_string() };
+                let what = if path.is_dir() {
+                    "it is a folder, not a file".to_owned()
+                } else if err.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_owned()
+                } else {
+                    err.to_string()
+                };
                 let mut diag = Diagnostic::new(format!("cannot {verb} `{display}`: {what}"))
                     .at_opt(requested_at.cloned(), "requested here");
                 if requested_at.is_some() {

@@ -67,7 +67,19 @@ pub fn declarations<'a>(env: &'a EvalEnv<'a>) -> &'a RefCell<Declarations> {
     env.loader.state::<RefCell<Declarations>>()
 }
 
-/// Where the built-in being run was called from.
+/// Where the built-in being run was called from, as the user of the Loopfile sees
+/// it: the call in the Loopfile being evaluated, even when the built-in was reached
+/// through functions of a loaded module.
 pub fn call_site(eval: &Evaluator) -> Location {
-    eval.call_stack_top_location().map(|span| Location::from_span(&span)).unwrap_or_default()
+    let file = EvalEnv::of(eval).ok().map(|env| env.display(&env.file));
+    let frames = eval.call_stack().into_frames();
+    let in_file = frames
+        .iter()
+        .rev()
+        .filter_map(|frame| frame.location.as_ref())
+        .find(|span| Some(span.filename()) == file.as_deref());
+    match in_file {
+        Some(span) => Location::from_span(span),
+        None => eval.call_stack_top_location().map(|span| Location::from_span(&span)).unwrap_or_default(),
+    }
 }

@@ -27,6 +27,14 @@ impl Signatures {
     /// Adds the accepted arguments (and the closest one) to an argument error.
     pub fn explain(&self, diag: &mut Diagnostic) {
         let message = diag.message.clone();
+        if message.contains("call stack overflow") {
+            diag.help = Some("a function keeps calling itself; Loopfiles have no unbounded recursion: build lists with loops or comprehensions instead".into());
+            return;
+        }
+        if message == "Immutable" {
+            diag.help = Some("values from load()ed modules are frozen; copy before changing, e.g. `deps = list(DEFAULT_DEPS)`".into());
+            return;
+        }
         let Some((_, after)) = message.split_once("for call to ") else { return };
         let function = after.trim().trim_matches('`');
         let Some(params) = self.params(function) else { return };

@@ -236,3 +236,12 @@ pub fn from_data<'v>(d: &Data, heap: Heap<'v>) -> Value<'v> {
 
 /// `None` as a return value.
 pub const NONE: NoneType = NoneType;
+
+/// An I/O error in words (without Rust's "(os error N)").
+pub fn io_reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => err.to_string(),
+    }
+}

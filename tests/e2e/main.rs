@@ -1,1 +1,5 @@
+//! End-to-end tests: they run the real `loop` binary on real files.
 
+mod bad_inputs;
+mod check;
+mod support;

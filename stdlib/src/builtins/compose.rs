@@ -20,7 +20,7 @@ fn nested_failure(what: &str, path: &str) -> anyhow::Error {
 #[starlark_module]
 pub fn compose_builtins(builder: &mut GlobalsBuilder) {
     /// Evaluates another Loopfile in its own folder; its resources join this graph.
-    fn include<'v>(#[starlark(require = pos)] path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+    fn include<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
         let target = env.loader.project.resolve_module(&env.dir, path).map_err(|msg| anyhow!("cannot include `{path}`: {msg}"))?;
@@ -29,7 +29,7 @@ pub fn compose_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Loads a module at run time and returns its public symbols as a dict.
-    fn load_dynamic<'v>(#[starlark(require = pos)] path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+    fn load_dynamic<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
         let target = env.loader.project.resolve_module(&env.dir, path).map_err(|msg| anyhow!("cannot load `{path}`: {msg}"))?;

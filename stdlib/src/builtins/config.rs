@@ -99,7 +99,7 @@ fn define(eval: &Evaluator, name: &str, kind: FlagKind, args: bool, usage: &str)
 #[starlark_module]
 fn config_functions(builder: &mut GlobalsBuilder) {
     fn define_string<'v>(
-        #[starlark(require = pos)] name: &str,
+        name: &str,
         #[starlark(default = false)] args: bool,
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
@@ -108,7 +108,7 @@ fn config_functions(builder: &mut GlobalsBuilder) {
     }
 
     fn define_bool<'v>(
-        #[starlark(require = pos)] name: &str,
+        name: &str,
         #[starlark(default = false)] args: bool,
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
@@ -117,7 +117,7 @@ fn config_functions(builder: &mut GlobalsBuilder) {
     }
 
     fn define_string_list<'v>(
-        #[starlark(require = pos)] name: &str,
+        name: &str,
         #[starlark(default = false)] args: bool,
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
@@ -141,7 +141,7 @@ fn config_functions(builder: &mut GlobalsBuilder) {
 
     /// Runs only these resources (and what they depend on).
     fn set_enabled_resources<'v>(
-        #[starlark(require = pos)] resources: Value<'v>,
+        resources: Value<'v>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let names = string_list(Arg { function: "config.set_enabled_resources", name: "resources" }, Some(resources))?;

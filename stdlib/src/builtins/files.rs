@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use loop_lang::data::Data;
 use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
@@ -14,7 +14,7 @@ use starlark::values::list::AllocList;
 use starlark::values::none::NoneType;
 use starlark::values::{Heap, Value};
 
-use crate::values::{self, from_data, list_items, string_map, text_of, to_data, Arg, Blob, NONE};
+use crate::values::{self, io_reason, from_data, list_items, string_map, text_of, to_data, Arg, Blob, NONE};
 
 /// Reads a file for a built-in, recording it; `default` answers for a missing file.
 fn read<'v>(env: &EvalEnv, function: &str, path: &str, default: Option<Value<'v>>) -> anyhow::Result<Result<String, Value<'v>>> {
@@ -26,7 +26,7 @@ fn read<'v>(env: &EvalEnv, function: &str, path: &str, default: Option<Value<'v>
             Some(d) => Ok(Err(d)),
             None => bail!("{function}: {} does not exist (pass default=... to allow that)", env.display(&file)),
         },
-        Err(err) => bail!("{function}: cannot read {}: {err}", env.display(&file)),
+        Err(err) => bail!("{function}: cannot read {}: {}", env.display(&file), io_reason(&err)),
     }
 }
 
@@ -66,7 +66,7 @@ fn list_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::R
 pub fn file_builtins(builder: &mut GlobalsBuilder) {
     /// The contents of a file as a blob (the file is watched).
     fn read_file<'v>(
-        #[starlark(require = pos)] path: &str,
+        path: &str,
         default: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
@@ -79,7 +79,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
 
     /// A JSON file, decoded (the file is watched).
     fn read_json<'v>(
-        #[starlark(require = pos)] path: &str,
+        path: &str,
         default: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
@@ -92,7 +92,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
 
     /// A YAML file holding one document, decoded (the file is watched).
     fn read_yaml<'v>(
-        #[starlark(require = pos)] path: &str,
+        path: &str,
         default: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
@@ -105,7 +105,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
 
     /// A YAML file of several documents, as a list (the file is watched).
     fn read_yaml_stream<'v>(
-        #[starlark(require = pos)] path: &str,
+        path: &str,
         default: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
@@ -116,44 +116,44 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         })
     }
 
-    fn encode_json<'v>(#[starlark(require = pos)] obj: Value<'v>) -> anyhow::Result<String> {
-        Ok(to_data(obj).context("encode_json")?.to_json_pretty())
+    fn encode_json<'v>(obj: Value<'v>) -> anyhow::Result<String> {
+        Ok(to_data(obj).map_err(|e| anyhow!("encode_json: {e}"))?.to_json_pretty())
     }
 
-    fn decode_json<'v>(#[starlark(require = pos)] json: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+    fn decode_json<'v>(json: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_json", json)?;
         Ok(from_data(&parse_json("decode_json", "the argument", &text)?, heap))
     }
 
-    fn encode_yaml<'v>(#[starlark(require = pos)] obj: Value<'v>) -> anyhow::Result<Blob> {
-        let data = to_data(obj).context("encode_yaml")?;
+    fn encode_yaml<'v>(obj: Value<'v>) -> anyhow::Result<Blob> {
+        let data = to_data(obj).map_err(|e| anyhow!("encode_yaml: {e}"))?;
         Ok(Blob(data.to_yaml().map_err(|e| anyhow!("encode_yaml: {e}"))?))
     }
 
-    fn decode_yaml<'v>(#[starlark(require = pos)] yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+    fn decode_yaml<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_yaml", yaml)?;
         Ok(from_data(&parse_yaml("decode_yaml", "the argument", &text)?, heap))
     }
 
-    fn encode_yaml_stream<'v>(#[starlark(require = pos)] objs: Value<'v>) -> anyhow::Result<Blob> {
+    fn encode_yaml_stream<'v>(objs: Value<'v>) -> anyhow::Result<Blob> {
         let items = list_items(objs).ok_or_else(|| anyhow!("encode_yaml_stream: expected a list, got {}", values::describe(objs)))?;
-        let docs = items.into_iter().map(to_data).collect::<anyhow::Result<Vec<_>>>().context("encode_yaml_stream")?;
+        let docs = items.into_iter().map(to_data).collect::<anyhow::Result<Vec<_>>>().map_err(|e| anyhow!("encode_yaml_stream: {e}"))?;
         Ok(Blob(Data::to_yaml_stream(&docs).map_err(|e| anyhow!("encode_yaml_stream: {e}"))?))
     }
 
-    fn decode_yaml_stream<'v>(#[starlark(require = pos)] yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+    fn decode_yaml_stream<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_yaml_stream", yaml)?;
         Ok(from_data(&Data::List(parse_yaml_stream("decode_yaml_stream", "the argument", &text)?), heap))
     }
 
     /// Text as a blob (what `k8s_yaml` takes as content rather than a file name).
-    fn blob<'v>(#[starlark(require = pos)] text: &str) -> anyhow::Result<Blob> {
+    fn blob<'v>(text: &str) -> anyhow::Result<Blob> {
         Ok(Blob(text.to_owned()))
     }
 
     /// The files in a folder (absolute paths, sorted); the folder is watched.
     fn listdir<'v>(
-        #[starlark(require = pos)] directory: &str,
+        directory: &str,
         #[starlark(default = false)] recursive: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
@@ -161,13 +161,13 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         let dir = env.resolve(directory);
         env.loader.record_read(&env.file, &dir);
         let mut files = Vec::new();
-        list_files(&dir, recursive, &mut files).with_context(|| format!("listdir: cannot list {}", env.display(&dir)))?;
+        list_files(&dir, recursive, &mut files).map_err(|e| anyhow!("listdir: cannot list {}: {}", env.display(&dir), io_reason(&e)))?;
         let heap = eval.heap();
         Ok(heap.alloc(AllocList(files.iter().map(|f| heap.alloc(f.to_string_lossy().as_ref())))))
     }
 
     /// Re-evaluates the Loopfile when this file or folder changes.
-    fn watch_file<'v>(#[starlark(require = pos)] path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+    fn watch_file<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
         env.loader.record_read(&env.file, &env.resolve(path));
         Ok(NONE)
@@ -176,7 +176,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
     /// Runs a command now, during evaluation, and returns its standard output as a blob.
     /// Fails (with the exit code and standard error) when the command fails.
     fn local<'v>(
-        #[starlark(require = pos)] command: Value<'v>,
+        command: Value<'v>,
         #[starlark(default = false)] quiet: bool,
         #[starlark(default = "")] command_bat: &str,
         #[starlark(default = false)] echo_off: bool,
@@ -210,11 +210,11 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("local: cannot run `{}` in {}", argv[0], eval_env.display(&workdir)))?;
+            .map_err(|e| anyhow!("local: cannot run `{}` in {}: {}", argv[0], eval_env.display(&workdir), io_reason(&e)))?;
         if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
             std::thread::spawn(move || std::io::Write::write_all(&mut pipe, text.as_bytes()));
         }
-        let output = child.wait_with_output().context("local: waiting for the command")?;
+        let output = child.wait_with_output().map_err(|e| anyhow!("local: waiting for `{}`: {e}", cmd.display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             let code = output.status.code().map_or("a signal".to_owned(), |c| format!("code {c}"));

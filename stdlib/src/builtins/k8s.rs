@@ -2,7 +2,7 @@
 //! `custom_build`, and the live-update steps. The engine that acts on them is
 //! separate; here they are validated and recorded.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use loop_lang::data::Data;
 use loop_lang::model::{Image, ImageKind, LiveUpdateStep, PortForward};
 use loop_lang::{EvalEnv, Location};
@@ -16,7 +16,7 @@ use starlark::values::{Heap, Value};
 use super::local::{check_name, command, links, trigger_mode};
 use super::{field, kind_of, tagged};
 use crate::decls::{call_site, declarations, K8sResourceDecl, ObjectDecl};
-use crate::values::{self, list_items, string_list, string_map, Arg, Blob, NONE};
+use crate::values::{self, io_reason, list_items, string_list, string_map, Arg, Blob, NONE};
 
 /// The live-update steps of a `live_update=[...]` argument.
 pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveUpdateStep>> {
@@ -68,7 +68,7 @@ fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
         let file = env.resolve(path);
         env.loader.record_read(&env.file, &file);
         let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("k8s_yaml: cannot read {}", env.display(&file)))?;
+            .map_err(|e| anyhow!("k8s_yaml: cannot read {}: {}", env.display(&file), io_reason(&e)))?;
         (text, env.display(&file))
     } else {
         bail!("k8s_yaml: expected a file name, a blob or a list of them, got {}", values::describe(v));
@@ -179,7 +179,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     /// Declares Kubernetes objects from YAML files or blobs; they are grouped into
     /// one resource per workload.
     fn k8s_yaml<'v>(
-        #[starlark(require = pos)] yaml: Value<'v>,
+        yaml: Value<'v>,
         #[starlark(default = false)] allow_duplicates: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
@@ -240,7 +240,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
 
     /// A port forward for `k8s_resource(port_forwards=[...])`.
     fn port_forward<'v>(
-        #[starlark(require = pos)] local_port: i32,
+        local_port: i32,
         container_port: Option<i32>,
         name: Option<&str>,
         link_path: Option<&str>,
@@ -268,8 +268,8 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
 
     /// Declares an image built with Docker from `context`.
     fn docker_build<'v>(
-        #[starlark(require = pos)] r#ref: &str,
-        #[starlark(require = pos)] context: &str,
+        r#ref: &str,
+        context: &str,
         build_args: Option<Value<'v>>,
         #[starlark(default = "Dockerfile")] dockerfile: &str,
         #[starlark(default = "")] dockerfile_contents: &str,
@@ -311,9 +311,9 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
 
     /// Declares an image built by a command, which must build `$EXPECTED_REF`.
     fn custom_build<'v>(
-        #[starlark(require = pos)] r#ref: &str,
-        #[starlark(require = pos)] command: Value<'v>,
-        #[starlark(require = pos)] deps: Value<'v>,
+        r#ref: &str,
+        command: Value<'v>,
+        deps: Value<'v>,
         #[starlark(default = "")] tag: &str,
         #[starlark(default = false)] disable_push: bool,
         #[starlark(default = false)] skips_local_docker: bool,
@@ -348,8 +348,8 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
 
     /// Live update: copy `local_path` (file or folder) to `remote_path` in the target.
     fn sync<'v>(
-        #[starlark(require = pos)] local_path: &str,
-        #[starlark(require = pos)] remote_path: &str,
+        local_path: &str,
+        remote_path: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
@@ -363,7 +363,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
 
     /// Live update: run `cmd` in the target, only when a changed file matches `trigger` (if given).
     fn run<'v>(
-        #[starlark(require = pos)] cmd: Value<'v>,
+        cmd: Value<'v>,
         trigger: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
@@ -382,7 +382,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Live update: a change to any of these files forces a full rebuild instead.
-    fn fall_back_on<'v>(#[starlark(require = pos)] files: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+    fn fall_back_on<'v>(files: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
         let paths: Vec<String> = string_list(Arg { function: "fall_back_on", name: "files" }, Some(files))?
             .iter()

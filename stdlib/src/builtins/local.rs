@@ -116,7 +116,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
     /// Declares a resource that runs commands on this machine: `cmd` once per
     /// update, `serve_cmd` as a long-running process restarted after each update.
     fn local_resource<'v>(
-        #[starlark(require = pos)] name: &str,
+        name: &str,
         cmd: Option<Value<'v>>,
         deps: Option<Value<'v>>,
         trigger_mode: Option<Value<'v>>,
@@ -224,7 +224,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
 
     /// An HTTP GET readiness check: ready on a 2xx/3xx answer.
     fn http_get_action<'v>(
-        #[starlark(require = pos)] port: i32,
+        port: i32,
         #[starlark(default = "localhost")] host: &str,
         #[starlark(default = "http")] scheme: &str,
         #[starlark(default = "/")] path: &str,
@@ -244,7 +244,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
 
     /// A TCP readiness check: ready when the port accepts a connection.
     fn tcp_socket_action<'v>(
-        #[starlark(require = pos)] port: i32,
+        port: i32,
         #[starlark(default = "localhost")] host: &str,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
@@ -253,7 +253,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// A command readiness check: ready when it exits 0.
-    fn exec_action<'v>(#[starlark(require = pos)] command: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+    fn exec_action<'v>(command: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let argv = string_list(Arg { function: "exec_action", name: "command" }, Some(command))?;
         if argv.is_empty() {
             bail!("exec_action: the command is empty");
@@ -263,7 +263,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
 
     /// A named link shown with a resource.
     fn link<'v>(
-        #[starlark(require = pos)] url: &str,
+        url: &str,
         name: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {

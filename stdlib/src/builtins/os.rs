@@ -46,7 +46,7 @@ fn relative(target: &Path, base: &Path) -> PathBuf {
 fn os_functions(builder: &mut GlobalsBuilder) {
     /// An environment variable, or `default` when it is unset.
     fn getenv<'v>(
-        #[starlark(require = pos)] key: &str,
+        key: &str,
         default: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
@@ -73,20 +73,20 @@ fn os_path_functions(builder: &mut GlobalsBuilder) {
     }
 
     /// Whether the path exists (relative paths from the Loopfile's folder); watched.
-    fn exists<'v>(#[starlark(require = pos)] path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<bool> {
+    fn exists<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<bool> {
         let env = EvalEnv::of(eval)?;
         let path = env.resolve(path);
         env.loader.record_read(&env.file, &path);
         Ok(path.exists())
     }
 
-    fn abspath<'v>(#[starlark(require = pos)] path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
+    fn abspath<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
         Ok(text(&EvalEnv::of(eval)?.resolve(path)))
     }
 
     fn relpath<'v>(
-        #[starlark(require = pos)] path: &str,
-        #[starlark(require = pos)] start: Option<&str>,
+        path: &str,
+        start: Option<&str>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<String> {
         let env = EvalEnv::of(eval)?;
@@ -94,11 +94,11 @@ fn os_path_functions(builder: &mut GlobalsBuilder) {
         Ok(text(&relative(&env.resolve(path), &base)))
     }
 
-    fn basename(#[starlark(require = pos)] path: &str) -> anyhow::Result<String> {
+    fn basename(path: &str) -> anyhow::Result<String> {
         Ok(path.rsplit('/').next().unwrap_or_default().to_owned())
     }
 
-    fn dirname(#[starlark(require = pos)] path: &str) -> anyhow::Result<String> {
+    fn dirname(path: &str) -> anyhow::Result<String> {
         Ok(match path.rfind('/') {
             Some(0) => "/".to_owned(),
             Some(i) => path[..i].to_owned(),

@@ -23,7 +23,7 @@ pub fn settings_builtins(builder: &mut GlobalsBuilder) {
 #[starlark_module]
 fn settings_functions(builder: &mut GlobalsBuilder) {
     /// The default trigger mode of the resources declared after this call.
-    fn trigger_mode<'v>(#[starlark(require = pos)] trigger_mode: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+    fn trigger_mode<'v>(trigger_mode: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let mode = parse_trigger_mode(Arg { function: "trigger_mode", name: "trigger_mode" }, Some(trigger_mode))?;
         let env = EvalEnv::of(eval)?;
         declarations(env).borrow_mut().default_trigger_mode = mode.unwrap_or_default();
@@ -57,7 +57,7 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
     }
 
     /// Kubernetes contexts that `loop` may change even though they do not look local.
-    fn allow_k8s_contexts<'v>(#[starlark(require = pos)] contexts: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+    fn allow_k8s_contexts<'v>(contexts: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let names = string_list(Arg { function: "allow_k8s_contexts", name: "contexts" }, Some(contexts))?;
         let env = EvalEnv::of(eval)?;
         declarations(env).borrow_mut().settings.allowed_k8s_contexts.extend(names);
@@ -66,7 +66,7 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
 
     /// The registry that built images are pushed to.
     fn default_registry<'v>(
-        #[starlark(require = pos)] host: &str,
+        host: &str,
         host_from_cluster: Option<&str>,
         single_name: Option<&str>,
         eval: &mut Evaluator<'v, '_, '_>,
@@ -81,7 +81,7 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
     }
 
     /// Logs a warning (shown by `loop check` and in the run log).
-    fn warn<'v>(#[starlark(require = pos)] msg: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+    fn warn<'v>(msg: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
         env.loader.log(&env.file, true, msg.to_owned());
         Ok(NONE)

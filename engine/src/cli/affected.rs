@@ -1,0 +1,38 @@
+//! `loop affected`: what a change to some paths would re-run and re-evaluate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use loop_lang::project::absolute;
+
+use crate::affected::AffectedIndex;
+use crate::load::load;
+
+pub fn run(paths: &[PathBuf], files: &[PathBuf], args: &[String]) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files, args) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let manifest = &loaded.evaluation.manifest;
+    let project = &loaded.evaluation.project;
+    let changed: Vec<String> = paths
+        .iter()
+        .map(|p| project.display(&absolute(p)))
+        .collect();
+    let index = AffectedIndex::build(manifest, &loaded.graph)?;
+    let refs: Vec<&str> = changed.iter().map(String::as_str).collect();
+    for name in index.affected(&refs) {
+        println!("{name}");
+    }
+    for loopfile in &manifest.loopfiles {
+        let touched = changed.iter().any(|c| {
+            loopfile
+                .depends_on
+                .iter()
+                .any(|d| d == c || c == "." || d.starts_with(&format!("{c}/")))
+        });
+        if touched {
+            println!("re-evaluate: {}", loopfile.path);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

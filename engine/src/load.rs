@@ -1,0 +1,73 @@
+//! Evaluating Loopfiles into a validated graph, with every failure rendered.
+
+use std::path::{Path, PathBuf};
+
+use loop_stdlib::Evaluation;
+
+use crate::graph::Graph;
+use crate::report;
+
+/// The default Loopfile names, in order of preference.
+pub const DEFAULT_FILES: &[&str] = &["Loopfile", "Tiltfile"];
+
+/// An evaluated, validated composition of Loopfiles.
+pub struct Loaded {
+    pub evaluation: Evaluation,
+    pub graph: Graph,
+}
+
+/// The Loopfiles to evaluate: those given, or the default in the current folder.
+pub fn loopfiles(given: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    DEFAULT_FILES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .map(|p| vec![p])
+        .ok_or_else(|| {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            format!(
+                "no Loopfile in {}: looked for {}; name the file to use, e.g. `loop check path/to/Loopfile`",
+                cwd.display(),
+                DEFAULT_FILES.join(" and ")
+            )
+        })
+}
+
+/// Evaluates and validates; on failure the diagnostic has been printed.
+pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
+    let files = match loopfiles(given) {
+        Ok(files) => files,
+        Err(msg) => {
+            report::error(&msg);
+            return None;
+        }
+    };
+    if let Some(missing) = files.iter().find(|f| !Path::new(f).is_file()) {
+        report::error(&format!(
+            "cannot read Loopfile {}: no such file",
+            missing.display()
+        ));
+        return None;
+    }
+    let evaluation = match loop_stdlib::evaluate(&files, args) {
+        Ok(evaluation) => evaluation,
+        Err(failure) => {
+            report::evaluation_log(&failure.log);
+            report::diagnostic(&failure.diagnostic, &failure.sources);
+            return None;
+        }
+    };
+    report::evaluation_log(&evaluation.log);
+    match Graph::build(&evaluation.manifest) {
+        Ok(graph) => Some(Loaded { evaluation, graph }),
+        Err(err) => {
+            for diag in err.diagnostics() {
+                report::diagnostic(&diag, &evaluation.sources);
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The corpus of bad Loopfiles under `tests/bad/`: each case must fail `loop check`
+//! with exactly the message in its snapshot (`tests/e2e/snapshots`). Update the
+//! snapshots after an intended change with `INSTA_UPDATE=always cargo test`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::support::{repo, run_loop};
+
+#[test]
+fn every_bad_loopfile_gets_its_exact_error() {
+    let corpus = repo().join("tests/bad");
+    let mut cases: Vec<_> = std::fs::read_dir(&corpus).unwrap().map(|e| e.unwrap().path()).collect();
+    cases.sort();
+    assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
+    let mut failed = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let extra = std::fs::read_to_string(case.join("args")).unwrap_or_default();
+        let mut args = vec!["check", "--"];
+        args.extend(extra.split_whitespace());
+        let run = run_loop(case, &args);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            assert_eq!(run.code, 1, "{name}: a bad Loopfile must exit 1\n{}", run.stderr);
+            assert!(!run.stderr.contains("panicked"), "{name} panicked:\n{}", run.stderr);
+            insta::assert_snapshot!(format!("bad_{name}"), run.transcript());
+        }));
+        if result.is_err() {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "cases whose output changed: {failed:?}");
+}
