@@ -74,9 +74,14 @@ impl Data {
                 None => Data::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Value::String(s) => Data::String(s),
-            Value::Array(items) => Data::List(items.into_iter().map(Data::from_json_value).collect()),
+            Value::Array(items) => {
+                Data::List(items.into_iter().map(Data::from_json_value).collect())
+            }
             Value::Object(entries) => Data::Map(
-                entries.into_iter().map(|(k, v)| (k, Data::from_json_value(v))).collect(),
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, Data::from_json_value(v)))
+                    .collect(),
             ),
         }
     }
@@ -87,7 +92,9 @@ impl Data {
         match docs.len() {
             0 => Ok(Data::Null),
             1 => Ok(docs.remove(0)),
-            n => Err(format!("expected one YAML document, found {n} (use the _stream variant)")),
+            n => Err(format!(
+                "expected one YAML document, found {n} (use the _stream variant)"
+            )),
         }
     }
 
@@ -225,15 +232,19 @@ mod tests {
     // round trips break if a serde_json::Value ever reaches the YAML serializer.
     #[test]
     fn numbers_survive_json_and_yaml_round_trips() {
-        let d = Data::from_json(r#"{"a": 1, "b": 1.5, "c": [true, null, "x"], "big": 12345678901234}"#)
-            .unwrap();
+        let d =
+            Data::from_json(r#"{"a": 1, "b": 1.5, "c": [true, null, "x"], "big": 12345678901234}"#)
+                .unwrap();
         assert_eq!(d.get("a"), Some(&Data::Int(1)));
         assert_eq!(d.get("b"), Some(&Data::Float(1.5)));
         let yaml = d.to_yaml().unwrap();
         assert!(yaml.contains("a: 1\n"), "{yaml}");
         assert!(!yaml.contains("serde_json"), "{yaml}");
         assert_eq!(Data::from_yaml(&yaml).unwrap(), d);
-        assert_eq!(d.to_json(), r#"{"a":1,"b":1.5,"c":[true,null,"x"],"big":12345678901234}"#);
+        assert_eq!(
+            d.to_json(),
+            r#"{"a":1,"b":1.5,"c":[true,null,"x"],"big":12345678901234}"#
+        );
     }
 
     #[test]

@@ -68,7 +68,10 @@ impl Diagnostic {
 
     /// Adds a highlighted location (the first one added is the primary).
     pub fn at(mut self, at: Location, label: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { at, text: label.into() });
+        self.labels.push(Label {
+            at,
+            text: label.into(),
+        });
         self
     }
 
@@ -128,7 +131,11 @@ impl Diagnostic {
                 continue;
             };
             let range = byte_range(line, label.at.col, label.at.width);
-            let kind = if i == 0 { AnnotationKind::Primary } else { AnnotationKind::Context };
+            let kind = if i == 0 {
+                AnnotationKind::Primary
+            } else {
+                AnnotationKind::Context
+            };
             group = group.element(
                 Snippet::source(line)
                     .line_start(label.at.line)
@@ -153,7 +160,11 @@ impl Diagnostic {
         for (level, text) in &messages {
             group = group.element(level.clone().message(text.as_str()));
         }
-        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+        let renderer = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
         renderer.render(&[group]).to_string()
     }
 
@@ -189,7 +200,11 @@ fn suffix(text: &str) -> String {
 
 /// Byte range within `line` of `width` characters starting at 1-based column `col`.
 fn byte_range(line: &str, col: usize, width: usize) -> std::ops::Range<usize> {
-    let offset = |chars: usize| line.char_indices().nth(chars).map_or(line.len(), |(i, _)| i);
+    let offset = |chars: usize| {
+        line.char_indices()
+            .nth(chars)
+            .map_or(line.len(), |(i, _)| i)
+    };
     let start = offset(col.saturating_sub(1));
     let end = offset(col.saturating_sub(1) + width).max(start);
     start..end
@@ -212,7 +227,12 @@ mod tests {
     use super::*;
 
     fn loc(line: usize, col: usize, width: usize) -> Location {
-        Location { file: "Loopfile".into(), line, col, width }
+        Location {
+            file: "Loopfile".into(),
+            line,
+            col,
+            width,
+        }
     }
 
     #[test]
@@ -224,18 +244,30 @@ mod tests {
             .at(loc(1, 1, 1), "first here")
             .help("rename one of them");
         let text = d.render(&sources, false);
-        assert!(text.contains("error: resource `web` is declared twice"), "{text}");
+        assert!(
+            text.contains("error: resource `web` is declared twice"),
+            "{text}"
+        );
         assert!(text.contains("Loopfile:2:1"), "{text}");
         assert!(text.contains("local_resource('web')"), "{text}");
-        assert!(text.contains("^^^^^^^^^^^^^^ declared again here"), "{text}");
+        assert!(
+            text.contains("^^^^^^^^^^^^^^ declared again here"),
+            "{text}"
+        );
         assert!(text.contains("help: rename one of them"), "{text}");
     }
 
     #[test]
     fn collapses_repeated_stack_frames() {
-        let frame = Frame { function: "f".into(), at: loc(2, 5, 3) };
+        let frame = Frame {
+            function: "f".into(),
+            at: loc(2, 5, 3),
+        };
         let mut d = Diagnostic::new("too deep");
-        d.stack = vec![Frame { function: "<module>".into(), at: loc(3, 1, 1) }];
+        d.stack = vec![Frame {
+            function: "<module>".into(),
+            at: loc(3, 1, 1),
+        }];
         d.stack.extend(std::iter::repeat_n(frame, 5));
         let text = d.stack_text().unwrap();
         assert_eq!(

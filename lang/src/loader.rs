@@ -27,7 +27,11 @@ use crate::project::Project;
 
 /// The Starlark dialect of Loopfiles: Bazel/Tilt Starlark with type annotations.
 pub fn dialect() -> Dialect {
-    Dialect { enable_types: DialectTypes::Enable, enable_f_strings: true, ..Dialect::Extended }
+    Dialect {
+        enable_types: DialectTypes::Enable,
+        enable_f_strings: true,
+        ..Dialect::Extended
+    }
 }
 
 /// Marker for a failed evaluation; the diagnostic is stored in the [`Loader`].
@@ -57,7 +61,9 @@ impl<'a> EvalEnv<'a> {
     pub fn of<'e>(eval: &Evaluator<'_, 'e, '_>) -> anyhow::Result<&'e EvalEnv<'e>> {
         eval.extra
             .and_then(|extra| extra.downcast_ref::<EvalEnv>())
-            .ok_or_else(|| anyhow::anyhow!("internal error: built-in called outside a Loopfile evaluation"))
+            .ok_or_else(|| {
+                anyhow::anyhow!("internal error: built-in called outside a Loopfile evaluation")
+            })
     }
 
     /// A built-in's path argument, resolved against this file's folder.
@@ -116,12 +122,18 @@ impl Loader {
 
     /// The built-ins' state, as given to [`Loader::new`].
     pub fn state<T: 'static>(&self) -> &T {
-        self.state.downcast_ref::<T>().expect("loader state has the type the stdlib created")
+        self.state
+            .downcast_ref::<T>()
+            .expect("loader state has the type the stdlib created")
     }
 
     /// Evaluates a Loopfile into the shared declarations. A Loopfile already
     /// evaluated (included twice, or named twice) is not evaluated again.
-    pub fn eval_loopfile(&self, path: &Path, requested_at: Option<&Location>) -> Result<(), Failed> {
+    pub fn eval_loopfile(
+        &self,
+        path: &Path,
+        requested_at: Option<&Location>,
+    ) -> Result<(), Failed> {
         let on_stack = self.stack.borrow().iter().any(|p| p == path);
         if !on_stack && self.loopfiles.borrow().iter().any(|p| p == path) {
             return Ok(());
@@ -129,26 +141,46 @@ impl Loader {
         if !on_stack {
             self.loopfiles.borrow_mut().push(path.to_owned());
         }
-        self.evaluate(path, requested_at, "include").map(drop).inspect_err(|_| {
-            if let Some(at) = requested_at {
-                self.add_note(at, format!("in {}, included from {at}", self.project.display(path)));
-            }
-        })
+        self.evaluate(path, requested_at, "include")
+            .map(drop)
+            .inspect_err(|_| {
+                if let Some(at) = requested_at {
+                    self.add_note(
+                        at,
+                        format!("in {}, included from {at}", self.project.display(path)),
+                    );
+                }
+            })
     }
 
     /// Evaluates a module for `load()` (cached: each file is evaluated once).
-    pub fn load_module(&self, path: &Path, requested_at: &Location) -> Result<FrozenModule, Failed> {
+    pub fn load_module(
+        &self,
+        path: &Path,
+        requested_at: &Location,
+    ) -> Result<FrozenModule, Failed> {
         if let Some(module) = self.modules.borrow().get(path) {
             return Ok(module.clone());
         }
-        self.evaluate(path, Some(requested_at), "load").inspect_err(|_| {
-            self.add_note(requested_at, format!("in {}, loaded from {requested_at}", self.project.display(path)));
-        })
+        self.evaluate(path, Some(requested_at), "load")
+            .inspect_err(|_| {
+                self.add_note(
+                    requested_at,
+                    format!(
+                        "in {}, loaded from {requested_at}",
+                        self.project.display(path)
+                    ),
+                );
+            })
     }
 
     /// Records that evaluating `reader` depended on `path` (a read or watched file).
     pub fn record_read(&self, reader: &Path, path: &Path) {
-        self.reads.borrow_mut().entry(reader.to_owned()).or_default().insert(path.to_owned());
+        self.reads
+            .borrow_mut()
+            .entry(reader.to_owned())
+            .or_default()
+            .insert(path.to_owned());
     }
 
     /// Stores a diagnostic as the failure of this evaluation (the first one wins:
@@ -183,7 +215,11 @@ impl Loader {
     /// Adds a line to the evaluation log (`print`, `warn`, `local` output).
     pub fn log(&self, file: &Path, warning: bool, text: String) {
         let file = self.project.display(file);
-        self.log.borrow_mut().push(LogLine { file, warning, text });
+        self.log.borrow_mut().push(LogLine {
+            file,
+            warning,
+            text,
+        });
     }
 
     /// The sources of every file evaluated so far.
@@ -191,11 +227,18 @@ impl Loader {
         self.sources.borrow().clone()
     }
 
-    fn evaluate(&self, path: &Path, requested_at: Option<&Location>, verb: &str) -> Result<FrozenModule, Failed> {
+    fn evaluate(
+        &self,
+        path: &Path,
+        requested_at: Option<&Location>,
+        verb: &str,
+    ) -> Result<FrozenModule, Failed> {
         let display = self.project.display(path);
         if let Some(start) = self.stack.borrow().iter().position(|p| p == path) {
-            let chain: Vec<String> =
-                self.stack.borrow()[start..].iter().map(|p| self.project.display(p)).collect();
+            let chain: Vec<String> = self.stack.borrow()[start..]
+                .iter()
+                .map(|p| self.project.display(p))
+                .collect();
             return Err(self.fail(
                 Diagnostic::new(format!("{verb} cycle: {} -> {display}", chain.join(" -> ")))
                     .at_opt(requested_at.cloned(), "this closes the cycle")
@@ -215,7 +258,9 @@ impl Loader {
                 let mut diag = Diagnostic::new(format!("cannot {verb} `{display}`: {what}"))
                     .at_opt(requested_at.cloned(), "requested here");
                 if requested_at.is_some() {
-                    diag = diag.help("paths are relative to the file that asks; `//` starts at the project root");
+                    diag = diag.help(
+                        "paths are relative to the file that asks; `//` starts at the project root",
+                    );
                 }
                 return Err(self.fail(diag));
             }
@@ -228,25 +273,46 @@ impl Loader {
         let result = self.evaluate_ast(path, &display, ast);
         self.stack.borrow_mut().pop();
         let module = result?;
-        self.modules.borrow_mut().insert(path.to_owned(), module.clone());
+        self.modules
+            .borrow_mut()
+            .insert(path.to_owned(), module.clone());
         Ok(module)
     }
 
-    fn evaluate_ast(&self, path: &Path, display: &str, ast: AstModule) -> Result<FrozenModule, Failed> {
+    fn evaluate_ast(
+        &self,
+        path: &Path,
+        display: &str,
+        ast: AstModule,
+    ) -> Result<FrozenModule, Failed> {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut loaded: Vec<(String, FrozenModule)> = Vec::new();
         for load in ast.loads() {
             let at = Location::from_span(&load.span);
-            let target = self.project.resolve_module(&dir, load.module_id).map_err(|msg| {
-                self.fail(Diagnostic::new(format!("cannot load `{}`: {msg}", load.module_id)).at(at.clone(), ""))
-            })?;
+            let target = self
+                .project
+                .resolve_module(&dir, load.module_id)
+                .map_err(|msg| {
+                    self.fail(
+                        Diagnostic::new(format!("cannot load `{}`: {msg}", load.module_id))
+                            .at(at.clone(), ""),
+                    )
+                })?;
             self.record_read(path, &target);
             loaded.push((load.module_id.to_owned(), self.load_module(&target, &at)?));
         }
-        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let modules: HashMap<&str, &FrozenModule> =
+            loaded.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let file_loader = ReturnFileLoader { modules: &modules };
-        let env = EvalEnv { loader: self, file: path.to_owned(), dir };
-        let printer = LogPrinter { loader: self, file: display.to_owned() };
+        let env = EvalEnv {
+            loader: self,
+            file: path.to_owned(),
+            dir,
+        };
+        let printer = LogPrinter {
+            loader: self,
+            file: display.to_owned(),
+        };
         Module::with_temp_heap(|module| {
             let result = {
                 let mut eval = Evaluator::new(&module);
@@ -257,9 +323,9 @@ impl Loader {
             };
             match result {
                 Err(err) => Err(self.fail(Diagnostic::from_starlark(&err))),
-                Ok(_) => module
-                    .freeze()
-                    .map_err(|err| self.fail(Diagnostic::new(format!("cannot freeze {display}: {err:?}")))),
+                Ok(_) => module.freeze().map_err(|err| {
+                    self.fail(Diagnostic::new(format!("cannot freeze {display}: {err:?}")))
+                }),
             }
         })
     }
@@ -306,7 +372,11 @@ struct LogPrinter<'a> {
 
 impl PrintHandler for LogPrinter<'_> {
     fn println(&self, text: &str) -> starlark::Result<()> {
-        let line = LogLine { file: self.file.clone(), warning: false, text: text.to_owned() };
+        let line = LogLine {
+            file: self.file.clone(),
+            warning: false,
+            text: text.to_owned(),
+        };
         self.loader.log.borrow_mut().push(line);
         Ok(())
     }

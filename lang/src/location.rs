@@ -24,7 +24,10 @@ impl Location {
         let width = if resolved.end.line == resolved.begin.line {
             resolved.end.column.saturating_sub(resolved.begin.column)
         } else {
-            first_line.chars().count().saturating_sub(resolved.begin.column)
+            first_line
+                .chars()
+                .count()
+                .saturating_sub(resolved.begin.column)
         };
         Location {
             file: span.filename().to_owned(),

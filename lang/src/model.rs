@@ -162,9 +162,19 @@ pub struct Probe {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProbeAction {
-    Http { scheme: String, host: String, port: u16, path: String },
-    Tcp { host: String, port: u16 },
-    Exec { command: Vec<String> },
+    Http {
+        scheme: String,
+        host: String,
+        port: u16,
+        path: String,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Exec {
+        command: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -186,12 +196,20 @@ pub struct PortForward {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum LiveUpdateStep {
     /// Copy files under `local` (root-relative) to `remote`.
-    Sync { local: String, remote: String },
+    Sync {
+        local: String,
+        remote: String,
+    },
     /// Run a command in the target; only when a changed file matches `trigger` (if any).
-    Run { cmd: Cmd, trigger: Vec<String> },
+    Run {
+        cmd: Cmd,
+        trigger: Vec<String>,
+    },
     RestartContainer,
     /// A change to any of these forces a full rebuild.
-    FallBackOn { paths: Vec<String> },
+    FallBackOn {
+        paths: Vec<String>,
+    },
     /// Sync everything once when the target first starts.
     InitialSync,
 }

@@ -19,7 +19,12 @@ impl Project {
     pub fn discover(loopfiles: &[PathBuf]) -> Project {
         let dirs: Vec<PathBuf> = loopfiles
             .iter()
-            .map(|f| absolute(f).parent().map(Path::to_path_buf).unwrap_or_default())
+            .map(|f| {
+                absolute(f)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            })
             .collect();
         let marked = dirs
             .first()
@@ -29,9 +34,13 @@ impl Project {
         let root = marked.unwrap_or_else(|| common_ancestor(&dirs));
         let mut extension_dirs = vec![root.join("extensions")];
         if let Some(paths) = std::env::var_os("LOOP_EXTENSIONS_PATH") {
-            extension_dirs.extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()));
+            extension_dirs
+                .extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()));
         }
-        Project { root, extension_dirs }
+        Project {
+            root,
+            extension_dirs,
+        }
     }
 
     /// A path as users see it: relative to the root with `/`, or absolute outside it.
@@ -126,7 +135,10 @@ pub fn normalize(path: &Path) -> PathBuf {
 
 /// A relative path with `/` separators.
 pub fn slash(path: &Path) -> String {
-    let parts: Vec<_> = path.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    let parts: Vec<_> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
     parts.join("/")
 }
 
@@ -147,16 +159,28 @@ mod tests {
     use super::*;
 
     fn project(root: &str) -> Project {
-        Project { root: PathBuf::from(root), extension_dirs: vec![PathBuf::from(root).join("extensions")] }
+        Project {
+            root: PathBuf::from(root),
+            extension_dirs: vec![PathBuf::from(root).join("extensions")],
+        }
     }
 
     #[test]
     fn resolves_relative_root_and_escaping_paths() {
         let p = project("/p");
         let dir = Path::new("/p/svc");
-        assert_eq!(p.resolve_module(dir, "lib/a.star").unwrap(), PathBuf::from("/p/svc/lib/a.star"));
-        assert_eq!(p.resolve_module(dir, "../b.star").unwrap(), PathBuf::from("/p/b.star"));
-        assert_eq!(p.resolve_module(dir, "//tools/d.star").unwrap(), PathBuf::from("/p/tools/d.star"));
+        assert_eq!(
+            p.resolve_module(dir, "lib/a.star").unwrap(),
+            PathBuf::from("/p/svc/lib/a.star")
+        );
+        assert_eq!(
+            p.resolve_module(dir, "../b.star").unwrap(),
+            PathBuf::from("/p/b.star")
+        );
+        assert_eq!(
+            p.resolve_module(dir, "//tools/d.star").unwrap(),
+            PathBuf::from("/p/tools/d.star")
+        );
         let err = p.resolve_module(dir, "../../etc/x.star").unwrap_err();
         assert!(err.contains("outside the project root"), "{err}");
         assert!(p.resolve_module(dir, "ext://../x").is_err());

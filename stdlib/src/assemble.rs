@@ -11,20 +11,40 @@ use loop_lang::{Diagnostic, Location};
 use crate::decls::{Declarations, K8sResourceDecl};
 
 /// Kinds whose objects run pods, and so become resources of their own.
-const WORKLOAD_KINDS: &[&str] =
-    &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod"];
+const WORKLOAD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "Pod",
+];
 
 /// The name of the resource that holds objects belonging to no workload.
 pub const UNCATEGORIZED: &str = "uncategorized";
 
 /// Builds the Manifest (without the loader's file lists, which the caller adds).
 pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
-    let Declarations { local_resources, objects, k8s_resources, images, settings, .. } = decls;
+    let Declarations {
+        local_resources,
+        objects,
+        k8s_resources,
+        images,
+        settings,
+        ..
+    } = decls;
     let objects = to_objects(objects)?;
     let mut k8s = group_objects(&objects);
     let mut uncategorized: Vec<ObjectRef> = k8s.unattached;
     for decl in &k8s_resources {
-        apply_k8s_resource(decl, &mut k8s.resources, &mut uncategorized, &local_resources)?;
+        apply_k8s_resource(
+            decl,
+            &mut k8s.resources,
+            &mut uncategorized,
+            &local_resources,
+        )?;
     }
     for resource in &mut k8s.resources {
         resource.images = images_used(resource, &images);
@@ -38,13 +58,23 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         resources.push(resource);
     }
     check_unique_names(&resources)?;
-    Ok(Manifest { resources, images, settings, ..Manifest::default() })
+    Ok(Manifest {
+        resources,
+        images,
+        settings,
+        ..Manifest::default()
+    })
 }
 
 fn to_objects(decls: Vec<crate::decls::ObjectDecl>) -> Result<Vec<(ObjectRef, bool)>, Diagnostic> {
     let mut objects: Vec<(ObjectRef, bool)> = Vec::new();
     for decl in decls {
-        let text = |path: &[&str]| decl.body.path(path).and_then(Data::as_str).map(str::to_owned);
+        let text = |path: &[&str]| {
+            decl.body
+                .path(path)
+                .and_then(Data::as_str)
+                .map(str::to_owned)
+        };
         let object = ObjectRef {
             api_version: text(&["apiVersion"]).unwrap_or_default(),
             kind: text(&["kind"]).unwrap_or_default(),
@@ -53,7 +83,9 @@ fn to_objects(decls: Vec<crate::decls::ObjectDecl>) -> Result<Vec<(ObjectRef, bo
             defined_at: decl.defined_at,
             body: decl.body,
         };
-        let same = |o: &ObjectRef| o.kind == object.kind && o.name == object.name && o.namespace == object.namespace;
+        let same = |o: &ObjectRef| {
+            o.kind == object.kind && o.name == object.name && o.namespace == object.namespace
+        };
         if let Some((previous, allowed)) = objects.iter().find(|(o, _)| same(o)) {
             if !(decl.allow_duplicates || *allowed) {
                 return Err(Diagnostic::new(format!(
@@ -77,14 +109,19 @@ struct Grouped {
 }
 
 fn is_workload(o: &ObjectRef) -> bool {
-    WORKLOAD_KINDS.contains(&o.kind.as_str()) || o.body.path(&["spec", "template", "spec", "containers"]).is_some()
+    WORKLOAD_KINDS.contains(&o.kind.as_str())
+        || o.body
+            .path(&["spec", "template", "spec", "containers"])
+            .is_some()
 }
 
 /// The pod spec of a workload object.
 fn pod_spec(o: &ObjectRef) -> Option<&Data> {
     match o.kind.as_str() {
         "Pod" => o.body.get("spec"),
-        "CronJob" => o.body.path(&["spec", "jobTemplate", "spec", "template", "spec"]),
+        "CronJob" => o
+            .body
+            .path(&["spec", "jobTemplate", "spec", "template", "spec"]),
         _ => o.body.path(&["spec", "template", "spec"]),
     }
 }
@@ -93,7 +130,14 @@ fn pod_spec(o: &ObjectRef) -> Option<&Data> {
 fn pod_labels(o: &ObjectRef) -> Option<&Data> {
     match o.kind.as_str() {
         "Pod" => o.body.path(&["metadata", "labels"]),
-        "CronJob" => o.body.path(&["spec", "jobTemplate", "spec", "template", "metadata", "labels"]),
+        "CronJob" => o.body.path(&[
+            "spec",
+            "jobTemplate",
+            "spec",
+            "template",
+            "metadata",
+            "labels",
+        ]),
         _ => o.body.path(&["spec", "template", "metadata", "labels"]),
     }
 }
@@ -105,11 +149,19 @@ fn referenced_objects(spec: &Data, out: &mut Vec<(&'static str, String)>) {
         Data::Map(entries) => {
             for (key, value) in entries {
                 let found = match key.as_str() {
-                    "configMap" | "configMapRef" | "configMapKeyRef" => name_of(value, "name").map(|n| ("ConfigMap", n)),
-                    "secret" => name_of(value, "secretName").or_else(|| name_of(value, "name")).map(|n| ("Secret", n)),
+                    "configMap" | "configMapRef" | "configMapKeyRef" => {
+                        name_of(value, "name").map(|n| ("ConfigMap", n))
+                    }
+                    "secret" => name_of(value, "secretName")
+                        .or_else(|| name_of(value, "name"))
+                        .map(|n| ("Secret", n)),
                     "secretRef" | "secretKeyRef" => name_of(value, "name").map(|n| ("Secret", n)),
-                    "persistentVolumeClaim" => name_of(value, "claimName").map(|n| ("PersistentVolumeClaim", n)),
-                    "serviceAccountName" => value.as_str().map(|n| ("ServiceAccount", n.to_owned())),
+                    "persistentVolumeClaim" => {
+                        name_of(value, "claimName").map(|n| ("PersistentVolumeClaim", n))
+                    }
+                    "serviceAccountName" => {
+                        value.as_str().map(|n| ("ServiceAccount", n.to_owned()))
+                    }
                     _ => None,
                 };
                 out.extend(found);
@@ -123,11 +175,16 @@ fn referenced_objects(spec: &Data, out: &mut Vec<(&'static str, String)>) {
 
 fn selects(selector: &Data, labels: Option<&Data>) -> bool {
     let selector = selector.as_map();
-    !selector.is_empty() && labels.is_some_and(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    !selector.is_empty()
+        && labels.is_some_and(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
 fn k8s_resource_named(name: &str, defined_at: Location) -> Resource {
-    let dir = defined_at.file.rsplit_once('/').map_or(".", |(d, _)| d).to_owned();
+    let dir = defined_at
+        .file
+        .rsplit_once('/')
+        .map_or(".", |(d, _)| d)
+        .to_owned();
     Resource {
         name: name.to_owned(),
         kind: ResourceKind::K8s,
@@ -159,10 +216,18 @@ fn k8s_resource_named(name: &str, defined_at: Location) -> Resource {
 
 /// Names workloads by object name, adding `:kind` then `:namespace` where names clash.
 fn workload_names(workloads: &[&ObjectRef]) -> Vec<String> {
-    let count = |f: &dyn Fn(&ObjectRef) -> String, key: &str| workloads.iter().filter(|o| f(o) == key).count();
+    let count = |f: &dyn Fn(&ObjectRef) -> String, key: &str| {
+        workloads.iter().filter(|o| f(o) == key).count()
+    };
     let short = |o: &ObjectRef| o.name.clone();
     let with_kind = |o: &ObjectRef| format!("{}:{}", o.name, o.kind.to_lowercase());
-    let full = |o: &ObjectRef| format!("{}:{}", with_kind(o), o.namespace.as_deref().unwrap_or("default"));
+    let full = |o: &ObjectRef| {
+        format!(
+            "{}:{}",
+            with_kind(o),
+            o.namespace.as_deref().unwrap_or("default")
+        )
+    };
     workloads
         .iter()
         .map(|o| {
@@ -178,7 +243,11 @@ fn workload_names(workloads: &[&ObjectRef]) -> Vec<String> {
 }
 
 fn group_objects(objects: &[(ObjectRef, bool)]) -> Grouped {
-    let workloads: Vec<&ObjectRef> = objects.iter().map(|(o, _)| o).filter(|o| is_workload(o)).collect();
+    let workloads: Vec<&ObjectRef> = objects
+        .iter()
+        .map(|(o, _)| o)
+        .filter(|o| is_workload(o))
+        .collect();
     let names = workload_names(&workloads);
     let mut resources: Vec<Resource> = workloads
         .iter()
@@ -195,13 +264,17 @@ fn group_objects(objects: &[(ObjectRef, bool)]) -> Grouped {
         let owner = workloads.iter().position(|w| {
             same_ns(w)
                 && if object.kind == "Service" {
-                    object.body.path(&["spec", "selector"]).is_some_and(|s| selects(s, pod_labels(w)))
+                    object
+                        .body
+                        .path(&["spec", "selector"])
+                        .is_some_and(|s| selects(s, pod_labels(w)))
                 } else {
                     let mut refs = Vec::new();
                     if let Some(spec) = pod_spec(w) {
                         referenced_objects(spec, &mut refs);
                     }
-                    refs.iter().any(|(kind, name)| *kind == object.kind && *name == object.name)
+                    refs.iter()
+                        .any(|(kind, name)| *kind == object.kind && *name == object.name)
                 }
         });
         match owner {
@@ -209,7 +282,10 @@ fn group_objects(objects: &[(ObjectRef, bool)]) -> Grouped {
             None => unattached.push(object.clone()),
         }
     }
-    Grouped { resources, unattached }
+    Grouped {
+        resources,
+        unattached,
+    }
 }
 
 /// Whether a `k8s_resource(objects=[...])` selector (`name`, `name:kind` or
@@ -221,7 +297,9 @@ fn selector_matches(selector: &str, o: &ObjectRef) -> bool {
     let namespace = parts.next();
     name == o.name
         && kind.is_none_or(|k| k.eq_ignore_ascii_case(&o.kind))
-        && namespace.is_none_or(|n| Some(n) == o.namespace.as_deref() || (n == "default" && o.namespace.is_none()))
+        && namespace.is_none_or(|n| {
+            Some(n) == o.namespace.as_deref() || (n == "default" && o.namespace.is_none())
+        })
 }
 
 fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
@@ -242,12 +320,20 @@ fn apply_k8s_resource(
     let mut claimed = Vec::new();
     for selector in &decl.objects {
         let mut found = false;
-        if let Some(i) = uncategorized.iter().position(|o| selector_matches(selector, o)) {
+        if let Some(i) = uncategorized
+            .iter()
+            .position(|o| selector_matches(selector, o))
+        {
             claimed.push(uncategorized.remove(i));
             found = true;
         }
         for r in resources.iter_mut() {
-            if let Some(i) = r.objects.iter().skip(1).position(|o| selector_matches(selector, o)) {
+            if let Some(i) = r
+                .objects
+                .iter()
+                .skip(1)
+                .position(|o| selector_matches(selector, o))
+            {
                 claimed.push(r.objects.remove(i + 1));
                 found = true;
             }
@@ -258,18 +344,28 @@ fn apply_k8s_resource(
                 .chain(resources.iter().flat_map(|r| r.objects.iter().skip(1)))
                 .map(|o| format!("{}:{}", o.name, o.kind.to_lowercase()))
                 .collect();
-            let mut diag = Diagnostic::new(format!("k8s_resource: no non-workload object matches {selector:?}"))
-                .at(decl.defined_at.clone(), "");
+            let mut diag = Diagnostic::new(format!(
+                "k8s_resource: no non-workload object matches {selector:?}"
+            ))
+            .at(decl.defined_at.clone(), "");
             diag = match closest(selector, all.iter().map(String::as_str)) {
                 Some(c) => diag.help(format!("did you mean {c:?}?")),
-                None if all.is_empty() => diag.help("no ConfigMap, Service or other non-workload object was declared with k8s_yaml"),
-                None => diag.help(format!("selectors look like \"name\" or \"name:kind\"; declared: {}", all.join(", "))),
+                None if all.is_empty() => diag.help(
+                    "no ConfigMap, Service or other non-workload object was declared with k8s_yaml",
+                ),
+                None => diag.help(format!(
+                    "selectors look like \"name\" or \"name:kind\"; declared: {}",
+                    all.join(", ")
+                )),
             };
             return Err(diag);
         }
     }
     let index = if decl.workload.is_empty() {
-        let mut r = k8s_resource_named(decl.new_name.as_deref().unwrap_or_default(), decl.defined_at.clone());
+        let mut r = k8s_resource_named(
+            decl.new_name.as_deref().unwrap_or_default(),
+            decl.defined_at.clone(),
+        );
         r.objects.clear();
         resources.push(r);
         resources.len() - 1
@@ -277,11 +373,19 @@ fn apply_k8s_resource(
         match resources.iter().position(|r| r.name == decl.workload) {
             Some(i) => i,
             None => {
-                let mut diag = Diagnostic::new(format!("k8s_resource: no Kubernetes workload named {:?}", decl.workload))
-                    .at(decl.defined_at.clone(), "");
+                let mut diag = Diagnostic::new(format!(
+                    "k8s_resource: no Kubernetes workload named {:?}",
+                    decl.workload
+                ))
+                .at(decl.defined_at.clone(), "");
                 if locals.iter().any(|l| l.name == decl.workload) {
-                    diag = diag.help(format!("{:?} is a local_resource; k8s_resource configures workloads from k8s_yaml", decl.workload));
-                } else if let Some(c) = closest(&decl.workload, resources.iter().map(|r| r.name.as_str())) {
+                    diag = diag.help(format!(
+                        "{:?} is a local_resource; k8s_resource configures workloads from k8s_yaml",
+                        decl.workload
+                    ));
+                } else if let Some(c) =
+                    closest(&decl.workload, resources.iter().map(|r| r.name.as_str()))
+                {
                     diag = diag.help(format!("did you mean {c:?}?"));
                 } else if resources.is_empty() {
                     diag = diag.help("declare the workload with k8s_yaml first");
@@ -299,7 +403,8 @@ fn apply_k8s_resource(
         r.name = name.clone();
     }
     r.port_forwards.extend(decl.port_forwards.iter().cloned());
-    r.extra_pod_selectors.extend(decl.extra_pod_selectors.iter().cloned());
+    r.extra_pod_selectors
+        .extend(decl.extra_pod_selectors.iter().cloned());
     r.resource_deps.extend(decl.resource_deps.iter().cloned());
     r.data_deps.extend(decl.data_deps.iter().cloned());
     r.links.extend(decl.links.iter().cloned());
@@ -326,7 +431,9 @@ fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
     let mut container_images = Vec::new();
     let mut env_values = Vec::new();
     for object in &resource.objects {
-        let Some(spec) = pod_spec(object) else { continue };
+        let Some(spec) = pod_spec(object) else {
+            continue;
+        };
         for list in ["containers", "initContainers"] {
             for container in spec.get(list).map(Data::as_list).unwrap_or_default() {
                 if let Some(image) = container.get("image").and_then(Data::as_str) {
@@ -344,7 +451,8 @@ fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
         .iter()
         .filter(|image| {
             let name = image_name(&image.image_ref);
-            container_images.iter().any(|c| c == name) || (image.match_in_env_vars && env_values.iter().any(|v| v == name))
+            container_images.iter().any(|c| c == name)
+                || (image.match_in_env_vars && env_values.iter().any(|v| v == name))
         })
         .map(|image| image.image_ref.clone())
         .collect()
@@ -372,7 +480,10 @@ mod tests {
         assert_eq!(image_name("app"), "app");
         assert_eq!(image_name("app:1.2"), "app");
         assert_eq!(image_name("localhost:5000/app"), "localhost:5000/app");
-        assert_eq!(image_name("localhost:5000/app:dev@sha256:abc"), "localhost:5000/app");
+        assert_eq!(
+            image_name("localhost:5000/app:dev@sha256:abc"),
+            "localhost:5000/app"
+        );
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub fn call_site(eval: &Evaluator) -> Location {
         .find(|span| Some(span.filename()) == file.as_deref());
     match in_file {
         Some(span) => Location::from_span(span),
-        None => eval.call_stack_top_location().map(|span| Location::from_span(&span)).unwrap_or_default(),
+        None => eval
+            .call_stack_top_location()
+            .map(|span| Location::from_span(&span))
+            .unwrap_or_default(),
     }
 }

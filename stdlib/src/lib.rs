@@ -6,6 +6,8 @@
 //! globals, collects declarations and assembles them.
 
 pub mod assemble;
+// Built-ins mirror Tilt's signatures, which have many parameters.
+#[allow(clippy::too_many_arguments)]
 pub mod builtins;
 pub mod decls;
 pub mod signatures;
@@ -66,11 +68,17 @@ pub struct EvalFailure {
 /// Evaluates top-level Loopfiles (composed into one graph) with the user's
 /// arguments for `config.parse()`.
 pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Box<EvalFailure>> {
-    let paths: Vec<PathBuf> = loopfiles.iter().map(|p| loop_lang::project::absolute(p)).collect();
+    let paths: Vec<PathBuf> = loopfiles
+        .iter()
+        .map(|p| loop_lang::project::absolute(p))
+        .collect();
     let project = Project::discover(&paths);
     let globals = globals();
     let signatures = signatures::Signatures::of(&globals);
-    let decls = Declarations { config_args: args.to_vec(), ..Declarations::default() };
+    let decls = Declarations {
+        config_args: args.to_vec(),
+        ..Declarations::default()
+    };
     let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)));
     for path in &paths {
         if loader.eval_loopfile(path, None).is_err() {
@@ -79,18 +87,39 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
     }
     let failure = loader.take_failure();
     let (state, report) = loader.finish();
-    let LoadReport { loopfiles, watched_files, sources, log } = report;
+    let LoadReport {
+        loopfiles,
+        watched_files,
+        sources,
+        log,
+    } = report;
     if let Some(mut diagnostic) = failure {
         signatures.explain(&mut diagnostic);
-        return Err(Box::new(EvalFailure { diagnostic, sources, log }));
+        return Err(Box::new(EvalFailure {
+            diagnostic,
+            sources,
+            log,
+        }));
     }
-    let decls = state.downcast::<RefCell<Declarations>>().expect("the loader holds the declarations").into_inner();
+    let decls = state
+        .downcast::<RefCell<Declarations>>()
+        .expect("the loader holds the declarations")
+        .into_inner();
     match assemble::assemble(decls) {
         Ok(mut manifest) => {
             manifest.watched_files = watched_files;
             manifest.loopfiles = loopfiles;
-            Ok(Evaluation { manifest, project, sources, log })
+            Ok(Evaluation {
+                manifest,
+                project,
+                sources,
+                log,
+            })
         }
-        Err(diagnostic) => Err(Box::new(EvalFailure { diagnostic, sources, log })),
+        Err(diagnostic) => Err(Box::new(EvalFailure {
+            diagnostic,
+            sources,
+            log,
+        })),
     }
 }

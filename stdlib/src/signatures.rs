@@ -35,9 +35,13 @@ impl Signatures {
             diag.help = Some("values from load()ed modules are frozen; copy before changing, e.g. `deps = list(DEFAULT_DEPS)`".into());
             return;
         }
-        let Some((_, after)) = message.split_once("for call to ") else { return };
+        let Some((_, after)) = message.split_once("for call to ") else {
+            return;
+        };
         let function = after.trim().trim_matches('`');
-        let Some(params) = self.params(function) else { return };
+        let Some(params) = self.params(function) else {
+            return;
+        };
         let accepted = params.join(", ");
         let mut help = format!("`{function}` accepts: {accepted}");
         if message.contains("extra named parameter") {

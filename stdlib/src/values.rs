@@ -49,14 +49,18 @@ impl<'v> StarlarkValue<'v> for Blob {
     }
 
     fn add(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
-        let rhs = Blob::from_value(rhs).map(|b| b.0.as_str()).or_else(|| rhs.unpack_str())?;
+        let rhs = Blob::from_value(rhs)
+            .map(|b| b.0.as_str())
+            .or_else(|| rhs.unpack_str())?;
         Some(Ok(heap.alloc(Blob(format!("{}{}", self.0, rhs)))))
     }
 }
 
 /// A string, or the text of a blob.
 pub fn text_of(v: Value) -> Option<String> {
-    v.unpack_str().map(str::to_owned).or_else(|| Blob::from_value(v).map(|b| b.0.clone()))
+    v.unpack_str()
+        .map(str::to_owned)
+        .or_else(|| Blob::from_value(v).map(|b| b.0.clone()))
 }
 
 /// Where a value came from, for error messages: `local_resource: argument `deps``.
@@ -106,13 +110,18 @@ pub fn string_list(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<String>> {
     if let Some(s) = text_of(v) {
         return Ok(vec![s]);
     }
-    let items = list_items(v)
-        .ok_or_else(|| anyhow!("{arg} must be a string or a list of strings, got {}", describe(v)))?;
+    let items = list_items(v).ok_or_else(|| {
+        anyhow!(
+            "{arg} must be a string or a list of strings, got {}",
+            describe(v)
+        )
+    })?;
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            text_of(item).ok_or_else(|| anyhow!("{arg}[{i}] must be a string, got {}", describe(item)))
+            text_of(item)
+                .ok_or_else(|| anyhow!("{arg}[{i}] must be a string, got {}", describe(item)))
         })
         .collect()
 }
@@ -122,10 +131,13 @@ pub fn string_map(arg: Arg, v: Option<Value>) -> anyhow::Result<BTreeMap<String,
     let Some(v) = v.filter(|v| !v.is_none()) else {
         return Ok(BTreeMap::new());
     };
-    let dict = DictRef::from_value(v).ok_or_else(|| anyhow!("{arg} must be a dict, got {}", describe(v)))?;
+    let dict = DictRef::from_value(v)
+        .ok_or_else(|| anyhow!("{arg} must be a dict, got {}", describe(v)))?;
     dict.iter()
         .map(|(k, val)| {
-            let key = k.unpack_str().ok_or_else(|| anyhow!("{arg}: keys must be strings, got {}", describe(k)))?;
+            let key = k
+                .unpack_str()
+                .ok_or_else(|| anyhow!("{arg}: keys must be strings, got {}", describe(k)))?;
             let value = scalar_text(val)
                 .ok_or_else(|| anyhow!("{arg}[{key:?}] must be a string, got {}", describe(val)))?;
             Ok((key.to_owned(), value))
@@ -169,7 +181,10 @@ pub fn number(arg: Arg, v: Value) -> anyhow::Result<f64> {
 pub fn describe(v: Value) -> String {
     let mut repr = v.to_repr();
     if repr.len() > 40 {
-        let cut = (0..=37).rev().find(|&i| repr.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=37)
+            .rev()
+            .find(|&i| repr.is_char_boundary(i))
+            .unwrap_or(0);
         repr.truncate(cut);
         repr.push_str("...");
     }
@@ -194,7 +209,11 @@ pub fn to_data(v: Value) -> anyhow::Result<Data> {
         return Ok(Data::Float(f.0));
     }
     if let Some(items) = list_items(v) {
-        return items.into_iter().map(to_data).collect::<anyhow::Result<_>>().map(Data::List);
+        return items
+            .into_iter()
+            .map(to_data)
+            .collect::<anyhow::Result<_>>()
+            .map(Data::List);
     }
     if let Some(dict) = DictRef::from_value(v) {
         let mut entries = Vec::new();
@@ -203,7 +222,10 @@ pub fn to_data(v: Value) -> anyhow::Result<Data> {
                 Data::String(s) => s,
                 Data::Int(i) => i.to_string(),
                 Data::Bool(b) => b.to_string(),
-                _ => bail!("dict keys must be strings or numbers to encode, got {}", describe(k)),
+                _ => bail!(
+                    "dict keys must be strings or numbers to encode, got {}",
+                    describe(k)
+                ),
             };
             entries.push((key, to_data(val)?));
         }
@@ -228,9 +250,11 @@ pub fn from_data<'v>(d: &Data, heap: Heap<'v>) -> Value<'v> {
         Data::Float(f) => heap.alloc(*f),
         Data::String(s) => heap.alloc(s.as_str()),
         Data::List(items) => heap.alloc(AllocList(items.iter().map(|i| from_data(i, heap)))),
-        Data::Map(entries) => {
-            heap.alloc(AllocDict(entries.iter().map(|(k, v)| (heap.alloc(k.as_str()), from_data(v, heap)))))
-        }
+        Data::Map(entries) => heap.alloc(AllocDict(
+            entries
+                .iter()
+                .map(|(k, v)| (heap.alloc(k.as_str()), from_data(v, heap))),
+        )),
     }
 }
 

@@ -9,7 +9,10 @@ use crate::support::{repo, run_loop};
 #[test]
 fn every_bad_loopfile_gets_its_exact_error() {
     let corpus = repo().join("tests/bad");
-    let mut cases: Vec<_> = std::fs::read_dir(&corpus).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
     let mut failed = Vec::new();
@@ -20,8 +23,16 @@ fn every_bad_loopfile_gets_its_exact_error() {
         args.extend(extra.split_whitespace());
         let run = run_loop(case, &args);
         let result = catch_unwind(AssertUnwindSafe(|| {
-            assert_eq!(run.code, 1, "{name}: a bad Loopfile must exit 1\n{}", run.stderr);
-            assert!(!run.stderr.contains("panicked"), "{name} panicked:\n{}", run.stderr);
+            assert_eq!(
+                run.code, 1,
+                "{name}: a bad Loopfile must exit 1\n{}",
+                run.stderr
+            );
+            assert!(
+                !run.stderr.contains("panicked"),
+                "{name} panicked:\n{}",
+                run.stderr
+            );
             insta::assert_snapshot!(format!("bad_{name}"), run.transcript());
         }));
         if result.is_err() {

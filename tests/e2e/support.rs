@@ -18,7 +18,10 @@ pub struct Run {
 impl Run {
     /// Exit code and both streams, for snapshots, with local paths replaced.
     pub fn transcript(&self) -> String {
-        let text = format!("exit: {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr);
+        let text = format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
         normalize(&text)
     }
 }

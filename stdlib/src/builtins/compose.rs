@@ -23,8 +23,14 @@ pub fn compose_builtins(builder: &mut GlobalsBuilder) {
     fn include<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
-        let target = env.loader.project.resolve_module(&env.dir, path).map_err(|msg| anyhow!("cannot include `{path}`: {msg}"))?;
-        env.loader.eval_loopfile(&target, Some(&at)).map_err(|_| nested_failure("include", path))?;
+        let target = env
+            .loader
+            .project
+            .resolve_module(&env.dir, path)
+            .map_err(|msg| anyhow!("cannot include `{path}`: {msg}"))?;
+        env.loader
+            .eval_loopfile(&target, Some(&at))
+            .map_err(|_| nested_failure("include", path))?;
         Ok(NONE)
     }
 
@@ -32,9 +38,16 @@ pub fn compose_builtins(builder: &mut GlobalsBuilder) {
     fn load_dynamic<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
-        let target = env.loader.project.resolve_module(&env.dir, path).map_err(|msg| anyhow!("cannot load `{path}`: {msg}"))?;
+        let target = env
+            .loader
+            .project
+            .resolve_module(&env.dir, path)
+            .map_err(|msg| anyhow!("cannot load `{path}`: {msg}"))?;
         env.loader.record_read(&env.file, &target);
-        let module = env.loader.load_module(&target, &at).map_err(|_| nested_failure("load_dynamic", path))?;
+        let module = env
+            .loader
+            .load_module(&target, &at)
+            .map_err(|_| nested_failure("load_dynamic", path))?;
         let frozen_heap = eval.frozen_heap();
         frozen_heap.add_reference(module.frozen_heap());
         let mut entries = Vec::new();
@@ -51,6 +64,8 @@ pub fn compose_builtins(builder: &mut GlobalsBuilder) {
             }
         }
         let heap = eval.heap();
-        Ok(heap.alloc(AllocDict(entries.into_iter().map(|(k, v)| (heap.alloc(k), v)))))
+        Ok(heap.alloc(AllocDict(
+            entries.into_iter().map(|(k, v)| (heap.alloc(k), v)),
+        )))
     }
 }

@@ -28,9 +28,18 @@ pub enum FlagValue {
 }
 
 /// Parses `args` against the defined flags. Only flags that were given appear.
-pub fn parse_args(flags: &[ConfigFlag], args: &[String]) -> anyhow::Result<Vec<(String, FlagValue)>> {
+pub fn parse_args(
+    flags: &[ConfigFlag],
+    args: &[String],
+) -> anyhow::Result<Vec<(String, FlagValue)>> {
     let mut values: Vec<(String, FlagValue)> = Vec::new();
-    let defined = || flags.iter().map(|f| format!("--{}", f.name)).collect::<Vec<_>>().join(", ");
+    let defined = || {
+        flags
+            .iter()
+            .map(|f| format!("--{}", f.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut set = |flag: &ConfigFlag, value: String| -> anyhow::Result<()> {
         let parsed = match flag.kind {
             FlagKind::String => FlagValue::String(value),
@@ -58,13 +67,22 @@ pub fn parse_args(flags: &[ConfigFlag], args: &[String]) -> anyhow::Result<Vec<(
                 None => (flag_text, None),
             };
             let flag = flags.iter().find(|f| f.name == name).ok_or_else(|| {
-                anyhow!("config: unknown flag --{name}; the Loopfile defines: {}", if flags.is_empty() { "no flags".to_owned() } else { defined() })
+                anyhow!(
+                    "config: unknown flag --{name}; the Loopfile defines: {}",
+                    if flags.is_empty() {
+                        "no flags".to_owned()
+                    } else {
+                        defined()
+                    }
+                )
             })?;
             let value = match (inline, flag.kind) {
                 (Some(v), _) => v,
                 (None, FlagKind::Bool) => String::new(),
                 (None, _) => {
-                    let v = args.get(i).ok_or_else(|| anyhow!("config: --{name} needs a value"))?;
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| anyhow!("config: --{name} needs a value"))?;
                     i += 1;
                     v.clone()
                 }
@@ -80,7 +98,13 @@ pub fn parse_args(flags: &[ConfigFlag], args: &[String]) -> anyhow::Result<Vec<(
     Ok(values)
 }
 
-fn define(eval: &Evaluator, name: &str, kind: FlagKind, args: bool, usage: &str) -> anyhow::Result<NoneType> {
+fn define(
+    eval: &Evaluator,
+    name: &str,
+    kind: FlagKind,
+    args: bool,
+    usage: &str,
+) -> anyhow::Result<NoneType> {
     let env = EvalEnv::of(eval)?;
     let mut decls = declarations(env).borrow_mut();
     if name.is_empty() || name.starts_with('-') {
@@ -92,7 +116,12 @@ fn define(eval: &Evaluator, name: &str, kind: FlagKind, args: bool, usage: &str)
     if args && decls.config_flags.iter().any(|f| f.positional) {
         bail!("config: only one flag can take the positional arguments (args=True)");
     }
-    decls.config_flags.push(ConfigFlag { name: name.to_owned(), kind, positional: args, usage: usage.to_owned() });
+    decls.config_flags.push(ConfigFlag {
+        name: name.to_owned(),
+        kind,
+        positional: args,
+        usage: usage.to_owned(),
+    });
     Ok(NONE)
 }
 
@@ -136,7 +165,11 @@ fn config_functions(builder: &mut GlobalsBuilder) {
             FlagValue::Bool(b) => Value::new_bool(*b),
             FlagValue::List(l) => heap.alloc(AllocList(l.iter().map(|s| heap.alloc(s.as_str())))),
         };
-        Ok(heap.alloc(AllocDict(parsed.iter().map(|(k, v)| (heap.alloc(k.as_str()), value(v))))))
+        Ok(heap.alloc(AllocDict(
+            parsed
+                .iter()
+                .map(|(k, v)| (heap.alloc(k.as_str()), value(v))),
+        )))
     }
 
     /// Runs only these resources (and what they depend on).
@@ -144,7 +177,13 @@ fn config_functions(builder: &mut GlobalsBuilder) {
         resources: Value<'v>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let names = string_list(Arg { function: "config.set_enabled_resources", name: "resources" }, Some(resources))?;
+        let names = string_list(
+            Arg {
+                function: "config.set_enabled_resources",
+                name: "resources",
+            },
+            Some(resources),
+        )?;
         let env = EvalEnv::of(eval)?;
         declarations(env).borrow_mut().settings.enabled_resources = Some(names);
         Ok(NONE)
@@ -156,7 +195,12 @@ mod tests {
     use super::*;
 
     fn flag(name: &str, kind: FlagKind, positional: bool) -> ConfigFlag {
-        ConfigFlag { name: name.into(), kind, positional, usage: String::new() }
+        ConfigFlag {
+            name: name.into(),
+            kind,
+            positional,
+            usage: String::new(),
+        }
     }
 
     fn args(a: &[&str]) -> Vec<String> {
@@ -165,13 +209,20 @@ mod tests {
 
     #[test]
     fn parses_flags_and_positionals() {
-        let flags = [flag("env", FlagKind::String, false), flag("debug", FlagKind::Bool, false), flag("to-run", FlagKind::StringList, true)];
+        let flags = [
+            flag("env", FlagKind::String, false),
+            flag("debug", FlagKind::Bool, false),
+            flag("to-run", FlagKind::StringList, true),
+        ];
         let parsed = parse_args(&flags, &args(&["--env", "dev", "web", "--debug", "api"])).unwrap();
         assert_eq!(
             parsed,
             vec![
                 ("env".into(), FlagValue::String("dev".into())),
-                ("to-run".into(), FlagValue::List(vec!["web".into(), "api".into()])),
+                (
+                    "to-run".into(),
+                    FlagValue::List(vec!["web".into(), "api".into()])
+                ),
                 ("debug".into(), FlagValue::Bool(true)),
             ]
         );
@@ -180,8 +231,13 @@ mod tests {
     #[test]
     fn unknown_flags_and_stray_positionals_are_errors() {
         let flags = [flag("env", FlagKind::String, false)];
-        let err = parse_args(&flags, &args(&["--nope"])).unwrap_err().to_string();
-        assert!(err.contains("unknown flag --nope") && err.contains("--env"), "{err}");
+        let err = parse_args(&flags, &args(&["--nope"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown flag --nope") && err.contains("--env"),
+            "{err}"
+        );
         let err = parse_args(&flags, &args(&["x"])).unwrap_err().to_string();
         assert!(err.contains("args=True"), "{err}");
         assert!(parse_args(&flags, &args(&["--env"])).is_err());

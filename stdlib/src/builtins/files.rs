@@ -14,19 +14,33 @@ use starlark::values::list::AllocList;
 use starlark::values::none::NoneType;
 use starlark::values::{Heap, Value};
 
-use crate::values::{self, io_reason, from_data, list_items, string_map, text_of, to_data, Arg, Blob, NONE};
+use crate::values::{
+    self, from_data, io_reason, list_items, string_map, text_of, to_data, Arg, Blob, NONE,
+};
 
 /// Reads a file for a built-in, recording it; `default` answers for a missing file.
-fn read<'v>(env: &EvalEnv, function: &str, path: &str, default: Option<Value<'v>>) -> anyhow::Result<Result<String, Value<'v>>> {
+fn read<'v>(
+    env: &EvalEnv,
+    function: &str,
+    path: &str,
+    default: Option<Value<'v>>,
+) -> anyhow::Result<Result<String, Value<'v>>> {
     let file = env.resolve(path);
     env.loader.record_read(&env.file, &file);
     match std::fs::read_to_string(&file) {
         Ok(text) => Ok(Ok(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => match default {
             Some(d) => Ok(Err(d)),
-            None => bail!("{function}: {} does not exist (pass default=... to allow that)", env.display(&file)),
+            None => bail!(
+                "{function}: {} does not exist (pass default=... to allow that)",
+                env.display(&file)
+            ),
         },
-        Err(err) => bail!("{function}: cannot read {}: {}", env.display(&file), io_reason(&err)),
+        Err(err) => bail!(
+            "{function}: cannot read {}: {}",
+            env.display(&file),
+            io_reason(&err)
+        ),
     }
 }
 
@@ -43,7 +57,12 @@ fn parse_yaml_stream(function: &str, origin: &str, text: &str) -> anyhow::Result
 }
 
 fn text_arg(function: &str, v: Value) -> anyhow::Result<String> {
-    text_of(v).ok_or_else(|| anyhow!("{function}: expected a string or blob, got {}", values::describe(v)))
+    text_of(v).ok_or_else(|| {
+        anyhow!(
+            "{function}: expected a string or blob, got {}",
+            values::describe(v)
+        )
+    })
 }
 
 fn list_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -111,39 +130,70 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
     ) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
         Ok(match read(env, "read_yaml_stream", path, default)? {
-            Ok(text) => from_data(&Data::List(parse_yaml_stream("read_yaml_stream", path, &text)?), eval.heap()),
+            Ok(text) => from_data(
+                &Data::List(parse_yaml_stream("read_yaml_stream", path, &text)?),
+                eval.heap(),
+            ),
             Err(default) => default,
         })
     }
 
     fn encode_json<'v>(obj: Value<'v>) -> anyhow::Result<String> {
-        Ok(to_data(obj).map_err(|e| anyhow!("encode_json: {e}"))?.to_json_pretty())
+        Ok(to_data(obj)
+            .map_err(|e| anyhow!("encode_json: {e}"))?
+            .to_json_pretty())
     }
 
     fn decode_json<'v>(json: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_json", json)?;
-        Ok(from_data(&parse_json("decode_json", "the argument", &text)?, heap))
+        Ok(from_data(
+            &parse_json("decode_json", "the argument", &text)?,
+            heap,
+        ))
     }
 
     fn encode_yaml<'v>(obj: Value<'v>) -> anyhow::Result<Blob> {
         let data = to_data(obj).map_err(|e| anyhow!("encode_yaml: {e}"))?;
-        Ok(Blob(data.to_yaml().map_err(|e| anyhow!("encode_yaml: {e}"))?))
+        Ok(Blob(
+            data.to_yaml().map_err(|e| anyhow!("encode_yaml: {e}"))?,
+        ))
     }
 
     fn decode_yaml<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_yaml", yaml)?;
-        Ok(from_data(&parse_yaml("decode_yaml", "the argument", &text)?, heap))
+        Ok(from_data(
+            &parse_yaml("decode_yaml", "the argument", &text)?,
+            heap,
+        ))
     }
 
     fn encode_yaml_stream<'v>(objs: Value<'v>) -> anyhow::Result<Blob> {
-        let items = list_items(objs).ok_or_else(|| anyhow!("encode_yaml_stream: expected a list, got {}", values::describe(objs)))?;
-        let docs = items.into_iter().map(to_data).collect::<anyhow::Result<Vec<_>>>().map_err(|e| anyhow!("encode_yaml_stream: {e}"))?;
-        Ok(Blob(Data::to_yaml_stream(&docs).map_err(|e| anyhow!("encode_yaml_stream: {e}"))?))
+        let items = list_items(objs).ok_or_else(|| {
+            anyhow!(
+                "encode_yaml_stream: expected a list, got {}",
+                values::describe(objs)
+            )
+        })?;
+        let docs = items
+            .into_iter()
+            .map(to_data)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(|e| anyhow!("encode_yaml_stream: {e}"))?;
+        Ok(Blob(
+            Data::to_yaml_stream(&docs).map_err(|e| anyhow!("encode_yaml_stream: {e}"))?,
+        ))
     }
 
     fn decode_yaml_stream<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_yaml_stream", yaml)?;
-        Ok(from_data(&Data::List(parse_yaml_stream("decode_yaml_stream", "the argument", &text)?), heap))
+        Ok(from_data(
+            &Data::List(parse_yaml_stream(
+                "decode_yaml_stream",
+                "the argument",
+                &text,
+            )?),
+            heap,
+        ))
     }
 
     /// Text as a blob (what `k8s_yaml` takes as content rather than a file name).
@@ -161,9 +211,19 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         let dir = env.resolve(directory);
         env.loader.record_read(&env.file, &dir);
         let mut files = Vec::new();
-        list_files(&dir, recursive, &mut files).map_err(|e| anyhow!("listdir: cannot list {}: {}", env.display(&dir), io_reason(&e)))?;
+        list_files(&dir, recursive, &mut files).map_err(|e| {
+            anyhow!(
+                "listdir: cannot list {}: {}",
+                env.display(&dir),
+                io_reason(&e)
+            )
+        })?;
         let heap = eval.heap();
-        Ok(heap.alloc(AllocList(files.iter().map(|f| heap.alloc(f.to_string_lossy().as_ref())))))
+        Ok(heap.alloc(AllocList(
+            files
+                .iter()
+                .map(|f| heap.alloc(f.to_string_lossy().as_ref())),
+        )))
     }
 
     /// Re-evaluates the Loopfile when this file or folder changes.
@@ -189,7 +249,8 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         let _ = command_bat;
         let a = |name| Arg { function: F, name };
         let eval_env = EvalEnv::of(eval)?;
-        let cmd = super::local::command(a("command"), Some(command))?.ok_or_else(|| anyhow!("local: the command is empty"))?;
+        let cmd = super::local::command(a("command"), Some(command))?
+            .ok_or_else(|| anyhow!("local: the command is empty"))?;
         let workdir = match values::opt_string(a("dir"), dir)? {
             Some(d) => eval_env.resolve(&d),
             None => eval_env.dir.clone(),
@@ -200,31 +261,54 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         };
         let argv = cmd.argv();
         if !echo_off {
-            eval_env.loader.log(&eval_env.file, false, format!("local: {}", cmd.display()));
+            eval_env
+                .loader
+                .log(&eval_env.file, false, format!("local: {}", cmd.display()));
         }
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(&workdir)
             .envs(string_map(a("env"), env)?)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| anyhow!("local: cannot run `{}` in {}: {}", argv[0], eval_env.display(&workdir), io_reason(&e)))?;
+            .map_err(|e| {
+                anyhow!(
+                    "local: cannot run `{}` in {}: {}",
+                    argv[0],
+                    eval_env.display(&workdir),
+                    io_reason(&e)
+                )
+            })?;
         if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
             std::thread::spawn(move || std::io::Write::write_all(&mut pipe, text.as_bytes()));
         }
-        let output = child.wait_with_output().map_err(|e| anyhow!("local: waiting for `{}`: {e}", cmd.display()))?;
+        let output = child
+            .wait_with_output()
+            .map_err(|e| anyhow!("local: waiting for `{}`: {e}", cmd.display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
-            let code = output.status.code().map_or("a signal".to_owned(), |c| format!("code {c}"));
+            let code = output
+                .status
+                .code()
+                .map_or("a signal".to_owned(), |c| format!("code {c}"));
             let stderr = String::from_utf8_lossy(&output.stderr);
-            bail!("local: command `{}` failed with {code}\nstderr:\n{}", cmd.display(), stderr.trim_end());
+            bail!(
+                "local: command `{}` failed with {code}\nstderr:\n{}",
+                cmd.display(),
+                stderr.trim_end()
+            );
         }
         if !quiet && !echo_off && !stdout.trim().is_empty() {
-            eval_env.loader.log(&eval_env.file, false, stdout.trim_end().to_owned());
+            eval_env
+                .loader
+                .log(&eval_env.file, false, stdout.trim_end().to_owned());
         }
         Ok(Blob(stdout))
     }
 }
-

@@ -20,9 +20,17 @@ use crate::values::{self, io_reason, list_items, string_list, string_map, Arg, B
 
 /// The live-update steps of a `live_update=[...]` argument.
 pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveUpdateStep>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
-    let items = list_items(v).ok_or_else(|| anyhow!("{arg} must be a list of steps, got {}", values::describe(v)))?;
-    let text = |step: Value, name: &str| field(step, name).and_then(|s| s.unpack_str()).unwrap_or_default().to_owned();
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let items = list_items(v)
+        .ok_or_else(|| anyhow!("{arg} must be a list of steps, got {}", values::describe(v)))?;
+    let text = |step: Value, name: &str| {
+        field(step, name)
+            .and_then(|s| s.unpack_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut steps = Vec::new();
     for item in items {
         let step = match kind_of(item).as_deref() {
@@ -44,7 +52,9 @@ pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveU
     let position = |f: fn(&LiveUpdateStep) -> bool| steps.iter().rposition(f);
     if let (Some(last_sync), Some(first_run)) = (
         position(|s| matches!(s, LiveUpdateStep::Sync { .. })),
-        steps.iter().position(|s| matches!(s, LiveUpdateStep::Run { .. })),
+        steps
+            .iter()
+            .position(|s| matches!(s, LiveUpdateStep::Run { .. })),
     ) {
         if first_run < last_sync {
             bail!("{arg}: sync() steps must come before run() steps");
@@ -67,17 +77,30 @@ fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
     } else if let Some(path) = v.unpack_str() {
         let file = env.resolve(path);
         env.loader.record_read(&env.file, &file);
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| anyhow!("k8s_yaml: cannot read {}: {}", env.display(&file), io_reason(&e)))?;
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            anyhow!(
+                "k8s_yaml: cannot read {}: {}",
+                env.display(&file),
+                io_reason(&e)
+            )
+        })?;
         (text, env.display(&file))
     } else {
-        bail!("k8s_yaml: expected a file name, a blob or a list of them, got {}", values::describe(v));
+        bail!(
+            "k8s_yaml: expected a file name, a blob or a list of them, got {}",
+            values::describe(v)
+        );
     };
-    let docs = Data::from_yaml_stream(&text).map_err(|e| anyhow!("k8s_yaml: invalid YAML in {origin}: {e}"))?;
+    let docs = Data::from_yaml_stream(&text)
+        .map_err(|e| anyhow!("k8s_yaml: invalid YAML in {origin}: {e}"))?;
     let mut objects = Vec::new();
     for doc in docs {
         if doc.get("kind").and_then(Data::as_str) == Some("List") {
-            objects.extend(doc.get("items").map(|i| i.as_list().to_vec()).unwrap_or_default());
+            objects.extend(
+                doc.get("items")
+                    .map(|i| i.as_list().to_vec())
+                    .unwrap_or_default(),
+            );
         } else {
             objects.push(doc);
         }
@@ -85,7 +108,10 @@ fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
     for (i, object) in objects.iter().enumerate() {
         let kind = object.get("kind").and_then(Data::as_str);
         let name = object.path(&["metadata", "name"]).and_then(Data::as_str);
-        if kind.is_none() || name.is_none() || object.get("apiVersion").and_then(Data::as_str).is_none() {
+        if kind.is_none()
+            || name.is_none()
+            || object.get("apiVersion").and_then(Data::as_str).is_none()
+        {
             bail!(
                 "k8s_yaml: document {} of {origin} is not a Kubernetes object: it needs `apiVersion`, `kind` and `metadata.name`",
                 i + 1
@@ -96,10 +122,16 @@ fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
 }
 
 fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
     let items = list_items(v).unwrap_or_else(|| vec![v]);
     let parse_port = |s: &str| -> anyhow::Result<u16> {
-        s.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| anyhow!("{arg}: {s:?} is not a port number"))
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| anyhow!("{arg}: {s:?} is not a port number"))
     };
     items
         .into_iter()
@@ -129,14 +161,30 @@ fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>>
         .collect()
 }
 
-fn pod_selectors(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<std::collections::BTreeMap<String, String>>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
-    let items = if DictRef::from_value(v).is_some() { vec![v] } else { list_items(v).unwrap_or_default() };
-    items.into_iter().map(|item| string_map(arg, Some(item))).collect()
+fn pod_selectors(
+    arg: Arg,
+    v: Option<Value>,
+) -> anyhow::Result<Vec<std::collections::BTreeMap<String, String>>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let items = if DictRef::from_value(v).is_some() {
+        vec![v]
+    } else {
+        list_items(v).unwrap_or_default()
+    };
+    items
+        .into_iter()
+        .map(|item| string_map(arg, Some(item)))
+        .collect()
 }
 
 fn check_image_ref(function: &str, image_ref: &str) -> anyhow::Result<()> {
-    if image_ref.is_empty() || image_ref.chars().any(|c| c.is_whitespace() || c.is_uppercase()) {
+    if image_ref.is_empty()
+        || image_ref
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_uppercase())
+    {
         bail!("{function}: {image_ref:?} is not a valid image name (lower case, no spaces, e.g. \"registry/app\")");
     }
     Ok(())
@@ -145,8 +193,17 @@ fn check_image_ref(function: &str, image_ref: &str) -> anyhow::Result<()> {
 /// Records an image, refusing a second declaration of the same ref.
 fn declare_image(env: &EvalEnv, image: Image) -> anyhow::Result<()> {
     let decls = declarations(env);
-    if let Some(previous) = decls.borrow().images.iter().find(|i| i.image_ref == image.image_ref) {
-        bail!("image {:?} is already declared at {}; declare each image once", image.image_ref, previous.defined_at);
+    if let Some(previous) = decls
+        .borrow()
+        .images
+        .iter()
+        .find(|i| i.image_ref == image.image_ref)
+    {
+        bail!(
+            "image {:?} is already declared at {}; declare each image once",
+            image.image_ref,
+            previous.defined_at
+        );
     }
     decls.borrow_mut().images.push(image);
     Ok(())
@@ -188,7 +245,11 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         let docs = yaml_documents(env, yaml)?;
         let mut decls = declarations(env).borrow_mut();
         for body in docs {
-            decls.objects.push(ObjectDecl { body, defined_at: at.clone(), allow_duplicates });
+            decls.objects.push(ObjectDecl {
+                body,
+                defined_at: at.clone(),
+                allow_duplicates,
+            });
         }
         Ok(NONE)
     }
@@ -214,7 +275,9 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         const F: &str = "k8s_resource";
         let a = |name| Arg { function: F, name };
         if workload.is_empty() && new_name.is_empty() {
-            bail!("k8s_resource: give `workload` (an existing resource) or `new_name` with `objects`");
+            bail!(
+                "k8s_resource: give `workload` (an existing resource) or `new_name` with `objects`"
+            );
         }
         if !new_name.is_empty() {
             check_name(F, new_name)?;
@@ -259,7 +322,10 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
             "port_forward",
             vec![
                 ("local_port", heap.alloc(local_port)),
-                ("container_port", container_port.map_or(Value::new_none(), |p| heap.alloc(p))),
+                (
+                    "container_port",
+                    container_port.map_or(Value::new_none(), |p| heap.alloc(p)),
+                ),
                 ("name", opt(name)),
                 ("host", opt(host)),
             ],
@@ -288,14 +354,19 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         let env = EvalEnv::of(eval)?;
         let context_dir = env.resolve(context);
         if !context_dir.is_dir() {
-            bail!("docker_build: the build context {} is not a folder", env.display(&context_dir));
+            bail!(
+                "docker_build: the build context {} is not a folder",
+                env.display(&context_dir)
+            );
         }
         let only = string_list(a("only"), only)?;
         let mut image = new_image(r#ref, ImageKind::Docker, call_site(eval));
         image.deps = if only.is_empty() {
             vec![env.display(&context_dir)]
         } else {
-            only.iter().map(|o| env.display(&context_dir.join(o))).collect()
+            only.iter()
+                .map(|o| env.display(&context_dir.join(o)))
+                .collect()
         };
         image.ignore = string_list(a("ignore"), ignore)?;
         image.live_update = live_update_steps(a("live_update"), live_update)?;
@@ -330,8 +401,14 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         check_image_ref(F, r#ref)?;
         let env = EvalEnv::of(eval)?;
         let mut image = new_image(r#ref, ImageKind::Custom, call_site(eval));
-        image.command = Some(self::command(a("command"), Some(command))?.ok_or_else(|| anyhow!("custom_build: the command is empty"))?);
-        image.deps = string_list(a("deps"), Some(deps))?.iter().map(|d| env.display(&env.resolve(d))).collect();
+        image.command = Some(
+            self::command(a("command"), Some(command))?
+                .ok_or_else(|| anyhow!("custom_build: the command is empty"))?,
+        );
+        image.deps = string_list(a("deps"), Some(deps))?
+            .iter()
+            .map(|d| env.display(&env.resolve(d)))
+            .collect();
         image.ignore = string_list(a("ignore"), ignore)?;
         image.live_update = live_update_steps(a("live_update"), live_update)?;
         image.command_dir = match values::opt_string(a("dir"), dir)? {
@@ -358,7 +435,14 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         }
         let local = env.display(&env.resolve(local_path));
         let heap = eval.heap();
-        Ok(tagged(heap, "sync", vec![("local_path", heap.alloc(local)), ("remote_path", heap.alloc(remote_path))]))
+        Ok(tagged(
+            heap,
+            "sync",
+            vec![
+                ("local_path", heap.alloc(local)),
+                ("remote_path", heap.alloc(remote_path)),
+            ],
+        ))
     }
 
     /// Live update: run `cmd` in the target, only when a changed file matches `trigger` (if given).
@@ -368,12 +452,31 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
-        let a = Arg { function: "run", name: "trigger" };
-        command(Arg { function: "run", name: "cmd" }, Some(cmd))?.ok_or_else(|| anyhow!("run: the command is empty"))?;
-        let triggers: Vec<String> = string_list(a, trigger)?.iter().map(|t| env.display(&env.resolve(t))).collect();
+        let a = Arg {
+            function: "run",
+            name: "trigger",
+        };
+        command(
+            Arg {
+                function: "run",
+                name: "cmd",
+            },
+            Some(cmd),
+        )?
+        .ok_or_else(|| anyhow!("run: the command is empty"))?;
+        let triggers: Vec<String> = string_list(a, trigger)?
+            .iter()
+            .map(|t| env.display(&env.resolve(t)))
+            .collect();
         let heap = eval.heap();
-        let triggers = heap.alloc(starlark::values::list::AllocList(triggers.iter().map(|t| heap.alloc(t.as_str()))));
-        Ok(tagged(heap, "run", vec![("cmd", cmd), ("trigger", triggers)]))
+        let triggers = heap.alloc(starlark::values::list::AllocList(
+            triggers.iter().map(|t| heap.alloc(t.as_str())),
+        ));
+        Ok(tagged(
+            heap,
+            "run",
+            vec![("cmd", cmd), ("trigger", triggers)],
+        ))
     }
 
     /// Live update: restart the target's process after syncing.
@@ -382,14 +485,25 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Live update: a change to any of these files forces a full rebuild instead.
-    fn fall_back_on<'v>(files: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+    fn fall_back_on<'v>(
+        files: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
-        let paths: Vec<String> = string_list(Arg { function: "fall_back_on", name: "files" }, Some(files))?
-            .iter()
-            .map(|p| env.display(&env.resolve(p)))
-            .collect();
+        let paths: Vec<String> = string_list(
+            Arg {
+                function: "fall_back_on",
+                name: "files",
+            },
+            Some(files),
+        )?
+        .iter()
+        .map(|p| env.display(&env.resolve(p)))
+        .collect();
         let heap = eval.heap();
-        let paths = heap.alloc(starlark::values::list::AllocList(paths.iter().map(|t| heap.alloc(t.as_str()))));
+        let paths = heap.alloc(starlark::values::list::AllocList(
+            paths.iter().map(|t| heap.alloc(t.as_str())),
+        ));
         Ok(tagged(heap, "fall_back_on", vec![("paths", paths)]))
     }
 

@@ -19,7 +19,10 @@ pub fn check_name(function: &str, name: &str) -> anyhow::Result<()> {
     if name.is_empty() {
         bail!("{function}: the resource name is empty");
     }
-    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '/') {
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '/')
+    {
         bail!("{function}: resource name {name:?} contains {c:?}; use letters, digits, `-`, `_`, `.` and `:`");
     }
     Ok(())
@@ -27,49 +30,81 @@ pub fn check_name(function: &str, name: &str) -> anyhow::Result<()> {
 
 /// A `cmd`/`serve_cmd` argument: a shell string or an argv list (empty means none).
 pub fn command(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Cmd>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(None) };
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
     if let Some(s) = values::text_of(v) {
-        return Ok(Some(Cmd::Shell(s)).filter(|_| !values::text_of(v).unwrap_or_default().trim().is_empty()));
+        return Ok(Some(Cmd::Shell(s))
+            .filter(|_| !values::text_of(v).unwrap_or_default().trim().is_empty()));
     }
     if list_items(v).is_some() {
         let argv = string_list(arg, Some(v))?;
-        return Ok(if argv.is_empty() { None } else { Some(Cmd::Argv(argv)) });
+        return Ok(if argv.is_empty() {
+            None
+        } else {
+            Some(Cmd::Argv(argv))
+        });
     }
-    bail!("{arg} must be a string (run with `sh -c`) or a list of strings (argv), got {}", values::describe(v))
+    bail!(
+        "{arg} must be a string (run with `sh -c`) or a list of strings (argv), got {}",
+        values::describe(v)
+    )
 }
 
 /// A `trigger_mode` argument: `TRIGGER_MODE_AUTO`/`TRIGGER_MODE_MANUAL`.
 pub fn trigger_mode(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<TriggerMode>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(None) };
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
     match v.unpack_str() {
         Some("auto") => Ok(Some(TriggerMode::Auto)),
         Some("manual") => Ok(Some(TriggerMode::Manual)),
-        _ => bail!("{arg} must be TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL, got {}", values::describe(v)),
+        _ => bail!(
+            "{arg} must be TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL, got {}",
+            values::describe(v)
+        ),
     }
 }
 
 /// `links`: URLs or `link(url, name)` values.
 pub fn links(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<Link>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(Vec::new()) };
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
     let items = list_items(v).unwrap_or_else(|| vec![v]);
     items
         .into_iter()
         .map(|item| {
             if let Some(url) = item.unpack_str() {
-                return Ok(Link { url: url.to_owned(), name: None });
+                return Ok(Link {
+                    url: url.to_owned(),
+                    name: None,
+                });
             }
             if kind_of(item).as_deref() == Some("link") {
-                let url = field(item, "url").and_then(|u| u.unpack_str()).unwrap_or_default();
-                let name = field(item, "name").and_then(|n| n.unpack_str()).map(str::to_owned);
-                return Ok(Link { url: url.to_owned(), name });
+                let url = field(item, "url")
+                    .and_then(|u| u.unpack_str())
+                    .unwrap_or_default();
+                let name = field(item, "name")
+                    .and_then(|n| n.unpack_str())
+                    .map(str::to_owned);
+                return Ok(Link {
+                    url: url.to_owned(),
+                    name,
+                });
             }
-            Err(anyhow!("{arg} must hold URLs or link() values, got {}", values::describe(item)))
+            Err(anyhow!(
+                "{arg} must hold URLs or link() values, got {}",
+                values::describe(item)
+            ))
         })
         .collect()
 }
 
 fn probe(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Probe>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else { return Ok(None) };
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
     if kind_of(v).as_deref() != Some("probe") {
         bail!("{arg} must be a probe(...), got {}", values::describe(v));
     }
@@ -78,16 +113,30 @@ fn probe(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Probe>> {
     let action = field(v, "action").ok_or_else(|| anyhow!("{arg}: probe without an action"))?;
     let action = match kind_of(action).as_deref() {
         Some("http_get_action") => ProbeAction::Http {
-            scheme: field(action, "scheme").and_then(|s| s.unpack_str()).unwrap_or("http").to_owned(),
-            host: field(action, "host").and_then(|s| s.unpack_str()).unwrap_or("localhost").to_owned(),
+            scheme: field(action, "scheme")
+                .and_then(|s| s.unpack_str())
+                .unwrap_or("http")
+                .to_owned(),
+            host: field(action, "host")
+                .and_then(|s| s.unpack_str())
+                .unwrap_or("localhost")
+                .to_owned(),
             port: field(action, "port").map_or(Ok(0), |p| values::int(arg, p))?,
-            path: field(action, "path").and_then(|s| s.unpack_str()).unwrap_or("/").to_owned(),
+            path: field(action, "path")
+                .and_then(|s| s.unpack_str())
+                .unwrap_or("/")
+                .to_owned(),
         },
         Some("tcp_socket_action") => ProbeAction::Tcp {
-            host: field(action, "host").and_then(|s| s.unpack_str()).unwrap_or("localhost").to_owned(),
+            host: field(action, "host")
+                .and_then(|s| s.unpack_str())
+                .unwrap_or("localhost")
+                .to_owned(),
             port: field(action, "port").map_or(Ok(0), |p| values::int(arg, p))?,
         },
-        Some("exec_action") => ProbeAction::Exec { command: string_list(arg, field(action, "command"))? },
+        Some("exec_action") => ProbeAction::Exec {
+            command: string_list(arg, field(action, "command"))?,
+        },
         _ => bail!("{arg}: unknown probe action"),
     };
     Ok(Some(Probe {
@@ -153,7 +202,10 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
             })
         };
         let resolved = |v, n| -> anyhow::Result<Vec<String>> {
-            Ok(string_list(a(n), v)?.iter().map(|p| env_.display(&env_.resolve(p))).collect())
+            Ok(string_list(a(n), v)?
+                .iter()
+                .map(|p| env_.display(&env_.resolve(p)))
+                .collect())
         };
         let cmd = self::command(a("cmd"), cmd)?;
         let serve_cmd = self::command(a("serve_cmd"), serve_cmd)?;
@@ -201,11 +253,20 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
         tcp_socket: Option<Value<'v>>,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
-        let actions: Vec<Value> = [exec, http_get, tcp_socket].into_iter().flatten().filter(|v| !v.is_none()).collect();
+        let actions: Vec<Value> = [exec, http_get, tcp_socket]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_none())
+            .collect();
         if actions.len() != 1 {
             bail!("probe: give exactly one of exec=exec_action(...), http_get=http_get_action(...), tcp_socket=tcp_socket_action(...)");
         }
-        if period_secs <= 0 || timeout_secs <= 0 || success_threshold <= 0 || failure_threshold <= 0 || initial_delay_secs < 0 {
+        if period_secs <= 0
+            || timeout_secs <= 0
+            || success_threshold <= 0
+            || failure_threshold <= 0
+            || initial_delay_secs < 0
+        {
             bail!("probe: periods, timeouts and thresholds must be positive");
         }
         Ok(tagged(
@@ -238,7 +299,12 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
         Ok(tagged(
             heap,
             "http_get_action",
-            vec![("port", heap.alloc(port)), ("host", heap.alloc(host)), ("scheme", heap.alloc(scheme)), ("path", heap.alloc(path))],
+            vec![
+                ("port", heap.alloc(port)),
+                ("host", heap.alloc(host)),
+                ("scheme", heap.alloc(scheme)),
+                ("path", heap.alloc(path)),
+            ],
         ))
     }
 
@@ -249,12 +315,22 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
         self::port("tcp_socket_action", port)?;
-        Ok(tagged(heap, "tcp_socket_action", vec![("port", heap.alloc(port)), ("host", heap.alloc(host))]))
+        Ok(tagged(
+            heap,
+            "tcp_socket_action",
+            vec![("port", heap.alloc(port)), ("host", heap.alloc(host))],
+        ))
     }
 
     /// A command readiness check: ready when it exits 0.
     fn exec_action<'v>(command: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
-        let argv = string_list(Arg { function: "exec_action", name: "command" }, Some(command))?;
+        let argv = string_list(
+            Arg {
+                function: "exec_action",
+                name: "command",
+            },
+            Some(command),
+        )?;
         if argv.is_empty() {
             bail!("exec_action: the command is empty");
         }
@@ -262,13 +338,21 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// A named link shown with a resource.
-    fn link<'v>(
-        url: &str,
-        name: Option<Value<'v>>,
-        heap: Heap<'v>,
-    ) -> anyhow::Result<Value<'v>> {
-        let name = values::opt_string(Arg { function: "link", name: "name" }, name)?;
-        Ok(tagged(heap, "link", vec![("url", heap.alloc(url)), ("name", alloc_opt(heap, name.as_deref()))]))
+    fn link<'v>(url: &str, name: Option<Value<'v>>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
+        let name = values::opt_string(
+            Arg {
+                function: "link",
+                name: "name",
+            },
+            name,
+        )?;
+        Ok(tagged(
+            heap,
+            "link",
+            vec![
+                ("url", heap.alloc(url)),
+                ("name", alloc_opt(heap, name.as_deref())),
+            ],
+        ))
     }
 }
-

@@ -28,5 +28,8 @@ pub fn kind_of(v: Value) -> Option<String> {
 
 /// A field of a struct (`None` when absent or when `v` is not a struct).
 pub fn field<'v>(v: Value<'v>, name: &str) -> Option<Value<'v>> {
-    StructRef::from_value(v)?.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
+    StructRef::from_value(v)?
+        .iter()
+        .find(|(k, _)| k.as_str() == name)
+        .map(|(_, v)| v)
 }

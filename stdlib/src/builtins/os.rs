@@ -113,8 +113,17 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(relative(Path::new("/a/b/c"), Path::new("/a")), PathBuf::from("b/c"));
-        assert_eq!(relative(Path::new("/a/x"), Path::new("/a/b")), PathBuf::from("../x"));
-        assert_eq!(relative(Path::new("/a"), Path::new("/a")), PathBuf::from("."));
+        assert_eq!(
+            relative(Path::new("/a/b/c"), Path::new("/a")),
+            PathBuf::from("b/c")
+        );
+        assert_eq!(
+            relative(Path::new("/a/x"), Path::new("/a/b")),
+            PathBuf::from("../x")
+        );
+        assert_eq!(
+            relative(Path::new("/a"), Path::new("/a")),
+            PathBuf::from(".")
+        );
     }
 }

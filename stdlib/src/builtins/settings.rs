@@ -23,8 +23,17 @@ pub fn settings_builtins(builder: &mut GlobalsBuilder) {
 #[starlark_module]
 fn settings_functions(builder: &mut GlobalsBuilder) {
     /// The default trigger mode of the resources declared after this call.
-    fn trigger_mode<'v>(trigger_mode: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
-        let mode = parse_trigger_mode(Arg { function: "trigger_mode", name: "trigger_mode" }, Some(trigger_mode))?;
+    fn trigger_mode<'v>(
+        trigger_mode: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let mode = parse_trigger_mode(
+            Arg {
+                function: "trigger_mode",
+                name: "trigger_mode",
+            },
+            Some(trigger_mode),
+        )?;
         let env = EvalEnv::of(eval)?;
         declarations(env).borrow_mut().default_trigger_mode = mode.unwrap_or_default();
         Ok(NONE)
@@ -49,18 +58,44 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
     }
 
     /// Gitignore-style patterns that are never watched.
-    fn watch_settings<'v>(ignore: Option<Value<'v>>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
-        let patterns = string_list(Arg { function: "watch_settings", name: "ignore" }, ignore)?;
+    fn watch_settings<'v>(
+        ignore: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let patterns = string_list(
+            Arg {
+                function: "watch_settings",
+                name: "ignore",
+            },
+            ignore,
+        )?;
         let env = EvalEnv::of(eval)?;
-        declarations(env).borrow_mut().settings.watch_ignore.extend(patterns);
+        declarations(env)
+            .borrow_mut()
+            .settings
+            .watch_ignore
+            .extend(patterns);
         Ok(NONE)
     }
 
     /// Kubernetes contexts that `loop` may change even though they do not look local.
-    fn allow_k8s_contexts<'v>(contexts: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
-        let names = string_list(Arg { function: "allow_k8s_contexts", name: "contexts" }, Some(contexts))?;
+    fn allow_k8s_contexts<'v>(
+        contexts: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let names = string_list(
+            Arg {
+                function: "allow_k8s_contexts",
+                name: "contexts",
+            },
+            Some(contexts),
+        )?;
         let env = EvalEnv::of(eval)?;
-        declarations(env).borrow_mut().settings.allowed_k8s_contexts.extend(names);
+        declarations(env)
+            .borrow_mut()
+            .settings
+            .allowed_k8s_contexts
+            .extend(names);
         Ok(NONE)
     }
 
