@@ -58,32 +58,9 @@ impl Data {
         }
     }
 
-    /// Parses one JSON document.
+    /// Parses one JSON document, keeping the key order of objects.
     pub fn from_json(text: &str) -> Result<Data, String> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Ok(Data::from_json_value(value))
-    }
-
-    fn from_json_value(value: serde_json::Value) -> Data {
-        use serde_json::Value;
-        match value {
-            Value::Null => Data::Null,
-            Value::Bool(b) => Data::Bool(b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Data::Int(i),
-                None => Data::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::String(s) => Data::String(s),
-            Value::Array(items) => {
-                Data::List(items.into_iter().map(Data::from_json_value).collect())
-            }
-            Value::Object(entries) => Data::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, Data::from_json_value(v)))
-                    .collect(),
-            ),
-        }
+        serde_json::from_str(text).map_err(|e| e.to_string())
     }
 
     /// Parses a single YAML document (an empty text is `Null`).
@@ -159,6 +136,18 @@ impl<'de> Deserialize<'de> for Data {
 
 struct DataVisitor;
 
+/// How serde_json (with `arbitrary_precision`, which `starlark` enables) hands a
+/// number to a visitor: a one-entry map from this key to the number's digits.
+const ARBITRARY_PRECISION_NUMBER: &str = "$serde_json::private::Number";
+
+fn parse_number(digits: &str) -> Option<Data> {
+    digits
+        .parse::<i64>()
+        .map(Data::Int)
+        .or_else(|_| digits.parse::<f64>().map(Data::Float))
+        .ok()
+}
+
 impl<'de> Visitor<'de> for DataVisitor {
     type Value = Data;
 
@@ -208,6 +197,11 @@ impl<'de> Visitor<'de> for DataVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
         let mut entries: Vec<(String, Data)> = Vec::new();
         while let Some(key) = map.next_key::<Data>()? {
+            if entries.is_empty() && key == Data::String(ARBITRARY_PRECISION_NUMBER.to_owned()) {
+                let digits: String = map.next_value()?;
+                return parse_number(&digits)
+                    .ok_or_else(|| de::Error::custom(format!("invalid number {digits}")));
+            }
             let key = match key {
                 Data::String(s) => s,
                 Data::Int(i) => i.to_string(),
