@@ -10,23 +10,37 @@
 //! deploys it. The affected set is the directly affected resources plus their
 //! downstream closure along data edges; ordering edges do not propagate.
 //!
+//! `ignore` patterns are gitignore-style: a resource's are relative to its `dir`
+//! (the folder of its Loopfile) and never exclude paths outside that folder; an
+//! image's are relative to its `context` (`docker_build`), else its
+//! `command_dir` (`custom_build`); `watch_settings(ignore=...)` is relative to
+//! the project root. Whether a changed path is a folder is not known, so a
+//! folder-only pattern (`tmp/`) excludes what is inside the folder.
+//!
 //! All paths are root-relative with `/` separators, or absolute when outside the
 //! project root; the changed paths given to [`AffectedIndex::affected`] too.
 //!
 //! Queries do not scan resources: plain entries are indexed by path and globs by
 //! their literal leading folder, and a query looks up the changed path and each
-//! of its ancestors.
+//! of its ancestors. Globs made of `*`, `?` and `**` need no compilation (see
+//! the `wildcard` module); others are compiled with globset on the first query
+//! that reaches their folder.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use loop_lang::model::Manifest;
 use loop_lang::{Diagnostic, Location};
 
 use crate::graph::{Graph, Propagation};
+
+mod wildcard;
+
+use wildcard::Wildcard;
 
 /// Who declared a `deps` entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,8 +56,42 @@ enum Owner {
 #[derive(Default)]
 struct Bucket {
     plain: Vec<Owner>,
-    glob_owners: Vec<Owner>,
-    globs: Option<GlobSet>,
+    /// Globs that [`Wildcard`] handles, relative to the bucket's path.
+    simple: Vec<(Wildcard, Owner)>,
+    /// Other globs, whole, compiled into one set on first use.
+    complex: Vec<(Glob, Owner)>,
+    complex_set: OnceLock<Option<GlobSet>>,
+}
+
+impl Bucket {
+    /// Appends to `out` the owners of entries matching `path`, which is `key` or
+    /// inside it.
+    fn matches(&self, key: &str, path: &str, out: &mut Vec<Owner>, hits: &mut Vec<usize>) {
+        out.extend_from_slice(&self.plain);
+        if let (false, Some(rest)) = (self.simple.is_empty(), relative_to(path, key)) {
+            out.extend(
+                self.simple
+                    .iter()
+                    .filter(|(w, _)| w.is_match(rest))
+                    .map(|&(_, o)| o),
+            );
+        }
+        if self.complex.is_empty() {
+            return;
+        }
+        let set = self.complex_set.get_or_init(|| {
+            let mut builder = GlobSetBuilder::new();
+            for (glob, _) in &self.complex {
+                builder.add(glob.clone());
+            }
+            // Every glob parsed; only a regex size limit can fail here.
+            builder.build().ok()
+        });
+        if let Some(set) = set {
+            set.matches_into(path, hits);
+            out.extend(hits.iter().map(|&h| self.complex[h].1));
+        }
+    }
 }
 
 /// Gitignore-style patterns that apply below a folder.
@@ -85,23 +133,29 @@ impl AffectedIndex {
     /// does not parse.
     pub fn build(manifest: &Manifest, graph: &Graph) -> Result<AffectedIndex, PatternError> {
         let mut problems = Vec::new();
-        let mut plain: HashMap<Box<str>, Vec<Owner>> = HashMap::new();
-        let mut globs: HashMap<Box<str>, (GlobSetBuilder, Vec<Owner>)> = HashMap::new();
+        let mut buckets: HashMap<Box<str>, Bucket> = HashMap::new();
         let mut add_dep =
             |entry: &str, owner: Owner, problems: &mut Vec<BadPattern>, site: &dyn Fn() -> Site| {
                 let entry = normalize(entry);
                 if !is_glob(entry) {
-                    plain.entry(entry.into()).or_default().push(owner);
+                    buckets.entry(entry.into()).or_default().plain.push(owner);
+                    return;
+                }
+                let key = literal_dir(entry);
+                if let Some(wildcard) = relative_to(entry, key).and_then(Wildcard::new) {
+                    buckets
+                        .entry(key.into())
+                        .or_default()
+                        .simple
+                        .push((wildcard, owner));
                     return;
                 }
                 match GlobBuilder::new(entry).literal_separator(true).build() {
-                    Ok(glob) => {
-                        let (set, owners) = globs
-                            .entry(literal_dir(entry).into())
-                            .or_insert_with(|| (GlobSetBuilder::new(), Vec::new()));
-                        set.add(glob);
-                        owners.push(owner);
-                    }
+                    Ok(glob) => buckets
+                        .entry(key.into())
+                        .or_default()
+                        .complex
+                        .push((glob, owner)),
                     Err(err) => {
                         problems.push(site().bad(entry, PatternField::Deps, err.kind().to_string()))
                     }
@@ -154,35 +208,6 @@ impl AffectedIndex {
         let watch_ignore = scoped("", &manifest.settings.watch_ignore, &mut problems, &|| {
             Site::Settings
         });
-
-        let mut buckets: HashMap<Box<str>, Bucket> = plain
-            .into_iter()
-            .map(|(key, owners)| {
-                (
-                    key,
-                    Bucket {
-                        plain: owners,
-                        ..Bucket::default()
-                    },
-                )
-            })
-            .collect();
-        for (key, (builder, owners)) in globs {
-            match builder.build() {
-                Ok(set) => {
-                    let bucket = buckets.entry(key).or_default();
-                    bucket.globs = Some(set);
-                    bucket.glob_owners = owners;
-                }
-                Err(err) => problems.push(BadPattern {
-                    owner: format!("the globs under `{key}`"),
-                    at: None,
-                    pattern: key.to_string(),
-                    field: PatternField::Deps,
-                    reason: err.to_string(),
-                }),
-            }
-        }
 
         if !problems.is_empty() {
             return Err(PatternError { problems });
@@ -282,13 +307,8 @@ impl AffectedIndex {
         }
         let mut hits = Vec::new();
         for_each_ancestor(path, |key| {
-            let Some(bucket) = self.buckets.get(key) else {
-                return;
-            };
-            scratch.extend_from_slice(&bucket.plain);
-            if let Some(set) = &bucket.globs {
-                set.matches_into(path, &mut hits);
-                scratch.extend(hits.iter().map(|&h| bucket.glob_owners[h]));
+            if let Some(bucket) = self.buckets.get(key) {
+                bucket.matches(key, path, scratch, &mut hits);
             }
         });
         scratch.sort_unstable();
