@@ -1,7 +1,11 @@
-//! The `loop` engine: the resource graph, affected sets, and the CLI.
+//! The `loop` engine: the resource graph, affected sets, the file watcher, the
+//! runtimes that run resources, live update, and the CLI.
 
 pub mod affected;
 pub mod cli;
 pub mod graph;
+pub mod live_update;
 pub mod load;
 pub mod report;
+pub mod run;
+pub mod watch;

@@ -2,4 +2,5 @@
 
 mod bad_inputs;
 mod check;
+mod run;
 mod support;

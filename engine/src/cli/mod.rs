@@ -7,8 +7,11 @@ mod graph;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::run::{Mode, RunOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +26,29 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start every resource in graph order, watch files, and re-run what changes affect.
+    Run {
+        #[command(flatten)]
+        files: Files,
+        /// Time between SIGTERM and SIGKILL when stopping processes.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// Quiet time that groups file events into one batch.
+        #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+        debounce: Duration,
+    },
+    /// Run until every resource is ready (serve) or succeeded (cmd), then stop
+    /// everything: exit 0, or 1 with a summary of the first failure.
+    Ci {
+        #[command(flatten)]
+        files: Files,
+        /// Give up after this long.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Time between SIGTERM and SIGKILL when stopping processes.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
     /// Evaluate and validate Loopfiles, and print a short summary.
     Check {
         #[command(flatten)]
@@ -71,6 +97,32 @@ pub enum GraphFormat {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run {
+            files,
+            grace,
+            debounce,
+        } => Ok(crate::run::main(RunOptions {
+            files: files.loopfiles,
+            args: files.args,
+            mode: Mode::Run,
+            timeout: Duration::MAX,
+            grace,
+            debounce,
+            watch: true,
+        })),
+        Command::Ci {
+            files,
+            timeout,
+            grace,
+        } => Ok(crate::run::main(RunOptions {
+            files: files.loopfiles,
+            args: files.args,
+            mode: Mode::Ci,
+            timeout,
+            grace,
+            debounce: Duration::from_millis(20),
+            watch: false,
+        })),
         Command::Check { files } => check::run(&files.loopfiles, &files.args),
         Command::Graph { files, format } => graph::run(&files.loopfiles, &files.args, format),
         Command::Affected {

@@ -1,0 +1,56 @@
+//! `loop run` and `loop ci`: run the graph, watch files, re-run what changes affect.
+//!
+//! One task (the [`engine`]) owns all state; processes, probes and syncs run in
+//! their own tasks and report back with messages tagged by a generation number,
+//! so that a report about a process that has since been replaced is ignored.
+
+pub mod engine;
+pub mod logs;
+pub mod probe;
+pub mod process;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `loop run` keeps going until stopped; `loop ci` stops when everything is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Ci,
+}
+
+/// Everything `loop run`/`loop ci` needs from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub files: Vec<PathBuf>,
+    pub args: Vec<String>,
+    pub mode: Mode,
+    /// `loop ci`: give up after this long.
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a process group.
+    pub grace: Duration,
+    /// Quiet window that groups file events into one batch.
+    pub debounce: Duration,
+    /// Whether to watch files (`loop ci` does not).
+    pub watch: bool,
+}
+
+/// Runs until stopped (run) or done (ci); returns the exit code.
+pub fn main(options: RunOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            crate::report::error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(engine::run(options));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}

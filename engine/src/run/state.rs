@@ -1,0 +1,105 @@
+//! The state of one resource while `loop` runs it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use loop_lang::model::Resource;
+use tokio::task::AbortHandle;
+
+/// Where a resource is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started: `auto_init=False`, not enabled, or waiting for its first run.
+    Idle,
+    /// Its `cmd` runs (or the previous serve process is being stopped).
+    Updating,
+    /// Files are being synced into it (live update).
+    Syncing,
+    /// Its serve process runs and the readiness probe has not passed yet.
+    Starting,
+    /// Its serve process runs and is ready.
+    Ready,
+    /// Its `cmd` succeeded and it has no serve process.
+    Succeeded,
+    Failed(String),
+    /// Its serve process exited; it is restarted with backoff.
+    Crashing {
+        exit: String,
+        restarts: u32,
+    },
+}
+
+impl Phase {
+    /// Whether dependents may start.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Phase::Ready | Phase::Succeeded)
+    }
+
+    /// Whether an update or sync is running.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Phase::Updating | Phase::Syncing)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Idle => f.write_str("idle"),
+            Phase::Updating => f.write_str("updating"),
+            Phase::Syncing => f.write_str("syncing"),
+            Phase::Starting => f.write_str("starting"),
+            Phase::Ready => f.write_str("ready"),
+            Phase::Succeeded => f.write_str("succeeded"),
+            Phase::Failed(why) => write!(f, "failed: {why}"),
+            Phase::Crashing { exit, restarts } => {
+                write!(f, "crashing ({exit}; {restarts} restarts)")
+            }
+        }
+    }
+}
+
+/// One resource at run time.
+pub struct Node {
+    pub resource: Resource,
+    pub phase: Phase,
+    /// Bumped whenever a new process, update or sync starts; reports carry it.
+    pub generation: u64,
+    /// Whether `loop` runs it at all (`config.set_enabled_resources`).
+    pub enabled: bool,
+    /// A full update is wanted.
+    pub queued: bool,
+    /// Changed files that arrived while busy; handled once the current run ends.
+    pub pending: BTreeSet<PathBuf>,
+    pub rerun: bool,
+    /// The process group of the serve process, while it runs.
+    pub serve_group: Option<u32>,
+    pub probe: Option<AbortHandle>,
+    pub restarts: u32,
+    pub since: Instant,
+}
+
+impl Node {
+    pub fn new(resource: Resource, enabled: bool) -> Node {
+        let queued = enabled && resource.auto_init;
+        Node {
+            resource,
+            phase: Phase::Idle,
+            generation: 0,
+            enabled,
+            queued,
+            pending: BTreeSet::new(),
+            rerun: false,
+            serve_group: None,
+            probe: None,
+            restarts: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// Whether `loop ci` waits for it.
+    pub fn required(&self) -> bool {
+        self.enabled && self.resource.auto_init
+    }
+}

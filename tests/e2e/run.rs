@@ -1,0 +1,395 @@
+//! `loop run` and `loop ci` with real processes, real files and real ports.
+//! Commands record what ran by appending to files; tests wait on those files.
+
+use std::path::Path;
+
+use crate::support::{free_port, lines, processes_with, project, run_loop, wait_until, Background};
+
+fn append(file: &str) -> String {
+    format!("echo run >> {file}")
+}
+
+fn count(dir: &Path, file: &str) -> usize {
+    lines(&dir.join(file))
+}
+
+#[test]
+fn ci_starts_in_resource_deps_order_and_exits_zero() {
+    let dir = project(&[(
+        "Loopfile",
+        r#"
+local_resource("c", cmd="echo c >> order.txt", resource_deps=["b"])
+local_resource("b", cmd="echo b >> order.txt", resource_deps=["a"])
+local_resource("a", cmd="echo a >> order.txt")
+local_resource("later", cmd="echo never >> order.txt", auto_init=False)
+"#,
+    )]);
+    let run = run_loop(dir.path(), &["ci"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("order.txt")).unwrap(),
+        "a\nb\nc\n"
+    );
+    assert!(
+        run.stdout.contains("ci: all 3 resources up"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        dir.path().join(".loop/logs/a.log").is_file(),
+        "per-resource log files are written"
+    );
+}
+
+#[test]
+fn ci_failure_exits_one_with_the_last_log_lines_and_skips_dependents() {
+    let dir = project(&[(
+        "Loopfile",
+        r#"
+local_resource("build", cmd="echo compiling; echo 'error: boom' >&2; exit 3")
+local_resource("deploy", cmd="echo deployed > deployed.txt", resource_deps=["build"])
+"#,
+    )]);
+    let run = run_loop(dir.path(), &["ci"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("ci failed: build: `echo compiling; echo 'error: boom' >&2; exit 3` failed with exit code 3"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("--- last lines of build"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("error: boom"), "{}", run.stderr);
+    assert!(
+        !dir.path().join("deployed.txt").exists(),
+        "a dependent of a failed resource must not run"
+    );
+}
+
+#[test]
+fn ci_reports_a_missing_command_and_a_timeout() {
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('x', cmd=['no-such-command-loop-test'])\n",
+    )]);
+    let run = run_loop(dir.path(), &["ci"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("cannot run `no-such-command-loop-test`: command not found"),
+        "{}",
+        run.stdout
+    );
+
+    let port = free_port();
+    let loopfile = format!(
+        "local_resource('web', serve_cmd='sleep 300', readiness_probe=probe(period_secs=1, failure_threshold=1, tcp_socket=tcp_socket_action({port})))\n"
+    );
+    let dir = project(&[("Loopfile", &loopfile)]);
+    let run = run_loop(dir.path(), &["ci", "--timeout", "3s", "--grace", "200ms"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("ci timed out after 3s waiting for: web (starting)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("not ready: connect 127.0.0.1:{port}"))
+            || run
+                .stdout
+                .contains(&format!("not ready: connect localhost:{port}")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn readiness_probe_gates_dependents() {
+    let port = free_port();
+    let loopfile = format!(
+        r#"
+local_resource("server", serve_cmd="sleep 1; exec python3 -m http.server {port} --bind 127.0.0.1",
+    readiness_probe=probe(period_secs=1, http_get=http_get_action({port}, host="127.0.0.1")))
+local_resource("client", cmd="python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/')\" && echo ok > client.txt",
+    resource_deps=["server"])
+"#
+    );
+    let dir = project(&[("Loopfile", &loopfile)]);
+    let run = run_loop(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("client.txt")).unwrap(),
+        "ok\n"
+    );
+    assert!(
+        run.stdout.contains("server │ [loop] ready in"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn only_the_affected_resource_re_runs() {
+    let mut loopfile = String::new();
+    let mut files = Vec::new();
+    for i in 0..20 {
+        loopfile.push_str(&format!(
+            "local_resource('svc{i}', cmd='{}', deps=['svc{i}'])\n",
+            append(&format!("runs{i}.txt"))
+        ));
+        files.push((format!("svc{i}/main.txt"), "v1".to_owned()));
+    }
+    let mut all: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    all.push(("Loopfile", &loopfile));
+    let dir = project(&all);
+    let loop_run = Background::start(dir.path(), &["run"]);
+    loop_run.wait_for_output("20 resources up", 60);
+    std::fs::write(dir.path().join("svc7/main.txt"), "v2").unwrap();
+    wait_until(
+        20,
+        "svc7 to re-run",
+        || count(dir.path(), "runs7.txt") == 2,
+        || loop_run.output(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for i in (0..20).filter(|i| *i != 7) {
+        assert_eq!(
+            count(dir.path(), &format!("runs{i}.txt")),
+            1,
+            "svc{i} must not re-run\n{}",
+            loop_run.output()
+        );
+    }
+    assert_eq!(count(dir.path(), "runs7.txt"), 2);
+}
+
+#[test]
+fn changes_propagate_along_data_edges_only() {
+    let dir = project(&[
+        ("gen/schema.txt", "v1"),
+        (
+            "Loopfile",
+            &format!(
+                "local_resource('gen', cmd='{}', deps=['gen'])\nlocal_resource('api', cmd='{}', data_deps=['gen'])\nlocal_resource('web', cmd='{}', resource_deps=['gen'])\n",
+                append("gen.txt"),
+                append("api.txt"),
+                append("web.txt")
+            ),
+        ),
+    ]);
+    let loop_run = Background::start(dir.path(), &["run"]);
+    loop_run.wait_for_output("3 resources up", 60);
+    std::fs::write(dir.path().join("gen/schema.txt"), "v2").unwrap();
+    wait_until(
+        20,
+        "api to re-run after gen",
+        || count(dir.path(), "api.txt") == 2,
+        || loop_run.output(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(count(dir.path(), "gen.txt"), 2);
+    assert_eq!(
+        count(dir.path(), "web.txt"),
+        1,
+        "ordering edges do not propagate changes\n{}",
+        loop_run.output()
+    );
+}
+
+#[test]
+fn a_crashing_serve_process_is_restarted_with_growing_backoff() {
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('flaky', serve_cmd='echo starting; exit 4')\n",
+    )]);
+    let loop_run = Background::start(dir.path(), &["run"]);
+    loop_run.wait_for_output("restarting in 1.0s (restart 3)", 30);
+    let out = loop_run.output();
+    assert!(
+        out.contains("serve process exited (exit code 4); restarting in 0.2s (restart 1)"),
+        "{out}"
+    );
+    assert!(out.contains("restarting in 0.5s (restart 2)"), "{out}");
+    let (code, _) = loop_run.interrupt();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn live_update_syncs_without_restart_and_fall_back_on_forces_a_full_update() {
+    let dir = project(&[
+        ("src/index.html", "v1"),
+        ("src/config.txt", "c1"),
+        (
+            "Loopfile",
+            r#"
+local_resource("web", serve_cmd="echo start >> starts.txt; exec sleep 3001",
+    deps=["src"],
+    live_update=[fall_back_on(["src/config.txt"]), sync("src", "served"), run("echo ran >> ran.txt", trigger=["src/index.html"])])
+"#,
+        ),
+    ]);
+    let loop_run = Background::start(dir.path(), &["run", "--grace", "200ms"]);
+    loop_run.wait_for_output("1 resource up", 60);
+    assert_eq!(count(dir.path(), "starts.txt"), 1);
+    std::fs::write(dir.path().join("src/index.html"), "v2").unwrap();
+    wait_until(
+        20,
+        "the synced file",
+        || std::fs::read_to_string(dir.path().join("served/index.html")).is_ok_and(|s| s == "v2"),
+        || loop_run.output(),
+    );
+    wait_until(
+        20,
+        "the run step",
+        || count(dir.path(), "ran.txt") == 1,
+        || loop_run.output(),
+    );
+    assert_eq!(
+        count(dir.path(), "starts.txt"),
+        1,
+        "a sync must not restart\n{}",
+        loop_run.output()
+    );
+    std::fs::remove_file(dir.path().join("src/index.html")).unwrap();
+    wait_until(
+        20,
+        "the deletion to sync",
+        || !dir.path().join("served/index.html").exists(),
+        || loop_run.output(),
+    );
+    std::fs::write(dir.path().join("src/config.txt"), "c2").unwrap();
+    wait_until(
+        20,
+        "a full update",
+        || count(dir.path(), "starts.txt") == 2,
+        || loop_run.output(),
+    );
+    assert!(
+        loop_run.output().contains("full update: "),
+        "{}",
+        loop_run.output()
+    );
+    let (code, _) = loop_run.interrupt();
+    assert_eq!(code, 0);
+    assert!(processes_with("sleep 3001").is_empty());
+}
+
+#[test]
+fn a_loopfile_edit_restarts_only_the_changed_resource_and_a_broken_edit_keeps_the_graph() {
+    let loopfile = |a: &str| {
+        format!(
+            "local_resource('a', serve_cmd='echo start >> a.txt; exec sleep 3002', env={{'V': '{a}'}})\nlocal_resource('b', serve_cmd='echo start >> b.txt; exec sleep 3002')\n"
+        )
+    };
+    let dir = project(&[("Loopfile", &loopfile("1"))]);
+    let loop_run = Background::start(dir.path(), &["run", "--grace", "200ms"]);
+    loop_run.wait_for_output("2 resources up", 60);
+    std::fs::write(dir.path().join("Loopfile"), loopfile("2")).unwrap();
+    wait_until(
+        20,
+        "a to restart",
+        || count(dir.path(), "a.txt") == 2,
+        || loop_run.output(),
+    );
+    loop_run.wait_for_output("reloaded: 0 added, 1 changed, 0 removed (changed: a)", 20);
+    assert_eq!(
+        count(dir.path(), "b.txt"),
+        1,
+        "b did not change\n{}",
+        loop_run.output()
+    );
+
+    std::fs::write(
+        dir.path().join("Loopfile"),
+        "local_resource('a', serve_cmd=\n",
+    )
+    .unwrap();
+    loop_run.wait_for_output("the previous graph keeps running", 20);
+    assert!(
+        loop_run.output().contains("error: "),
+        "{}",
+        loop_run.output()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(count(dir.path(), "a.txt"), 2);
+    assert_eq!(
+        processes_with("sleep 3002").len(),
+        2,
+        "both processes keep running"
+    );
+
+    std::fs::write(
+        dir.path().join("Loopfile"),
+        loopfile("2").lines().next().unwrap(),
+    )
+    .unwrap();
+    loop_run.wait_for_output("removed: b", 20);
+    wait_until(
+        10,
+        "b to stop",
+        || processes_with("sleep 3002").len() == 1,
+        || loop_run.output(),
+    );
+    let (code, _) = loop_run.interrupt();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn ctrl_c_stops_whole_process_groups_even_when_sigterm_is_ignored() {
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('stubborn', serve_cmd='trap \"\" TERM; sleep 3003 & sleep 3003 & echo forked; wait')\nlocal_resource('plain', serve_cmd='exec sleep 3003')\n",
+    )]);
+    let loop_run = Background::start(dir.path(), &["run", "--grace", "300ms"]);
+    loop_run.wait_for_output("2 resources up", 60);
+    loop_run.wait_for_output("forked", 20);
+    // The shell (its command line names the sleeps), its two children, and `plain`.
+    assert_eq!(processes_with("sleep 3003").len(), 4);
+    let (code, out) = loop_run.interrupt();
+    assert_eq!(code, 0, "{out}");
+    wait_until(
+        5,
+        "every process to be gone",
+        || processes_with("sleep 3003").is_empty(),
+        || format!("{:?}\n{out}", processes_with("sleep 3003")),
+    );
+}
+
+#[test]
+fn a_burst_of_ten_thousand_files_runs_the_resource_once() {
+    let dir = project(&[
+        (
+            "Loopfile",
+            &format!(
+                "local_resource('bulk', cmd='{}', deps=['data'])\nlocal_resource('other', cmd='{}', deps=['elsewhere'])\n",
+                append("bulk.txt"),
+                append("other.txt")
+            ),
+        ),
+        ("data/.keep", ""),
+        ("elsewhere/.keep", ""),
+    ]);
+    let loop_run = Background::start(dir.path(), &["run"]);
+    loop_run.wait_for_output("2 resources up", 60);
+    for i in 0..10_000 {
+        std::fs::write(dir.path().join(format!("data/f{i}.txt")), "x").unwrap();
+    }
+    wait_until(
+        30,
+        "bulk to re-run",
+        || count(dir.path(), "bulk.txt") >= 2,
+        || loop_run.output(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        count(dir.path(), "bulk.txt"),
+        2,
+        "one run for the whole burst\n{}",
+        loop_run.output()
+    );
+    assert_eq!(count(dir.path(), "other.txt"), 1, "{}", loop_run.output());
+}
