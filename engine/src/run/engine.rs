@@ -488,9 +488,7 @@ impl Engine {
                 generation,
                 exit,
             } => {
-                let Some(node) = self.current(&name, generation) else {
-                    return None;
-                };
+                let node = self.current(&name, generation)?;
                 node.serve_group = None;
                 if let Some(probe) = node.probe.take() {
                     probe.abort();
@@ -529,9 +527,7 @@ impl Engine {
                 }
             }
             Msg::Ready { name, generation } => {
-                let Some(node) = self.current(&name, generation) else {
-                    return None;
-                };
+                let node = self.current(&name, generation)?;
                 let took = node.since.elapsed();
                 node.probe = None;
                 self.set_phase(&name, Phase::Ready);
@@ -544,9 +540,7 @@ impl Engine {
                 generation,
                 result,
             } => {
-                let Some(_) = self.current(&name, generation) else {
-                    return None;
-                };
+                self.current(&name, generation)?;
                 match result {
                     Ok(true) => {
                         let group = self.nodes.get_mut(&name).and_then(|n| n.serve_group.take());

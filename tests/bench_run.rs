@@ -1,0 +1,143 @@
+//! `loop run` / `loop ci` figures with real processes: save-to-re-run latency,
+//! `loop ci` over 1,000 trivial resources, and 100 idle serve processes.
+//! Prints medians of several runs. Run: `cargo bench --bench run`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::resource::{getrusage, UsageWho};
+
+const LOOP: &str = env!("CARGO_BIN_EXE_loop");
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// Starts `loop run` and returns it once `ready_text` was printed, with the time that took.
+fn start_run(dir: &Path, ready_text: &str) -> (std::process::Child, Duration) {
+    let start = Instant::now();
+    let mut child = Command::new(LOOP)
+        .arg("run")
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(ready_text) {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    (child, took)
+}
+
+fn interrupt(child: &mut std::process::Child) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT);
+    let _ = child.wait();
+}
+
+fn save_to_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/main.txt"), "0").unwrap();
+    std::fs::write(
+        dir.path().join("Loopfile"),
+        "local_resource('app', cmd='date +%s.%N > started.txt', deps=['src'])\n",
+    )
+    .unwrap();
+    let (mut child, _) = start_run(dir.path(), "1 resource up");
+    let started = dir.path().join("started.txt");
+    let mut samples = Vec::new();
+    for i in 0..25 {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_file(&started);
+        let saved = now_secs();
+        std::fs::write(dir.path().join("src/main.txt"), i.to_string()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ran = loop {
+            if let Ok(text) = std::fs::read_to_string(&started) {
+                if let Ok(t) = text.trim().parse::<f64>() {
+                    break t;
+                }
+            }
+            assert!(Instant::now() < deadline, "the re-run never started");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        samples.push((ran - saved) * 1e3);
+    }
+    interrupt(&mut child);
+    println!("save -> re-run started (cmd running):   median {:6.1} ms over {} saves (debounce 20 ms included)", median(samples.clone()), samples.len());
+}
+
+fn ci_thousand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut loopfile = String::new();
+    for i in 0..1000 {
+        loopfile.push_str(&format!("local_resource('r{i}', cmd='true')\n"));
+    }
+    std::fs::write(dir.path().join("Loopfile"), loopfile).unwrap();
+    let mut walls = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let status = Command::new(LOOP).arg("ci").current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        walls.push(start.elapsed().as_secs_f64());
+        assert!(status.success());
+    }
+    let rss_kib = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss();
+    println!("loop ci, 1,000 trivial cmd resources:   median {:6.2} s wall over {} runs; peak RSS {:.1} MB", median(walls), 5, rss_kib as f64 / 1024.0);
+}
+
+fn hundred_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut loopfile = String::new();
+    for i in 0..100 {
+        loopfile.push_str(&format!("local_resource('s{i}', serve_cmd='exec sleep 600')\n"));
+    }
+    std::fs::write(dir.path().join("Loopfile"), loopfile).unwrap();
+    let mut ups = Vec::new();
+    let mut rss = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..3 {
+        let (mut child, took) = start_run(dir.path(), "100 resources up");
+        ups.push(took.as_secs_f64());
+        std::thread::sleep(Duration::from_secs(1));
+        let (t0, c0) = (Instant::now(), cpu_ticks(child.id()));
+        std::thread::sleep(Duration::from_secs(5));
+        let ticks = cpu_ticks(child.id()) - c0;
+        let hz = 100.0; // USER_HZ on Linux
+        cpu.push(ticks as f64 / hz / t0.elapsed().as_secs_f64() * 100.0);
+        rss.push(rss_mb(child.id()));
+        interrupt(&mut child);
+    }
+    println!("100 serve resources:                    median {:6.2} s until all ready; loop RSS {:.1} MB; idle CPU {:.2}% (over 5 s)", median(ups), median(rss), median(cpu));
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+}
+
+fn main() {
+    save_to_rerun();
+    ci_thousand();
+    hundred_serves();
+}
