@@ -17,7 +17,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// Starts `loop run` and returns it once `ready_text` was printed, with the time that took.
@@ -44,7 +47,10 @@ fn start_run(dir: &Path, ready_text: &str) -> (std::process::Child, Duration) {
 }
 
 fn interrupt(child: &mut std::process::Child) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     let _ = child.wait();
 }
 
@@ -91,7 +97,13 @@ fn ci_thousand() {
     let mut walls = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
-        let status = Command::new(LOOP).arg("ci").current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        let status = Command::new(LOOP)
+            .arg("ci")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
         walls.push(start.elapsed().as_secs_f64());
         assert!(status.success());
     }
@@ -103,7 +115,9 @@ fn hundred_serves() {
     let dir = tempfile::tempdir().unwrap();
     let mut loopfile = String::new();
     for i in 0..100 {
-        loopfile.push_str(&format!("local_resource('s{i}', serve_cmd='exec sleep 600')\n"));
+        loopfile.push_str(&format!(
+            "local_resource('s{i}', serve_cmd='exec sleep 600')\n"
+        ));
     }
     std::fs::write(dir.path().join("Loopfile"), loopfile).unwrap();
     let mut ups = Vec::new();
@@ -126,14 +140,24 @@ fn hundred_serves() {
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        / 1024.0
 }
 
 fn main() {

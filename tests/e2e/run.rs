@@ -393,3 +393,50 @@ fn a_burst_of_ten_thousand_files_runs_the_resource_once() {
     );
     assert_eq!(count(dir.path(), "other.txt"), 1, "{}", loop_run.output());
 }
+
+#[test]
+fn initial_sync_copies_everything_before_the_first_start() {
+    let dir = project(&[
+        ("src/a.txt", "a"),
+        ("src/sub/b.txt", "b"),
+        (
+            "Loopfile",
+            "local_resource('web', serve_cmd='cp out/sub/b.txt seen.txt; exec sleep 3004', live_update=[initial_sync(), sync('src', 'out')],\n    readiness_probe=probe(period_secs=1, exec=exec_action(['test', '-f', 'seen.txt'])))\n",
+        ),
+    ]);
+    let run = run_loop(dir.path(), &["ci", "--grace", "200ms"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/a.txt")).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("seen.txt")).unwrap(),
+        "b",
+        "the serve process saw the synced file"
+    );
+}
+
+#[test]
+fn a_port_already_in_use_fails_ci_with_the_process_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let loopfile = format!(
+        "local_resource('web', serve_cmd='exec python3 -m http.server {port} --bind 127.0.0.1', readiness_probe=probe(period_secs=1, http_get=http_get_action({port}, host='127.0.0.1')))\n"
+    );
+    let dir = project(&[("Loopfile", &loopfile)]);
+    let run = run_loop(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ci failed: web: the serve process exited (exit code 1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("Address already in use"),
+        "{}",
+        run.stderr
+    );
+    drop(taken);
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loop_lang::model::{Manifest, Resource, TriggerMode};
+use loop_lang::model::{LiveUpdateStep, Manifest, Resource, TriggerMode};
 use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -303,6 +303,7 @@ impl Engine {
         let tx = self.tx.clone();
         let root = self.root.clone();
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
+        let first_run = node.generation == 0;
         node.queued = false;
         node.generation += 1;
         node.phase = Phase::Updating;
@@ -316,6 +317,22 @@ impl Engine {
         let dir = root.join(&node.resource.cmd_dir);
         let env = node.resource.env.clone();
         let parallel = node.resource.allow_parallel;
+        let steps = &node.resource.live_update;
+        let initial_sync = (first_run
+            && steps
+                .iter()
+                .any(|s| matches!(s, LiveUpdateStep::InitialSync)))
+        .then(|| {
+            let target = LocalTarget {
+                run_dir: root.join(&node.resource.serve_dir),
+                env: env.clone(),
+                log: sink.clone(),
+            };
+            (
+                target,
+                live_update::initial_plan(steps, &root, &root.join(&node.resource.serve_dir)),
+            )
+        });
         self.updates_running += 1;
         if !parallel {
             self.serial_running = true;
@@ -324,6 +341,20 @@ impl Engine {
         tokio::spawn(async move {
             if let Some(group) = old_group {
                 process::stop_group(group, grace).await;
+            }
+            if let Some((target, plan)) = initial_sync {
+                let synced = match plan {
+                    Ok(plan) => target.apply(&plan).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = synced {
+                    let _ = tx.send(Msg::CmdDone {
+                        name,
+                        generation,
+                        result: Err(format!("initial_sync failed: {e}")),
+                    });
+                    return;
+                }
             }
             let result = match cmd {
                 None => Ok(()),
