@@ -51,38 +51,18 @@ fn resource(i: usize) -> Resource {
     } else {
         vec![]
     };
-    Resource {
-        name,
-        kind: ResourceKind::Local,
-        labels: vec![],
-        resource_deps,
-        data_deps,
-        deps,
-        ignore,
-        defined_at: Location {
-            file: format!("svc{i}/Loopfile"),
-            line: 1,
-            col: 1,
-            width: 14,
-        },
-        cmd: None,
-        serve_cmd: None,
-        images: vec![],
-        objects: vec![],
-        dir: format!("svc{i}"),
-        cmd_dir: format!("svc{i}"),
-        serve_dir: format!("svc{i}"),
-        env: Default::default(),
-        serve_env: Default::default(),
-        readiness_probe: None,
-        auto_init: true,
-        trigger_mode: TriggerMode::Auto,
-        allow_parallel: false,
-        links: vec![],
-        port_forwards: vec![],
-        extra_pod_selectors: vec![],
-        live_update: vec![],
-    }
+    let at = Location {
+        file: format!("svc{i}/Loopfile"),
+        line: 1,
+        col: 1,
+        width: 14,
+    };
+    let mut r = Resource::new(&name, ResourceKind::Local, at);
+    r.resource_deps = resource_deps;
+    r.data_deps = data_deps;
+    r.deps = deps;
+    r.ignore = ignore;
+    r
 }
 
 fn manifest() -> Manifest {

@@ -536,25 +536,11 @@ mod tests {
     }
 
     fn image(image_ref: &str, deps: &[&str], ignore: &[&str]) -> Image {
-        Image {
-            image_ref: image_ref.into(),
-            kind: ImageKind::Docker,
-            deps: deps.iter().map(|s| s.to_string()).collect(),
-            ignore: ignore.iter().map(|s| s.to_string()).collect(),
-            live_update: vec![],
-            defined_at: Location::default(),
-            context: deps.first().map(|s| s.to_string()),
-            dockerfile: None,
-            build_args: Default::default(),
-            only: vec![],
-            target: None,
-            command: None,
-            command_dir: String::new(),
-            tag: None,
-            skips_local_docker: false,
-            disable_push: false,
-            match_in_env_vars: false,
-        }
+        let mut image = Image::new(image_ref, ImageKind::Docker, Location::default());
+        image.deps = deps.iter().map(|s| s.to_string()).collect();
+        image.ignore = ignore.iter().map(|s| s.to_string()).collect();
+        image.context = deps.first().map(|s| s.to_string());
+        image
     }
 
     fn index(manifest: &Manifest) -> AffectedIndex {

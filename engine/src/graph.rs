@@ -572,43 +572,23 @@ impl std::error::Error for GraphError {}
 /// Builders for resources and manifests in tests.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use loop_lang::model::{Manifest, Resource, ResourceKind, TriggerMode};
+    use loop_lang::model::{Manifest, Resource, ResourceKind};
     use loop_lang::Location;
 
     /// A local resource with nothing but a name, declared on line `line` of `Loopfile`.
     pub(crate) fn resource(name: &str, line: usize) -> Resource {
-        Resource {
-            name: name.into(),
-            kind: ResourceKind::Local,
-            labels: vec![],
-            resource_deps: vec![],
-            data_deps: vec![],
-            deps: vec![],
-            ignore: vec![],
-            defined_at: Location {
+        let mut r = Resource::new(
+            name,
+            ResourceKind::Local,
+            Location {
                 file: "Loopfile".into(),
                 line,
                 col: 1,
                 width: 14,
             },
-            cmd: None,
-            serve_cmd: None,
-            images: vec![],
-            objects: vec![],
-            dir: String::new(),
-            cmd_dir: String::new(),
-            serve_dir: String::new(),
-            env: Default::default(),
-            serve_env: Default::default(),
-            readiness_probe: None,
-            auto_init: true,
-            trigger_mode: TriggerMode::Auto,
-            allow_parallel: false,
-            links: vec![],
-            port_forwards: vec![],
-            extra_pod_selectors: vec![],
-            live_update: vec![],
-        }
+        );
+        r.dir = String::new();
+        r
     }
 
     /// `(name, resource_deps, data_deps)` triples, declared one per line.

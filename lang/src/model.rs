@@ -101,6 +101,45 @@ pub struct Resource {
     pub live_update: Vec<LiveUpdateStep>,
 }
 
+impl Resource {
+    /// A resource with nothing but a name, a kind and where it was declared; every
+    /// other field has its Tilt default (`auto_init`, auto trigger, serial updates).
+    pub fn new(name: &str, kind: ResourceKind, defined_at: Location) -> Resource {
+        let dir = defined_at
+            .file
+            .rsplit_once('/')
+            .map_or(".", |(d, _)| d)
+            .to_owned();
+        Resource {
+            name: name.to_owned(),
+            kind,
+            labels: Vec::new(),
+            resource_deps: Vec::new(),
+            data_deps: Vec::new(),
+            deps: Vec::new(),
+            ignore: Vec::new(),
+            defined_at,
+            cmd: None,
+            serve_cmd: None,
+            images: Vec::new(),
+            objects: Vec::new(),
+            cmd_dir: dir.clone(),
+            serve_dir: dir.clone(),
+            dir,
+            env: BTreeMap::new(),
+            serve_env: BTreeMap::new(),
+            readiness_probe: None,
+            auto_init: true,
+            trigger_mode: TriggerMode::Auto,
+            allow_parallel: false,
+            links: Vec::new(),
+            port_forwards: Vec::new(),
+            extra_pod_selectors: Vec::new(),
+            live_update: Vec::new(),
+        }
+    }
+}
+
 /// A command: a shell string (`sh -c`) or an argv list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
@@ -245,6 +284,31 @@ pub struct Image {
     pub skips_local_docker: bool,
     pub disable_push: bool,
     pub match_in_env_vars: bool,
+}
+
+impl Image {
+    /// An image with only its ref, kind and declaration site set.
+    pub fn new(image_ref: &str, kind: ImageKind, defined_at: Location) -> Image {
+        Image {
+            image_ref: image_ref.to_owned(),
+            kind,
+            deps: Vec::new(),
+            ignore: Vec::new(),
+            live_update: Vec::new(),
+            defined_at,
+            context: None,
+            dockerfile: None,
+            build_args: BTreeMap::new(),
+            only: Vec::new(),
+            target: None,
+            command: None,
+            command_dir: String::new(),
+            tag: None,
+            skips_local_docker: false,
+            disable_push: false,
+            match_in_env_vars: false,
+        }
+    }
 }
 
 /// Settings declared by Loopfile calls.

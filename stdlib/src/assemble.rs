@@ -180,38 +180,7 @@ fn selects(selector: &Data, labels: Option<&Data>) -> bool {
 }
 
 fn k8s_resource_named(name: &str, defined_at: Location) -> Resource {
-    let dir = defined_at
-        .file
-        .rsplit_once('/')
-        .map_or(".", |(d, _)| d)
-        .to_owned();
-    Resource {
-        name: name.to_owned(),
-        kind: ResourceKind::K8s,
-        labels: Vec::new(),
-        resource_deps: Vec::new(),
-        data_deps: Vec::new(),
-        deps: Vec::new(),
-        ignore: Vec::new(),
-        defined_at,
-        cmd: None,
-        serve_cmd: None,
-        images: Vec::new(),
-        objects: Vec::new(),
-        cmd_dir: dir.clone(),
-        serve_dir: dir.clone(),
-        dir,
-        env: BTreeMap::new(),
-        serve_env: BTreeMap::new(),
-        readiness_probe: None,
-        auto_init: true,
-        trigger_mode: Default::default(),
-        allow_parallel: false,
-        links: Vec::new(),
-        port_forwards: Vec::new(),
-        extra_pod_selectors: Vec::new(),
-        live_update: Vec::new(),
-    }
+    Resource::new(name, ResourceKind::K8s, defined_at)
 }
 
 /// Names workloads by object name, adding `:kind` then `:namespace` where names clash.

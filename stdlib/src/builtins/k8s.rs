@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail};
 use loop_lang::data::Data;
 use loop_lang::model::{Image, ImageKind, LiveUpdateStep, PortForward};
-use loop_lang::{EvalEnv, Location};
+use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
@@ -209,28 +209,6 @@ fn declare_image(env: &EvalEnv, image: Image) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn new_image(image_ref: &str, kind: ImageKind, defined_at: Location) -> Image {
-    Image {
-        image_ref: image_ref.to_owned(),
-        kind,
-        deps: Vec::new(),
-        ignore: Vec::new(),
-        live_update: Vec::new(),
-        defined_at,
-        context: None,
-        dockerfile: None,
-        build_args: Default::default(),
-        only: Vec::new(),
-        target: None,
-        command: None,
-        command_dir: String::new(),
-        tag: None,
-        skips_local_docker: false,
-        disable_push: false,
-        match_in_env_vars: false,
-    }
-}
-
 #[starlark_module]
 pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     /// Declares Kubernetes objects from YAML files or blobs; they are grouped into
@@ -360,7 +338,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
             );
         }
         let only = string_list(a("only"), only)?;
-        let mut image = new_image(r#ref, ImageKind::Docker, call_site(eval));
+        let mut image = Image::new(r#ref, ImageKind::Docker, call_site(eval));
         image.deps = if only.is_empty() {
             vec![env.display(&context_dir)]
         } else {
@@ -400,7 +378,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         let _ = entrypoint;
         check_image_ref(F, r#ref)?;
         let env = EvalEnv::of(eval)?;
-        let mut image = new_image(r#ref, ImageKind::Custom, call_site(eval));
+        let mut image = Image::new(r#ref, ImageKind::Custom, call_site(eval));
         image.command = Some(
             self::command(a("command"), Some(command))?
                 .ok_or_else(|| anyhow!("custom_build: the command is empty"))?,
