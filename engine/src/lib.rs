@@ -4,6 +4,8 @@
 pub mod affected;
 pub mod cli;
 pub mod graph;
+pub mod image;
+pub mod k8s;
 pub mod live_update;
 pub mod load;
 pub mod report;

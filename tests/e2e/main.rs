@@ -2,5 +2,6 @@
 
 mod bad_inputs;
 mod check;
+mod k8s;
 mod run;
 mod support;

@@ -450,19 +450,37 @@ fn changes_while_busy_run_once_more_after_the_current_run() {
     let loop_run = Background::start(dir.path(), &["run"]);
     loop_run.wait_for_output("1 resource up", 60);
     std::fs::write(dir.path().join("src/a.txt"), "2").unwrap();
-    wait_until(20, "the second run to start", || count(dir.path(), "starts.txt") == 2, || loop_run.output());
+    wait_until(
+        20,
+        "the second run to start",
+        || count(dir.path(), "starts.txt") == 2,
+        || loop_run.output(),
+    );
     for i in 0..5 {
         std::fs::write(dir.path().join("src/a.txt"), format!("busy {i}")).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(60));
     }
-    wait_until(20, "the queued run", || count(dir.path(), "runs.txt") == 3, || loop_run.output());
+    wait_until(
+        20,
+        "the queued run",
+        || count(dir.path(), "runs.txt") == 3,
+        || loop_run.output(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert_eq!(count(dir.path(), "runs.txt"), 3, "five changes during one run give one more run\n{}", loop_run.output());
+    assert_eq!(
+        count(dir.path(), "runs.txt"),
+        3,
+        "five changes during one run give one more run\n{}",
+        loop_run.output()
+    );
 }
 
 #[test]
 fn a_second_ctrl_c_kills_at_once() {
-    let dir = project(&[("Loopfile", "local_resource('stubborn', serve_cmd='trap \"\" TERM INT; exec sleep 3005')\n")]);
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('stubborn', serve_cmd='trap \"\" TERM INT; exec sleep 3005')\n",
+    )]);
     let mut loop_run = Background::start(dir.path(), &["run", "--grace", "60s"]);
     loop_run.wait_for_output("1 resource up", 60);
     let pid = nix::unistd::Pid::from_raw(loop_run.child.id() as i32);
@@ -471,7 +489,15 @@ fn a_second_ctrl_c_kills_at_once() {
     let started = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let status = loop_run.child.wait().unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the second Ctrl-C did not cut the 60 s grace period");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the second Ctrl-C did not cut the 60 s grace period"
+    );
     assert_eq!(status.code(), Some(0));
-    wait_until(5, "the process to be gone", || processes_with("sleep 3005").is_empty(), || loop_run.output());
+    wait_until(
+        5,
+        "the process to be gone",
+        || processes_with("sleep 3005").is_empty(),
+        || loop_run.output(),
+    );
 }

@@ -35,8 +35,14 @@ pub fn normalize(text: &str) -> String {
 
 /// Runs `loop ARGS` in `dir`.
 pub fn run_loop(dir: &Path, args: &[&str]) -> Run {
+    run_loop_with(dir, args, &[])
+}
+
+/// Runs `loop ARGS` in `dir` with extra environment variables.
+pub fn run_loop_with(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_loop"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("LOOP_EXTENSIONS_PATH")

@@ -3,6 +3,7 @@
 
 mod affected;
 mod check;
+mod down;
 mod graph;
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
         /// Quiet time that groups file events into one batch.
         #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
         debounce: Duration,
+        /// Kubernetes context (default: the kubeconfig's current context).
+        #[arg(long)]
+        context: Option<String>,
     },
     /// Run until every resource is ready (serve) or succeeded (cmd), then stop
     /// everything: exit 0, or 1 with a summary of the first failure.
@@ -48,6 +52,20 @@ enum Command {
         /// Time between SIGTERM and SIGKILL when stopping processes.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// Kubernetes context (default: the kubeconfig's current context).
+        #[arg(long)]
+        context: Option<String>,
+    },
+    /// Delete every Kubernetes object the Loopfiles applied (found by labels).
+    Down {
+        #[command(flatten)]
+        files: Files,
+        /// Delete namespaces too.
+        #[arg(long)]
+        delete_namespaces: bool,
+        /// Kubernetes context (default: the kubeconfig's current context).
+        #[arg(long)]
+        context: Option<String>,
     },
     /// Evaluate and validate Loopfiles, and print a short summary.
     Check {
@@ -101,6 +119,7 @@ pub fn main() -> ExitCode {
             files,
             grace,
             debounce,
+            context,
         } => Ok(crate::run::main(RunOptions {
             files: files.loopfiles,
             args: files.args,
@@ -109,11 +128,13 @@ pub fn main() -> ExitCode {
             grace,
             debounce,
             watch: true,
+            context,
         })),
         Command::Ci {
             files,
             timeout,
             grace,
+            context,
         } => Ok(crate::run::main(RunOptions {
             files: files.loopfiles,
             args: files.args,
@@ -122,7 +143,13 @@ pub fn main() -> ExitCode {
             grace,
             debounce: Duration::from_millis(20),
             watch: false,
+            context,
         })),
+        Command::Down {
+            files,
+            delete_namespaces,
+            context,
+        } => down::run(&files.loopfiles, &files.args, delete_namespaces, context),
         Command::Check { files } => check::run(&files.loopfiles, &files.args),
         Command::Graph { files, format } => graph::run(&files.loopfiles, &files.args, format),
         Command::Affected {

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loop_lang::model::{LiveUpdateStep, Manifest, Resource, TriggerMode};
+use loop_lang::model::{LiveUpdateStep, Manifest, Resource, ResourceKind, TriggerMode};
 use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::k8s_update::{self, K8sRuntime};
 use super::logs::Logs;
 use super::process::{self, LineSink};
 use super::state::{Node, Phase};
@@ -86,6 +87,8 @@ struct Engine {
     started: Instant,
     announced_up: bool,
     watcher: Option<Watcher>,
+    /// The cluster runtime, or why there is none, when Kubernetes resources exist.
+    k8s: Result<Option<Arc<K8sRuntime>>, String>,
 }
 
 /// Evaluates, then runs until stopped (run) or until everything is up (ci).
@@ -133,8 +136,16 @@ pub async fn run(options: RunOptions) -> ExitCode {
         started: Instant::now(),
         announced_up: false,
         watcher: None,
+        k8s: Ok(None),
         options,
     };
+    engine.k8s = connect_k8s(
+        &engine.options,
+        &loaded.evaluation.manifest,
+        &engine.root,
+        &engine.logs,
+    )
+    .await;
     engine.install(loaded.evaluation.manifest);
     let (watch_tx, mut watch_rx) = unbounded_channel();
     if engine.options.watch {
@@ -281,7 +292,7 @@ impl Engine {
             if !upstreams_ready {
                 continue;
             }
-            if !node.resource.allow_parallel && self.serial_running {
+            if !runs_in_parallel(&node.resource) && self.serial_running {
                 continue;
             }
             let name = name.clone();
@@ -302,6 +313,10 @@ impl Engine {
         let sink = self.sink(name);
         let tx = self.tx.clone();
         let root = self.root.clone();
+        if self.nodes[name].resource.kind != ResourceKind::Local {
+            self.start_k8s_update(name);
+            return;
+        }
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
         let first_run = node.generation == 0;
         node.queued = false;
@@ -316,7 +331,7 @@ impl Engine {
         let cmd = node.resource.cmd.clone();
         let dir = root.join(&node.resource.cmd_dir);
         let env = node.resource.env.clone();
-        let parallel = node.resource.allow_parallel;
+        let parallel = runs_in_parallel(&node.resource);
         let steps = &node.resource.live_update;
         let initial_sync = (first_run
             && steps
@@ -381,6 +396,39 @@ impl Engine {
                         }
                     }
                 }
+            };
+            let _ = tx.send(Msg::CmdDone {
+                name,
+                generation,
+                result,
+            });
+        });
+    }
+
+    /// Builds, applies and rolls out a Kubernetes resource.
+    fn start_k8s_update(&mut self, name: &str) {
+        let sink = self.sink(name);
+        let tx = self.tx.clone();
+        let runtime = self.k8s.clone();
+        let node = self.nodes.get_mut(name).expect("scheduled resources exist");
+        node.queued = false;
+        node.generation += 1;
+        node.phase = Phase::Updating;
+        node.since = Instant::now();
+        let generation = node.generation;
+        let resource = node.resource.clone();
+        let images: Vec<_> = resource
+            .images
+            .iter()
+            .filter_map(|r| self.manifest.image(r).cloned())
+            .collect();
+        self.updates_running += 1;
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let result = match runtime {
+                Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink).await,
+                Ok(None) => Err("no Kubernetes cluster is connected".to_owned()),
+                Err(why) => Err(why),
             };
             let _ = tx.send(Msg::CmdDone {
                 name,
@@ -501,9 +549,33 @@ impl Engine {
                 };
                 let took = node.since.elapsed();
                 let has_serve = node.resource.serve_cmd.is_some();
-                let parallel = node.resource.allow_parallel;
+                let is_k8s = node.resource.kind != ResourceKind::Local;
+                let parallel = runs_in_parallel(&node.resource);
                 self.release_slot(parallel);
                 match result {
+                    Ok(()) if is_k8s => {
+                        self.set_phase(&name, Phase::Ready);
+                        self.logs
+                            .status(&name, &format!("ready in {}", seconds(took)));
+                    }
+                    Err(e)
+                        if is_k8s
+                            && self.options.mode == Mode::Run
+                            && e.contains(crate::k8s::apply::UNREACHABLE) =>
+                    {
+                        let generation = self.nodes[&name].generation;
+                        self.logs.status(&name, &format!("{e}; retrying in 5s"));
+                        self.set_phase(&name, Phase::Failed(e));
+                        let tx = self.tx.clone();
+                        let owned = name.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            let _ = tx.send(Msg::RestartDue {
+                                name: owned,
+                                generation,
+                            });
+                        });
+                    }
                     Ok(()) if has_serve => self.start_serve(&name),
                     Ok(()) => {
                         self.set_phase(&name, Phase::Succeeded);
@@ -553,8 +625,11 @@ impl Engine {
                 });
             }
             Msg::RestartDue { name, generation } => {
-                if self.current(&name, generation).is_some() {
+                let node = self.current(&name, generation)?;
+                if node.resource.kind == ResourceKind::Local {
                     self.start_serve(&name);
+                } else {
+                    node.queued = true;
                 }
             }
             Msg::Ready { name, generation } => {
@@ -957,6 +1032,55 @@ impl Engine {
         match path.strip_prefix(&self.root) {
             Ok(rel) => loop_lang::project::slash(rel),
             Err(_) => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// Whether a resource's updates may overlap others': Kubernetes resources and
+/// `allow_parallel=True` local resources may; other local resources run one at a time.
+fn runs_in_parallel(resource: &Resource) -> bool {
+    resource.allow_parallel || resource.kind != ResourceKind::Local
+}
+
+/// Connects to the cluster when the manifest has Kubernetes resources.
+async fn connect_k8s(
+    options: &RunOptions,
+    manifest: &Manifest,
+    root: &Path,
+    logs: &Logs,
+) -> Result<Option<Arc<K8sRuntime>>, String> {
+    if manifest
+        .resources
+        .iter()
+        .all(|r| r.kind == ResourceKind::Local)
+    {
+        return Ok(None);
+    }
+    let settings = &manifest.settings;
+    match crate::k8s::connect(
+        options.context.as_deref(),
+        settings.k8s_namespace.as_deref(),
+        &settings.allowed_k8s_contexts,
+    )
+    .await
+    {
+        Ok(cluster) => {
+            logs.engine(&format!(
+                "Kubernetes context {} ({}), namespace {}",
+                cluster.context, cluster.server, cluster.namespace
+            ));
+            let record = crate::image::Record::load(root, &|warning| logs.engine(warning));
+            let project = crate::k8s::owner::project_id(root);
+            Ok(Some(Arc::new(K8sRuntime {
+                applier: crate::k8s::Applier::new(cluster),
+                record,
+                project,
+                root: root.to_owned(),
+            })))
+        }
+        Err(why) => {
+            logs.engine(&why);
+            Err(why)
         }
     }
 }

@@ -5,6 +5,7 @@
 //! so that a report about a process that has since been replaced is ignored.
 
 pub mod engine;
+mod k8s_update;
 pub mod logs;
 pub mod probe;
 pub mod process;
@@ -35,6 +36,8 @@ pub struct RunOptions {
     pub debounce: Duration,
     /// Whether to watch files (`loop ci` does not).
     pub watch: bool,
+    /// The Kubernetes context to use instead of the kubeconfig's current one.
+    pub context: Option<String>,
 }
 
 /// Runs until stopped (run) or done (ci); returns the exit code.

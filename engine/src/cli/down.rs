@@ -1,0 +1,45 @@
+//! `loop down`: delete what the Loopfiles applied to the cluster.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::load::load;
+use crate::{k8s, report};
+
+pub fn run(
+    files: &[PathBuf],
+    args: &[String],
+    delete_namespaces: bool,
+    context: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files, args) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let settings = loaded.evaluation.manifest.settings.clone();
+    let project = k8s::owner::project_id(&loaded.evaluation.project.root);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let cluster = k8s::connect(
+            context.as_deref(),
+            settings.k8s_namespace.as_deref(),
+            &settings.allowed_k8s_contexts,
+        )
+        .await?;
+        k8s::down::down(&cluster, &project, delete_namespaces, |line| {
+            println!("{line}")
+        })
+        .await
+    });
+    match result {
+        Ok(deleted) => {
+            println!("deleted {} object(s)", deleted.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            report::error(&why);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Puts a built image ref into the Kubernetes objects that use the image.
+//!
+//! An image is used by a container (or init container) whose `image` has the same
+//! *name* as the declared ref: the tag and digest are ignored, a registry port is
+//! not (`localhost:5000/app:dev` has the name `localhost:5000/app`). With
+//! `match_in_env_vars`, env var values of those containers that name the image are
+//! replaced too (Tilt's `match_in_env_vars`).
+
+use loop_lang::data::Data;
+use loop_stdlib::assemble::image_name;
+
+/// Replaces, in the pod spec of the Kubernetes object `body`, every container and
+/// init container image whose name is the name of `image_ref` with `built_ref`,
+/// and, when `match_in_env_vars`, every env var value naming it. Returns how many
+/// values were replaced (0 for an object without a pod spec).
+///
+/// The pod spec is `spec` for a Pod, `spec.jobTemplate.spec.template.spec` for a
+/// CronJob and `spec.template.spec` for every other kind.
+pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_vars: bool) -> usize {
+    let path: &[&str] = match body.get("kind").and_then(Data::as_str) {
+        Some("Pod") => &["spec"],
+        Some("CronJob") => &["spec", "jobTemplate", "spec", "template", "spec"],
+        _ => &["spec", "template", "spec"],
+    };
+    let Some(spec) = path_mut(body, path) else {
+        return 0;
+    };
+    let name = image_name(image_ref);
+    let mut replaced = 0;
+    for list in ["containers", "initContainers"] {
+        let Some(Data::List(containers)) = get_mut(spec, list) else {
+            continue;
+        };
+        for container in containers {
+            if let Some(image) = get_mut(container, "image") {
+                replaced += replace_if_named(image, name, built_ref);
+            }
+            if !match_in_env_vars {
+                continue;
+            }
+            let Some(Data::List(vars)) = get_mut(container, "env") else {
+                continue;
+            };
+            for var in vars {
+                if let Some(value) = get_mut(var, "value") {
+                    replaced += replace_if_named(value, name, built_ref);
+                }
+            }
+        }
+    }
+    replaced
+}
+
+/// Replaces `value` with `built_ref` when it is a string naming image `name`.
+fn replace_if_named(value: &mut Data, name: &str, built_ref: &str) -> usize {
+    match value {
+        Data::String(s) if image_name(s) == name => {
+            *s = built_ref.to_owned();
+            1
+        }
+        _ => 0,
+    }
+}
+
+fn get_mut<'a>(data: &'a mut Data, key: &str) -> Option<&'a mut Data> {
+    match data {
+        Data::Map(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn path_mut<'a>(data: &'a mut Data, keys: &[&str]) -> Option<&'a mut Data> {
+    keys.iter().try_fold(data, |d, k| get_mut(d, k))
+}

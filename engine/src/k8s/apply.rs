@@ -1,0 +1,243 @@
+//! Server-side apply of a resource's objects, for any kind the server knows.
+//!
+//! Namespaces and CustomResourceDefinitions go first; a custom resource waits until
+//! its definition is established (discovery is re-run when a kind is unknown).
+
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use loop_lang::data::Data;
+use loop_lang::model::ObjectRef;
+use tokio::sync::Mutex;
+
+use super::context::Cluster;
+use super::owner;
+
+/// Applies objects, caching discovery.
+pub struct Applier {
+    pub cluster: Cluster,
+    discovery: Mutex<Option<Discovery>>,
+}
+
+/// An object the server rejected, with the Loopfile line that declared it.
+#[derive(Debug)]
+pub struct ApplyError {
+    pub object: String,
+    pub defined_at: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (declared at {}): {}",
+            self.object, self.defined_at, self.message
+        )
+    }
+}
+
+/// Apply order: namespaces, then CRDs, then everything else in declaration order.
+fn rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "CustomResourceDefinition" => 1,
+        _ => 2,
+    }
+}
+
+/// The `group/version` split of an `apiVersion`.
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// Starts the text of errors that mean the API server could not be reached.
+pub const UNREACHABLE: &str = "cluster unreachable";
+
+/// Text of a kube error: the server's message when it sent one.
+pub fn error_text(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!(
+            "{} ({}, HTTP {})",
+            status.message, status.reason, status.code
+        ),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            format!("{UNREACHABLE}: {}", root_cause(err))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+impl Applier {
+    pub fn new(cluster: Cluster) -> Applier {
+        Applier {
+            cluster,
+            discovery: Mutex::new(None),
+        }
+    }
+
+    /// The API resource of a kind, running discovery again once if it is unknown.
+    pub async fn resolve(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), String> {
+        let (group, version) = group_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let mut cached = self.discovery.lock().await;
+        if let Some(found) = cached.as_ref().and_then(|d| d.resolve_gvk(&gvk)) {
+            return Ok(found);
+        }
+        let discovery = Discovery::new(self.cluster.client.clone())
+            .run()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot list the server's resource types: {}",
+                    error_text(&e)
+                )
+            })?;
+        let found = discovery.resolve_gvk(&gvk);
+        *cached = Some(discovery);
+        found.ok_or_else(|| format!("the server does not know kind {kind} in {api_version}"))
+    }
+
+    /// The API handle for an object's kind and namespace.
+    pub async fn api_for(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<(Api<DynamicObject>, Scope), String> {
+        let (resource, caps) = self.resolve(api_version, kind).await?;
+        let api = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(
+                self.cluster.client.clone(),
+                namespace.unwrap_or(&self.cluster.namespace),
+                &resource,
+            ),
+            Scope::Cluster => Api::all_with(self.cluster.client.clone(), &resource),
+        };
+        Ok((api, caps.scope))
+    }
+
+    /// Applies the objects of one resource (forced, field manager `loop`), with the
+    /// ownership labels added. Returns the objects as the server stored them.
+    pub async fn apply(
+        &self,
+        objects: &[ObjectRef],
+        resource: &str,
+        project: &str,
+    ) -> Result<Vec<DynamicObject>, ApplyError> {
+        let mut ordered: Vec<&ObjectRef> = objects.iter().collect();
+        ordered.sort_by_key(|o| rank(&o.kind));
+        let mut applied = Vec::new();
+        for object in ordered {
+            let failed = |message: String| ApplyError {
+                object: format!("{}/{}", object.kind, object.name),
+                defined_at: object.defined_at.to_string(),
+                message,
+            };
+            let body = with_labels(&object.body, &owner::labels(project, resource));
+            let (api, _) = self
+                .api_for(
+                    &object.api_version,
+                    &object.kind,
+                    object.namespace.as_deref(),
+                )
+                .await
+                .map_err(failed)?;
+            let params = PatchParams::apply(owner::FIELD_MANAGER).force();
+            let json = serde_json::to_value(&body).map_err(|e| failed(e.to_string()))?;
+            let stored = api
+                .patch(&object.name, &params, &Patch::Apply(&json))
+                .await
+                .map_err(|e| failed(error_text(&e)))?;
+            if object.kind == "CustomResourceDefinition" {
+                self.wait_established(&api, &object.name)
+                    .await
+                    .map_err(failed)?;
+            }
+            applied.push(stored);
+        }
+        Ok(applied)
+    }
+
+    async fn wait_established(&self, api: &Api<DynamicObject>, name: &str) -> Result<(), String> {
+        for _ in 0..150 {
+            let crd = api.get(name).await.map_err(|e| error_text(&e))?;
+            let established = crd.data["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                });
+            if established {
+                *self.discovery.lock().await = None;
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!(
+            "CustomResourceDefinition {name} was not established within 30s"
+        ))
+    }
+}
+
+/// The object with the ownership labels merged into `metadata.labels`, and into the
+/// pod template's labels so that pods can be traced back too.
+pub fn with_labels(body: &Data, labels: &std::collections::BTreeMap<String, String>) -> Data {
+    let mut body = body.clone();
+    set_labels(&mut body, &["metadata", "labels"], labels);
+    body
+}
+
+fn set_labels(body: &mut Data, path: &[&str], labels: &std::collections::BTreeMap<String, String>) {
+    let mut node = body;
+    for key in path {
+        let Data::Map(entries) = node else { return };
+        let index = match entries.iter().position(|(k, _)| k == key) {
+            Some(i) => i,
+            None => {
+                entries.push(((*key).to_owned(), Data::Map(Vec::new())));
+                entries.len() - 1
+            }
+        };
+        node = &mut entries[index].1;
+    }
+    if let Data::Map(entries) = node {
+        for (k, v) in labels {
+            entries.retain(|(existing, _)| existing != k);
+            entries.push((k.clone(), Data::String(v.clone())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_merged_without_losing_numbers() {
+        let body = Data::from_yaml("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {app: web}}\nspec: {replicas: 2}\n").unwrap();
+        let labelled = with_labels(&body, &owner::labels("p1", "web"));
+        let json = serde_json::to_value(&labelled).unwrap();
+        assert_eq!(json["metadata"]["labels"]["app"], "web");
+        assert_eq!(json["metadata"]["labels"]["loop.dev/project"], "p1");
+        assert_eq!(json["spec"]["replicas"], 2);
+        assert_eq!(
+            serde_json::to_string(&json["spec"]).unwrap(),
+            r#"{"replicas":2}"#
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The Kubernetes runtime: connecting safely, applying objects with server-side
+//! apply, following rollouts, and deleting what `loop` applied.
+
+pub mod apply;
+pub mod context;
+pub mod down;
+pub mod owner;
+pub mod rollout;
+
+pub use apply::Applier;
+pub use context::{connect, Cluster};

@@ -1,0 +1,286 @@
+//! `loop ci` and `loop down` against a Kubernetes API server on loopback that
+//! speaks the real wire protocol (`tests/kube-apiserver`), so that kube-rs is
+//! exercised as against a cluster.
+
+use std::path::{Path, PathBuf};
+
+use loop_test_apiserver::{ApiServer, PodBehaviour};
+use serde_json::Value;
+
+use crate::support::{project, run_loop_with, Run};
+
+/// The API server, running on its own runtime, and a kubeconfig for it.
+struct Cluster {
+    server: ApiServer,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    fn start(context: &str) -> Cluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(ApiServer::start());
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, server.kubeconfig(context)).unwrap();
+        Cluster {
+            server,
+            kubeconfig,
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Run {
+        run_loop_with(dir, args, &[("KUBECONFIG", &self.kubeconfig)])
+    }
+
+    fn deployment(&self, name: &str) -> Option<Value> {
+        self.server.object("apps", "deployments", "default", name)
+    }
+}
+
+const APP_YAML: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: shop/web
+        ports: [{containerPort: 8080}]
+        envFrom: [{configMapRef: {name: web-config}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config}
+data: {MODE: dev}
+"#;
+
+const LOOPFILE: &str = r#"
+k8s_yaml("app.yaml")
+custom_build("shop/web", "echo built $EXPECTED_REF > built.txt", deps=["src"])
+k8s_resource("web", port_forwards=8080)
+local_resource("seed", cmd="echo seeded > seeded.txt", resource_deps=["web"])
+"#;
+
+fn shop() -> tempfile::TempDir {
+    project(&[
+        ("Loopfile", LOOPFILE),
+        ("app.yaml", APP_YAML),
+        ("src/main.go", "package main\n"),
+    ])
+}
+
+#[test]
+fn ci_builds_applies_waits_for_the_rollout_and_down_deletes_it() {
+    let cluster = Cluster::start("kind-test");
+    let dir = shop();
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    let built = std::fs::read_to_string(dir.path().join("built.txt")).unwrap();
+    let tag = built
+        .trim()
+        .strip_prefix("built shop/web:")
+        .expect("EXPECTED_REF is name:tag")
+        .to_owned();
+    assert!(tag.starts_with("loop-"), "{built}");
+    let web = cluster
+        .deployment("web")
+        .expect("the Deployment was applied");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("shop/web:{tag}")
+    );
+    assert_eq!(
+        web["spec"]["replicas"], 2,
+        "numbers survive the trip: {web}"
+    );
+    assert_eq!(
+        web["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "loop"
+    );
+    assert_eq!(web["metadata"]["labels"]["loop.dev/resource"], "web");
+    assert!(cluster
+        .server
+        .object("", "services", "default", "web")
+        .is_some());
+    assert!(cluster
+        .server
+        .object("", "configmaps", "default", "web-config")
+        .is_some());
+    assert!(
+        cluster.server.requests().iter().any(|r| r
+            .starts_with("PATCH /apis/apps/v1/namespaces/default/deployments/web?")
+            && r.contains("fieldManager=loop")
+            && r.contains("force=true")),
+        "{:?}",
+        cluster.server.requests()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("seeded.txt")).unwrap(),
+        "seeded\n",
+        "dependents start after the rollout"
+    );
+    assert!(
+        run.stdout.contains("web │ [loop] ready in"),
+        "{}",
+        run.stdout
+    );
+
+    // Unchanged inputs: no second build, also across runs of loop.
+    std::fs::remove_file(dir.path().join("built.txt")).unwrap();
+    let again = cluster.run(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        !dir.path().join("built.txt").exists(),
+        "the image was rebuilt although nothing changed\n{}",
+        again.stdout
+    );
+
+    let down = cluster.run(dir.path(), &["down"]);
+    assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
+    assert!(
+        down.stdout.contains("deleting Deployment/default/web"),
+        "{}",
+        down.stdout
+    );
+    assert!(cluster.deployment("web").is_none());
+    assert!(cluster
+        .server
+        .object("", "configmaps", "default", "web-config")
+        .is_none());
+    assert!(
+        cluster
+            .server
+            .object("", "namespaces", "", "default")
+            .is_some(),
+        "namespaces are kept"
+    );
+}
+
+#[test]
+fn a_context_that_does_not_look_local_is_refused() {
+    let dir = shop();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: 'https://k8s.example.com'}\nusers:\n- name: prod\n  user: {token: x}\ncontexts:\n- name: prod\n  context: {cluster: prod, user: prod}\ncurrent-context: prod\n").unwrap();
+    let run = run_loop_with(
+        dir.path(),
+        &["ci", "--timeout", "20s"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains(
+            "refusing to change Kubernetes context \"prod\" (server https://k8s.example.com/)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("allow_k8s_contexts(\"prod\")"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_clear_failure() {
+    let dir = shop();
+    let port = crate::support::free_port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: kind-x\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\nusers:\n- name: kind-x\n  user: {{token: x}}\ncontexts:\n- name: kind-x\n  context: {{cluster: kind-x, user: kind-x}}\ncurrent-context: kind-x\n")).unwrap();
+    let run = run_loop_with(
+        dir.path(),
+        &["ci", "--timeout", "30s"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("cluster unreachable"), "{}", run.stdout);
+}
+
+#[test]
+fn a_forbidden_apply_shows_the_server_message_and_the_loopfile_line() {
+    let cluster = Cluster::start("kind-test");
+    cluster.server.forbid("patch", "deployments");
+    let dir = shop();
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "30s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Deployment/web (declared at Loopfile:2:1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Forbidden, HTTP 403"), "{}", run.stdout);
+}
+
+#[test]
+fn an_invalid_object_is_rejected_with_the_server_message() {
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[(
+        "Loopfile",
+        "k8s_yaml(blob('apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: Not_Valid}\\n'))\n",
+    )]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "30s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ConfigMap/Not_Valid (declared at Loopfile:1:1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Invalid, HTTP 422"), "{}", run.stdout);
+}
+
+#[test]
+fn a_pod_that_never_becomes_ready_names_the_reason() {
+    let cluster = Cluster::start("kind-test");
+    cluster
+        .server
+        .set_pod_behaviour("web", PodBehaviour::ImagePullBackOff);
+    let dir = shop();
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "8s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Deployment/web: ImagePullBackOff"),
+        "{}",
+        run.stdout
+    );
+    assert!(!dir.path().join("seeded.txt").exists());
+}
+
+#[test]
+fn a_failing_build_fails_the_resource() {
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        ("Loopfile", "k8s_yaml('app.yaml')\ncustom_build('shop/web', 'echo cannot compile >&2; exit 2', deps=['src'])\n"),
+        ("app.yaml", APP_YAML),
+        ("src/main.go", "x"),
+    ]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "30s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("ci failed: web"), "{}", run.stdout);
+    assert!(run.stdout.contains("exit code 2"), "{}", run.stdout);
+    assert!(run.stderr.contains("cannot compile"), "{}", run.stderr);
+    assert!(
+        cluster.deployment("web").is_none(),
+        "nothing is applied when the build fails"
+    );
+}
