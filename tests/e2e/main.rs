@@ -2,6 +2,7 @@
 
 mod bad_inputs;
 mod check;
+mod cluster;
 mod k8s;
 mod run;
 mod support;
