@@ -18,13 +18,23 @@ fn kubeconfig() -> Option<PathBuf> {
 
 #[test]
 fn k8s_shop_example_comes_up_and_goes_down_on_a_real_cluster() {
-    let Some(kubeconfig) = kubeconfig() else { return };
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
     let example = repo().join("examples/k8s-shop");
     let env = [("KUBECONFIG", kubeconfig.as_path())];
     let up = run_loop_with(&example, &["ci", "--timeout", "10m"], &env);
     assert_eq!(up.code, 0, "loop ci failed\n{}{}", up.stdout, up.stderr);
     assert!(up.stdout.contains("web │ [loop] ready in"), "{}", up.stdout);
     let down = run_loop_with(&example, &["down"], &env);
-    assert_eq!(down.code, 0, "loop down failed\n{}{}", down.stdout, down.stderr);
-    assert!(down.stdout.contains("deleting Deployment/default/web"), "{}", down.stdout);
+    assert_eq!(
+        down.code, 0,
+        "loop down failed\n{}{}",
+        down.stdout, down.stderr
+    );
+    assert!(
+        down.stdout.contains("deleting Deployment/default/web"),
+        "{}",
+        down.stdout
+    );
 }

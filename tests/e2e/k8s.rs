@@ -284,3 +284,114 @@ fn a_failing_build_fails_the_resource() {
         "nothing is applied when the build fails"
     );
 }
+
+fn pod_names(server: &ApiServer, app: &str) -> Vec<String> {
+    server
+        .objects()
+        .into_iter()
+        .filter(|o| {
+            o["kind"] == "Pod"
+                && o["metadata"]["labels"]["app"] == app
+                && o["metadata"]["deletionTimestamp"].is_null()
+        })
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn run_streams_pod_logs_forwards_ports_and_live_updates_containers() {
+    use std::io::{Read, Write};
+
+    let cluster = Cluster::start("kind-test");
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 64];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    cluster.server.expose_port("web", 8080, echo_addr);
+    let local_port = crate::support::free_port();
+    let loopfile = format!(
+        r#"
+k8s_yaml("app.yaml")
+custom_build("shop/web", "echo build >> builds.txt", deps=["src"],
+    live_update=[sync("src", "/srv/app"), run(["touch", "/srv/app/ran"])])
+k8s_resource("web", port_forwards="{local_port}:8080")
+"#
+    );
+    let dir = project(&[
+        ("Loopfile", &loopfile),
+        ("app.yaml", APP_YAML),
+        ("src/index.html", "v1"),
+    ]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let pods = pod_names(&cluster.server, "web");
+    assert_eq!(pods.len(), 2, "{pods:?}");
+
+    cluster
+        .server
+        .append_log(&pods[0], "web", "hello from the pod");
+    loop_run.wait_for_output("hello from the pod", 30);
+
+    crate::support::wait_until(
+        30,
+        "the port-forward to answer",
+        || {
+            let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", local_port)) else {
+                return false;
+            };
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 4];
+            conn.write_all(b"ping").is_ok() && conn.read_exact(&mut buf).is_ok() && &buf == b"ping"
+        },
+        || loop_run.output(),
+    );
+
+    std::fs::write(dir.path().join("src/index.html"), "v2").unwrap();
+    for pod in &pods {
+        let synced = cluster
+            .server
+            .container_dir(pod, "web")
+            .join("srv/app/index.html");
+        crate::support::wait_until(
+            30,
+            "the file to be synced into the container",
+            || std::fs::read_to_string(&synced).is_ok_and(|s| s == "v2"),
+            || loop_run.output(),
+        );
+        let ran = cluster.server.container_dir(pod, "web").join("srv/app/ran");
+        crate::support::wait_until(
+            30,
+            "the run() step in the container",
+            || ran.exists(),
+            || loop_run.output(),
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        crate::support::lines(&dir.path().join("builds.txt")),
+        1,
+        "a synced change must not rebuild\n{}",
+        loop_run.output()
+    );
+    assert_eq!(
+        pod_names(&cluster.server, "web"),
+        pods,
+        "a synced change must not replace pods"
+    );
+}

@@ -75,9 +75,15 @@ pub struct Background {
 impl Background {
     /// Starts `loop ARGS` in `dir`.
     pub fn start(dir: &Path, args: &[&str]) -> Background {
+        Background::start_with_env(dir, args, &[])
+    }
+
+    /// Starts `loop ARGS` in `dir` with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Background {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .current_dir(dir)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())

@@ -125,7 +125,8 @@ fn hash_changes_with_the_build_definition() {
     let root = dir.path();
     let base = docker("app", ".");
     let h = hash(&base, root);
-    let variants: Vec<(&str, Box<dyn Fn(&mut Image)>)> = vec![
+    type Change = Box<dyn Fn(&mut Image)>;
+    let variants: Vec<(&str, Change)> = vec![
         (
             "a build arg",
             Box::new(|i| {

@@ -95,7 +95,7 @@ pub async fn connect(
         .await
         .map_err(|e| format!("cannot use Kubernetes context {name:?}: {e}"))?;
     let server = config.cluster_url.to_string();
-    if !looks_local(&name, &server) && !allowed.iter().any(|a| *a == name) {
+    if !looks_local(&name, &server) && !allowed.contains(&name) {
         return Err(format!(
             "refusing to change Kubernetes context {name:?} (server {server}): it does not look like a local cluster \
              (kind, k3d, minikube, Docker Desktop, Rancher Desktop or a loopback address). \

@@ -4,8 +4,11 @@
 pub mod apply;
 pub mod context;
 pub mod down;
+pub mod logs;
 pub mod owner;
+pub mod portforward;
 pub mod rollout;
+pub mod sync;
 
 pub use apply::Applier;
 pub use context::{connect, Cluster};

@@ -438,6 +438,47 @@ impl Engine {
         });
     }
 
+    /// Once a Kubernetes resource is first ready: its logs and port-forwards (they
+    /// follow pod replacements by themselves, so later updates keep them).
+    fn start_k8s_followers(&mut self, name: &str) {
+        if self.options.mode == Mode::Ci {
+            return;
+        }
+        let Ok(Some(runtime)) = self.k8s.clone() else {
+            return;
+        };
+        let sink = self.sink(name);
+        let node = self.nodes.get_mut(name).expect("known");
+        if node.followers.is_none() {
+            node.followers = Some(k8s_update::start_followers(runtime, &node.resource, sink));
+        }
+    }
+
+    /// Applies a live update to the containers of a Kubernetes resource.
+    fn start_container_sync(&mut self, name: &str, image_ref: String, plan: SyncPlan) {
+        let tx = self.tx.clone();
+        let sink = self.sink(name);
+        let Ok(Some(runtime)) = self.k8s.clone() else {
+            return;
+        };
+        let node = self.nodes.get_mut(name).expect("known resource");
+        node.generation += 1;
+        let generation = node.generation;
+        node.phase = Phase::Syncing;
+        node.since = Instant::now();
+        let resource = node.resource.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let result =
+                k8s_update::sync_containers(runtime, resource, image_ref, plan, sink).await;
+            let _ = tx.send(Msg::SyncDone {
+                name,
+                generation,
+                result,
+            });
+        });
+    }
+
     /// Starts the serve process and its readiness probe.
     fn start_serve(&mut self, name: &str) {
         let sink = self.sink(name);
@@ -557,6 +598,7 @@ impl Engine {
                         self.set_phase(&name, Phase::Ready);
                         self.logs
                             .status(&name, &format!("ready in {}", seconds(took)));
+                        self.start_k8s_followers(&name);
                     }
                     Err(e)
                         if is_k8s
@@ -770,6 +812,19 @@ impl Engine {
             for name in self.index.resources_matching(rel) {
                 direct.entry(name).or_default().push(path.clone());
             }
+            for image in self.index.images_matching(rel) {
+                for r in self
+                    .manifest
+                    .resources
+                    .iter()
+                    .filter(|r| r.images.iter().any(|i| i == image))
+                {
+                    direct
+                        .entry(r.name.as_str())
+                        .or_default()
+                        .push(path.clone());
+                }
+            }
         }
         let direct: HashMap<String, Vec<PathBuf>> =
             direct.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -799,6 +854,35 @@ impl Engine {
                 name,
                 "files changed; trigger_mode is manual, so it waits to be triggered",
             );
+            return;
+        }
+        if node.resource.kind != ResourceKind::Local {
+            if !paths.is_empty() && node.phase == Phase::Ready {
+                let image = node
+                    .resource
+                    .images
+                    .iter()
+                    .filter_map(|r| self.manifest.image(r))
+                    .find(|i| live_update::has_live_update(&i.live_update));
+                if let Some(image) = image {
+                    match live_update::plan(&image.live_update, &root, Path::new("/"), paths) {
+                        Plan::Sync(plan) => {
+                            let files = plan.copies.len() + plan.deletes.len();
+                            let image_ref = image.image_ref.clone();
+                            self.logs.status(name, &format!("live update: syncing {files} file(s) into the containers of {image_ref}"));
+                            self.start_container_sync(name, image_ref, plan);
+                            return;
+                        }
+                        Plan::Nothing => return,
+                        Plan::Full { reason } => {
+                            let text = format!("rebuilding {}: {reason}", image.image_ref);
+                            self.logs.status(name, &text);
+                        }
+                    }
+                }
+            }
+            let node = self.nodes.get_mut(name).expect("known");
+            node.queued = true;
             return;
         }
         let steps = &node.resource.live_update;
@@ -906,6 +990,9 @@ impl Engine {
                 if let Some(group) = node.serve_group.take() {
                     tokio::spawn(process::stop_group(group, self.options.grace));
                 }
+                if let Some(followers) = node.followers.take() {
+                    followers.abort();
+                }
                 self.logs.status(name, "removed from the Loopfile: stopped");
             }
         }
@@ -1005,6 +1092,11 @@ impl Engine {
     /// second Ctrl-C kills at once.
     async fn shutdown(&mut self) {
         self.watcher = None;
+        for node in self.nodes.values_mut() {
+            if let Some(followers) = node.followers.take() {
+                followers.abort();
+            }
+        }
         let groups: Vec<u32> = process::live_groups();
         if groups.is_empty() {
             return;
@@ -1072,7 +1164,7 @@ async fn connect_k8s(
             let record = crate::image::Record::load(root, &|warning| logs.engine(warning));
             let project = crate::k8s::owner::project_id(root);
             Ok(Some(Arc::new(K8sRuntime {
-                applier: crate::k8s::Applier::new(cluster),
+                applier: Arc::new(crate::k8s::Applier::new(cluster)),
                 record,
                 project,
                 root: root.to_owned(),

@@ -16,14 +16,14 @@ const ROLLOUT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// What Kubernetes updates share: the cluster, the image record, the project id.
 pub struct K8sRuntime {
-    pub applier: Applier,
+    pub applier: Arc<Applier>,
     pub record: Record,
     pub project: String,
     pub root: PathBuf,
 }
 
 /// Whether an object runs pods (and so has a rollout to follow).
-fn is_workload(o: &ObjectRef) -> bool {
+pub fn is_workload(o: &ObjectRef) -> bool {
     matches!(
         o.kind.as_str(),
         "Deployment"
@@ -89,4 +89,95 @@ pub async fn update(
         .await?;
     }
     Ok(())
+}
+
+/// Follows the logs of a ready resource's workloads and opens its port-forwards;
+/// aborting the returned task stops all of it and releases the local ports.
+pub fn start_followers(
+    runtime: Arc<K8sRuntime>,
+    resource: &Resource,
+    sink: Arc<dyn Fn(&str) + Send + Sync>,
+) -> tokio::task::AbortHandle {
+    let workloads: Vec<ObjectRef> = resource
+        .objects
+        .iter()
+        .filter(|o| is_workload(o))
+        .cloned()
+        .collect();
+    let extra = resource.extra_pod_selectors.clone();
+    let forwards = resource.port_forwards.clone();
+    let task = tokio::spawn(async move {
+        let Some(first) = workloads.first().cloned() else {
+            return;
+        };
+        let _logs: Vec<_> = workloads
+            .iter()
+            .map(|w| {
+                crate::k8s::logs::follow_logs(
+                    runtime.applier.clone(),
+                    w.clone(),
+                    extra.clone(),
+                    sink.clone(),
+                )
+            })
+            .collect();
+        let mut _forwarders = Vec::new();
+        for forward in forwards {
+            match crate::k8s::portforward::PortForwarder::start(
+                runtime.applier.clone(),
+                first.clone(),
+                extra.clone(),
+                forward,
+                sink.clone(),
+            )
+            .await
+            {
+                Ok(forwarder) => {
+                    sink(&format!(
+                        "[loop] {} on {}",
+                        forwarder.label(),
+                        forwarder.local_addr()
+                    ));
+                    _forwarders.push(forwarder);
+                }
+                Err(e) => sink(&format!("[loop] port-forward failed: {e}")),
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+    task.abort_handle()
+}
+
+/// Syncs a live update into every running container of the resource's workloads
+/// that uses `image`.
+pub async fn sync_containers(
+    runtime: Arc<K8sRuntime>,
+    resource: Resource,
+    image_ref: String,
+    plan: crate::live_update::SyncPlan,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+) -> Result<bool, String> {
+    use crate::live_update::SyncTarget;
+    let mut containers = Vec::new();
+    for workload in resource.objects.iter().filter(|o| is_workload(o)) {
+        containers.extend(
+            crate::k8s::sync::containers_for(
+                &runtime.applier,
+                workload,
+                &resource.extra_pod_selectors,
+                &image_ref,
+            )
+            .await?,
+        );
+    }
+    let target = crate::k8s::sync::ContainerTarget {
+        client: runtime.applier.cluster.client.clone(),
+        containers,
+        log,
+    };
+    target
+        .apply(&plan)
+        .await
+        .map(|_| false)
+        .map_err(|e| e.to_string())
 }

@@ -76,6 +76,8 @@ pub struct Node {
     /// The process group of the serve process, while it runs.
     pub serve_group: Option<u32>,
     pub probe: Option<AbortHandle>,
+    /// Kubernetes: the task following logs and holding port-forwards.
+    pub followers: Option<AbortHandle>,
     pub restarts: u32,
     pub since: Instant,
 }
@@ -93,6 +95,7 @@ impl Node {
             rerun: false,
             serve_group: None,
             probe: None,
+            followers: None,
             restarts: 0,
             since: Instant::now(),
         }

@@ -128,13 +128,12 @@ fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         )
     };
     match (rt.group.as_str(), rt.kind.as_str()) {
-        ("", "Pod") => {
+        ("", "Pod")
             if obj["spec"]["containers"]
                 .as_array()
-                .is_none_or(|c| c.is_empty())
-            {
-                return Err(required("spec.containers"));
-            }
+                .is_none_or(|c| c.is_empty()) =>
+        {
+            return Err(required("spec.containers"));
         }
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
             let sel = &obj["spec"]["selector"];
@@ -1015,4 +1014,47 @@ pub fn delete_collection(shared: &Shared, t: &Target, q: &Query) -> Result<(u16,
         200,
         json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": st.store.rv().to_string()}, "items": items}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_subdomain("web.example-1"));
+        assert!(!is_dns_subdomain("Bad_Name"));
+        assert!(!is_dns_subdomain("-web"));
+        assert!(!is_dns_subdomain(""));
+        assert!(is_dns_label("web-1"));
+        assert!(!is_dns_label("web.1"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn field_sets_round_trip() {
+        let v = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "c", "labels": {"app.kubernetes.io/name": "x"}},
+                       "data": {"a": "1"}, "status": {"x": 1}});
+        let paths = owned_paths(&v);
+        assert_eq!(
+            paths,
+            vec![".data.a", ".metadata.labels.app\\.kubernetes\\.io/name"]
+        );
+        let mut back = Vec::new();
+        paths_of_fields(&fields_v1(&paths), "", &mut back);
+        assert_eq!(back, paths);
+        assert_eq!(lookup(&v, &paths[1]), Some(&json!("x")));
+    }
+
+    #[test]
+    fn merges() {
+        let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "d": 1});
+        deep_merge(&mut base, &json!({"a": {"c": [3]}, "e": 2}));
+        assert_eq!(base, json!({"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}));
+        merge_patch(&mut base, &json!({"a": {"b": null}, "d": null}));
+        assert_eq!(base, json!({"a": {"c": [3]}, "e": 2}));
+        remove_path(&mut base, &split_path(".a.c"));
+        assert_eq!(base, json!({"e": 2}));
+    }
 }

@@ -261,14 +261,16 @@ async fn run(ws: crate::ws::Ws, s: Session) {
     let mut child_stdin = child.stdin.take();
     let stdin_task = tokio::spawn(async move {
         while let Some(chunk) = in_rx.recv().await {
-            match (chunk, child_stdin.as_mut()) {
-                (Some(b), Some(w)) => {
-                    if w.write_all(&b).await.is_err() {
-                        child_stdin = None;
-                    }
-                }
-                (None, _) => child_stdin = None,
-                _ => {}
+            let Some(b) = chunk else {
+                child_stdin = None;
+                continue;
+            };
+            let failed = match child_stdin.as_mut() {
+                Some(w) => w.write_all(&b).await.is_err(),
+                None => false,
+            };
+            if failed {
+                child_stdin = None;
             }
         }
     });
@@ -311,4 +313,37 @@ async fn run(ws: crate::ws::Ws, s: Session) {
     stdin_task.abort();
     // Let the client answer the close handshake, briefly.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_rewrite_rule() {
+        let root = Path::new("/tmp/c");
+        assert_eq!(rewrite_arg(root, "/app/x"), "/tmp/c/app/x");
+        assert_eq!(rewrite_arg(root, "/"), "/tmp/c/");
+        assert_eq!(
+            rewrite_arg(root, "--directory=/app"),
+            "--directory=/tmp/c/app"
+        );
+        assert_eq!(rewrite_arg(root, "-rf"), "-rf");
+        assert_eq!(rewrite_arg(root, "relative/path"), "relative/path");
+        assert_eq!(rewrite_arg(root, "echo /app"), "echo /app");
+        assert_eq!(resolve_program(root, "/bin/sh"), PathBuf::from("sh"));
+        assert_eq!(resolve_program(root, "tar"), PathBuf::from("tar"));
+    }
+
+    #[test]
+    fn exit_status_like_the_kubelet() {
+        let cmd = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
+        assert_eq!(exit_status(&cmd, Some(0))["status"], "Success");
+        let s = exit_status(&cmd, Some(3));
+        assert_eq!(s["reason"], "NonZeroExitCode");
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "3"})
+        );
+    }
 }

@@ -16,7 +16,30 @@
 //! - port-forward over websocket to real local TCP ports (`portforward`).
 //!
 //! kube-rs talks to it exactly as to a cluster: build a client from
-//! [`ApiServer::kubeconfig`] or [`ApiServer::url`].
+//! [`ApiServer::kubeconfig`] or [`ApiServer::url`]. The crate's tests
+//! (`tests/kube_client.rs`) drive it with kube 5 + k8s-openapi: discovery,
+//! `Patch::Apply`, selectors, `runtime::watcher`, delete propagation, logs,
+//! `Api::<Pod>::exec` and `Api::<Pod>::portforward`.
+//!
+//! Why built here: no maintained Rust emulator speaks the wire protocol with
+//! exec/port-forward (`kube-fake-client` is an in-memory client, not a server;
+//! `kubernetes-mock` replays expected calls), and no real API server can be run
+//! on the build machines.
+//!
+//! Simplifications (what a real cluster does differently):
+//!
+//! - server-side apply merges maps recursively and treats lists as atomic (no
+//!   merge keys); conflicts are reported per leaf field;
+//! - no admission, no schema validation beyond names and a few required fields,
+//!   no RBAC except what [`ApiServer::forbid`] injects, any bearer token is accepted;
+//! - one node; Deployment rollouts replace all pods at once (old ReplicaSets
+//!   are scaled to 0 and kept); Jobs run a single pod; Services get a cluster IP
+//!   but no Endpoints;
+//! - watches never expire (the whole history is kept), pagination (`limit`/
+//!   `continue`) returns everything in one page;
+//! - exec runs host processes in a folder, not a container (see `exec` for the
+//!   path rewrite rule); no TTY;
+//! - plain HTTP only (no TLS, no HTTP/2, no SPDY: websocket upgrades only).
 
 mod apply;
 mod controllers;

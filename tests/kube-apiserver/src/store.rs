@@ -350,3 +350,73 @@ impl FieldSelector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(labels: Value) -> Value {
+        json!({"metadata": {"name": "web", "namespace": "default", "labels": labels}, "status": {"phase": "Running"}})
+    }
+
+    #[test]
+    fn label_selectors() {
+        let o = obj(json!({"app": "web", "tier": "front"}));
+        let m = |s: &str| LabelSelector::parse(s).unwrap().matches(&o);
+        assert!(m(""));
+        assert!(m("app=web"));
+        assert!(m("app==web"));
+        assert!(!m("app!=web"));
+        assert!(m("app"));
+        assert!(!m("!app"));
+        assert!(m("!missing"));
+        assert!(m("app=web,tier"));
+        assert!(!m("app=web,tier=back"));
+        assert!(m("tier in (front, back)"));
+        assert!(!m("tier notin (front,back)"));
+        assert!(m("app in (web),tier notin (back)"));
+        assert!(LabelSelector::parse("app in web").is_err());
+    }
+
+    #[test]
+    fn field_selectors() {
+        let o = obj(json!({}));
+        let m = |s: &str| FieldSelector::parse(s).unwrap().matches(&o);
+        assert!(m("metadata.name=web"));
+        assert!(!m("metadata.name!=web"));
+        assert!(m("metadata.namespace==default,status.phase=Running"));
+        assert!(m("spec.nodeName="));
+        assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn store_versions_and_history() {
+        let mut s = Store::new(Arc::new(watch::Sender::new(0)));
+        let k = ObjKey::new("", "configmaps", "default", "c");
+        let a = s.put(k.clone(), json!({"metadata": {"name": "c"}}));
+        let b = s.put(
+            k.clone(),
+            json!({"metadata": {"name": "c"}, "data": {"x": "1"}}),
+        );
+        let gone = s.remove(&k).unwrap();
+        let rv = |v: &Value| {
+            v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert!(rv(&a) < rv(&b) && rv(&b) < rv(&gone));
+        let kinds: Vec<EventType> = s.events_after(rv(&a)).iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventType::Modified, EventType::Deleted]);
+        assert_eq!(s.rv(), rv(&gone));
+    }
+
+    #[test]
+    fn generated_names_and_hashes() {
+        assert_eq!(random_suffix().len(), 5);
+        assert_ne!(new_uid(), new_uid());
+        assert_eq!(stable_hash(&json!({"a": 1})), stable_hash(&json!({"a": 1})));
+        assert_ne!(stable_hash(&json!({"a": 1})), stable_hash(&json!({"a": 2})));
+    }
+}

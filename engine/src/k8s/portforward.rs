@@ -1,0 +1,702 @@
+//! `port_forwards` of a `k8s_resource`: a local port that reaches a container port of
+//! the workload's current ready pod through the API server.
+//!
+//! Every accepted connection is bridged to its own port-forward stream to the pod
+//! (kube-rs `Api::<Pod>::portforward`). The pod is resolved again when the cached
+//! choice is older than a couple of seconds or a forward to it failed, so a replaced
+//! pod is picked up by the next connection. When there is no ready pod or the API
+//! server refuses the forward, the connection waits, retrying with a capped backoff,
+//! for a bounded time, and is then closed.
+//!
+//! A health check opens a forward to the current pod every few seconds and checks
+//! that the tunnel comes up and reaches the port. After several failures in a row
+//! the forward is declared wedged (the known failure of long-lived forwards after a
+//! pod restart): the cached pod is dropped and live connections are closed, so that
+//! the next connection starts from scratch. Stopping releases the local port.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Portforwarder};
+use loop_lang::model::{ObjectRef, PortForward};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::apply::{error_text, Applier};
+use super::logs::{namespace_of, workload_pods, Backoff, Sink};
+use super::rollout::pod_problem;
+
+/// Timings of a forwarder; the defaults suit people, tests shorten them.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// How often the health check runs.
+    pub health_interval: Duration,
+    /// Failed health checks in a row that make a forward wedged.
+    pub wedged_after: u32,
+    /// How long the health check waits for an error before calling a forward healthy.
+    pub health_grace: Duration,
+    /// How long a connection waits for a ready pod and a forward before it is closed.
+    pub client_wait: Duration,
+    /// Retry delays: from `backoff_min`, doubling, up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How long a resolved pod is reused before it is looked up again.
+    pub pod_ttl: Duration,
+    /// Bound on opening one forward through the API server.
+    pub open_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            health_interval: Duration::from_secs(5),
+            wedged_after: 3,
+            health_grace: Duration::from_millis(500),
+            client_wait: Duration::from_secs(30),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            pod_ttl: Duration::from_secs(2),
+            open_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running port-forward; stops (and releases its local port) on [`PortForwarder::stop`]
+/// or when dropped.
+pub struct PortForwarder {
+    addr: SocketAddr,
+    label: String,
+    /// `None` once stopped.
+    task: Option<JoinHandle<()>>,
+}
+
+impl PortForwarder {
+    /// Binds `host:local_port` (host `127.0.0.1` when empty; port 0 picks a free one)
+    /// and starts forwarding. Must be called inside a tokio runtime.
+    pub async fn start(
+        applier: Arc<Applier>,
+        workload: ObjectRef,
+        extra: Vec<BTreeMap<String, String>>,
+        forward: PortForward,
+        sink: Sink,
+    ) -> Result<PortForwarder, String> {
+        Self::start_with(applier, workload, extra, forward, sink, Tuning::default()).await
+    }
+
+    /// [`PortForwarder::start`] with explicit timings.
+    pub async fn start_with(
+        applier: Arc<Applier>,
+        workload: ObjectRef,
+        extra: Vec<BTreeMap<String, String>>,
+        forward: PortForward,
+        sink: Sink,
+        tuning: Tuning,
+    ) -> Result<PortForwarder, String> {
+        let host = match forward.host.trim() {
+            "" => "127.0.0.1",
+            h => h.trim_start_matches('[').trim_end_matches(']'),
+        };
+        let target = format!("{}:{}", workload.name, forward.container_port);
+        let listener = TcpListener::bind((host, forward.local_port))
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!(
+                        "cannot forward local port {port} to {target}: port {port} on {host} is already in use \
+                         (another program, or another loop, is listening on it); \
+                         stop it or choose another local port",
+                        port = forward.local_port
+                    )
+                } else {
+                    format!(
+                        "cannot forward local port {} to {target}: cannot listen on {host}: {e}",
+                        forward.local_port
+                    )
+                }
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot forward to {target}: {e}"))?;
+        let label = format!("port-forward {} -> {target}", addr.port());
+        let shared = Arc::new(Shared {
+            pods: Api::namespaced(
+                applier.cluster.client.clone(),
+                &namespace_of(&applier, &workload),
+            ),
+            applier,
+            workload,
+            extra,
+            container_port: forward.container_port,
+            label: label.clone(),
+            sink,
+            tuning,
+            cached: Mutex::new(None),
+            announced: Mutex::new(String::new()),
+            reported: Mutex::new(String::new()),
+            generation: watch::Sender::new(0),
+        });
+        let task = tokio::spawn(async move {
+            tokio::join!(accept(shared.clone(), listener), health(shared));
+        });
+        Ok(PortForwarder {
+            addr,
+            label,
+            task: Some(task),
+        })
+    }
+
+    /// The local address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `port-forward LOCAL -> workload:PORT`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Stops forwarding and closes its connections; the local port is free on return.
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PortForwarder {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// What the connections and the health check share.
+struct Shared {
+    applier: Arc<Applier>,
+    pods: Api<Pod>,
+    workload: ObjectRef,
+    extra: Vec<BTreeMap<String, String>>,
+    container_port: u16,
+    label: String,
+    sink: Sink,
+    tuning: Tuning,
+    /// The pod connections go to, and when it was resolved.
+    cached: Mutex<Option<(String, Instant)>>,
+    /// The pod last announced as the target.
+    announced: Mutex<String>,
+    /// The last problem reported (each is said once).
+    reported: Mutex<String>,
+    /// Bumped when the forward is re-created: live connections close.
+    generation: watch::Sender<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One port-forward stream through the API server, closed when dropped (also when
+/// the task using it is aborted).
+struct Tunnel(Portforwarder);
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Why a forward could not be opened.
+enum OpenError {
+    /// No pod to forward to (not a failure of the forward).
+    NoPod(String),
+    Failed(String),
+}
+
+impl OpenError {
+    fn text(&self) -> &str {
+        match self {
+            OpenError::NoPod(t) | OpenError::Failed(t) => t,
+        }
+    }
+}
+
+impl Shared {
+    /// Tells the sink about a problem, once until something else happens.
+    fn report(&self, problem: &str) {
+        let mut last = lock(&self.reported);
+        if *last != problem {
+            *last = problem.to_owned();
+            (self.sink)(&format!("{}: {problem}", self.label));
+        }
+    }
+
+    fn invalidate(&self) {
+        *lock(&self.cached) = None;
+    }
+
+    /// The newest ready pod of the workload (cached for `pod_ttl`).
+    async fn pod(&self, fresh: bool) -> Result<String, OpenError> {
+        if !fresh {
+            if let Some((pod, at)) = lock(&self.cached).clone() {
+                if at.elapsed() < self.tuning.pod_ttl {
+                    return Ok(pod);
+                }
+            }
+        }
+        let pods = workload_pods(&self.applier, &self.workload, &self.extra)
+            .await
+            .map_err(|e| OpenError::Failed(format!("cannot list the pods: {e}")))?;
+        let ready = pods
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && pod_problem(p).is_none()
+            })
+            .max_by(|a, b| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+            })
+            .and_then(|p| p.metadata.name.clone());
+        let Some(pod) = ready else {
+            let why = pods
+                .iter()
+                .find_map(pod_problem)
+                .unwrap_or_else(|| "it has no pods".into());
+            return Err(OpenError::NoPod(format!(
+                "waiting for a ready pod of {}: {why}",
+                self.workload.name
+            )));
+        };
+        *lock(&self.cached) = Some((pod.clone(), Instant::now()));
+        Ok(pod)
+    }
+
+    /// Opens a forward to the container port of the current pod.
+    async fn open(&self, fresh: bool) -> Result<(String, Tunnel), OpenError> {
+        let pod = self.pod(fresh).await?;
+        let opened = tokio::time::timeout(
+            self.tuning.open_timeout,
+            self.pods.portforward(&pod, &[self.container_port]),
+        )
+        .await;
+        match opened {
+            Ok(Ok(forwarder)) => Ok((pod, Tunnel(forwarder))),
+            Ok(Err(e)) => {
+                self.invalidate();
+                Err(OpenError::Failed(format!(
+                    "cannot forward to pod {pod}: {}",
+                    error_text(&e)
+                )))
+            }
+            Err(_) => {
+                self.invalidate();
+                Err(OpenError::Failed(format!(
+                    "the API server did not open a forward to pod {pod} within {}s",
+                    self.tuning.open_timeout.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Says which pod the forward reaches, when that changes.
+    fn announce(&self, pod: &str) {
+        let mut announced = lock(&self.announced);
+        if *announced != pod {
+            *announced = pod.to_owned();
+            lock(&self.reported).clear();
+            (self.sink)(&format!("{} (pod {pod})", self.label));
+        }
+    }
+}
+
+async fn accept(shared: Arc<Shared>, listener: TcpListener) {
+    // Dropping the set (when the forwarder stops) closes every connection.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    let _ = client.set_nodelay(true);
+                    connections.spawn(serve(shared.clone(), client));
+                }
+                Err(e) => {
+                    shared.report(&format!("cannot accept a connection: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+/// Bridges one client connection to the pod, retrying until a forward opens.
+async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
+    let deadline = Instant::now() + shared.tuning.client_wait;
+    let mut backoff = Backoff::new(shared.tuning.backoff_min, shared.tuning.backoff_max);
+    let mut generation = shared.generation.subscribe();
+    generation.borrow_and_update();
+    let mut fresh = false;
+    let (pod, mut forwarder) = loop {
+        match shared.open(fresh).await {
+            Ok(opened) => break opened,
+            Err(e) => {
+                shared.report(e.text());
+                fresh = true;
+                let delay = backoff.next_delay();
+                if Instant::now() + delay > deadline {
+                    shared.report(&format!(
+                        "gave up on a connection after {}s: {}",
+                        shared.tuning.client_wait.as_secs(),
+                        e.text()
+                    ));
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    let port = shared.container_port;
+    let (Some(mut upstream), Some(error)) =
+        (forwarder.0.take_stream(port), forwarder.0.take_error(port))
+    else {
+        return;
+    };
+    shared.announce(&pod);
+    let error = async move {
+        match error.await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        message = error => {
+            shared.invalidate();
+            shared.report(&format!("error from pod {pod}: {}", message.trim()));
+        }
+        _ = generation.changed() => {}
+    }
+}
+
+/// Opens a forward to the current pod now and then; re-creates a wedged forward.
+async fn health(shared: Arc<Shared>) {
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(shared.tuning.health_interval).await;
+        match probe(&shared).await {
+            Ok(pod) => {
+                failures = 0;
+                lock(&shared.reported).clear();
+                shared.announce(&pod);
+            }
+            Err(OpenError::NoPod(why)) => {
+                failures = 0;
+                shared.report(&why);
+            }
+            Err(OpenError::Failed(why)) => {
+                failures += 1;
+                shared.report(&why);
+                if failures >= shared.tuning.wedged_after {
+                    failures = 0;
+                    (shared.sink)(&format!("{} is wedged; re-creating", shared.label));
+                    shared.invalidate();
+                    lock(&shared.announced).clear();
+                    lock(&shared.reported).clear();
+                    shared.generation.send_modify(|g| *g += 1);
+                }
+            }
+        }
+    }
+}
+
+/// One health check: a fresh forward to the current pod that reaches the port (no
+/// error from the pod within `health_grace`, and the tunnel stays up meanwhile).
+async fn probe(shared: &Shared) -> Result<String, OpenError> {
+    let (pod, mut forwarder) = shared.open(true).await?;
+    let port = shared.container_port;
+    let stream = forwarder.0.take_stream(port);
+    let outcome = match forwarder.0.take_error(port) {
+        Some(error) => match tokio::time::timeout(shared.tuning.health_grace, error).await {
+            Err(_) => Ok(pod.clone()),
+            Ok(Some(message)) => Err(OpenError::Failed(format!(
+                "health check: error from pod {pod}: {}",
+                message.trim()
+            ))),
+            Ok(None) => Err(OpenError::Failed(format!(
+                "health check: the forward to pod {pod} closed at once"
+            ))),
+        },
+        None => Err(OpenError::Failed("health check: no error channel".into())),
+    };
+    drop(stream);
+    drop(forwarder);
+    if outcome.is_err() {
+        shared.invalidate();
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::logs::testing::*;
+    use loop_test_apiserver::ApiServer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A TCP server on loopback that answers every read with `tag` + the bytes read.
+    async fn echo(tag: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                let mut out = tag.as_bytes().to_vec();
+                                out.extend_from_slice(&buf[..n]);
+                                if socket.write_all(&out).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// A loopback address where nothing listens.
+    async fn closed_port() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    fn forward(local_port: u16, container_port: u16) -> PortForward {
+        PortForward {
+            local_port,
+            container_port,
+            host: String::new(),
+            name: None,
+        }
+    }
+
+    /// Sends `message` through a new connection to `addr`; the reply, or `None` when
+    /// the connection closed first.
+    async fn exchange(addr: SocketAddr, message: &str, reply_len: usize) -> Option<String> {
+        let mut socket = TcpStream::connect(addr).await.ok()?;
+        socket.write_all(message.as_bytes()).await.ok()?;
+        let mut buf = vec![0u8; reply_len];
+        match tokio::time::timeout(Duration::from_secs(20), socket.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => Some(String::from_utf8_lossy(&buf).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Retries [`exchange`] until the reply is `expected`.
+    async fn reaches(addr: SocketAddr, message: &str, expected: &str) {
+        eventually(expected, || async {
+            (exchange(addr, message, expected.len()).await.as_deref() == Some(expected))
+                .then_some(())
+        })
+        .await
+    }
+
+    fn quick() -> Tuning {
+        Tuning {
+            health_interval: Duration::from_millis(300),
+            wedged_after: 3,
+            health_grace: Duration::from_millis(300),
+            client_wait: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(500),
+            pod_ttl: Duration::from_millis(500),
+            open_timeout: Duration::from_secs(20),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwards_reconnects_follows_the_pod_and_releases_the_port() {
+        let server = ApiServer::start().await;
+        let applier = applier(&server, &server.url()).await;
+        let web = deployment("web", "web:v1");
+        apply(&applier, &web).await;
+        let first = running_pod(&applier, &web, &[]).await;
+        server.expose_port(&first, 80, echo("v1:").await);
+
+        let (sink, lines) = recorder();
+        let forwarder = PortForwarder::start_with(
+            applier.clone(),
+            web.clone(),
+            Vec::new(),
+            forward(0, 80),
+            sink,
+            Tuning::default(),
+        )
+        .await
+        .unwrap();
+        let addr = forwarder.local_addr();
+        assert_eq!(addr.ip().to_string(), "127.0.0.1");
+        assert_eq!(exchange(addr, "ping", 7).await.as_deref(), Some("v1:ping"));
+
+        // A live connection is cut when the forward breaks; the next one works.
+        let mut live = TcpStream::connect(addr).await.unwrap();
+        live.write_all(b"a").await.unwrap();
+        let mut buf = [0u8; 4];
+        within("echo on the live connection", live.read_exact(&mut buf))
+            .await
+            .unwrap();
+        server.break_port_forwards();
+        let mut rest = Vec::new();
+        let n = within(
+            "the broken connection to close",
+            live.read_to_end(&mut rest),
+        )
+        .await
+        .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert_eq!(
+            exchange(addr, "again", 8).await.as_deref(),
+            Some("v1:again")
+        );
+
+        // A changed template replaces the pod; connections reach the new one.
+        apply(&applier, &deployment("web", "web:v2")).await;
+        let second = running_pod(&applier, &web, &[&first]).await;
+        server.expose_port(&second, 80, echo("v2:").await);
+        reaches(addr, "new", "v2:new").await;
+        assert!(
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(&format!("(pod {second})"))),
+            "{:?}",
+            lines.lock().unwrap()
+        );
+
+        // Stopping releases the port at once.
+        forwarder.stop().await;
+        let again = std::net::TcpListener::bind(addr);
+        assert!(again.is_ok(), "{again:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wedged_forward_is_recreated() {
+        let server = ApiServer::start().await;
+        let applier = applier(&server, &server.url()).await;
+        let web = deployment("web", "web:v1");
+        apply(&applier, &web).await;
+        running_pod(&applier, &web, &[]).await;
+        // The pod's port leads nowhere: every forward fails.
+        server.expose_port("web", 80, closed_port().await);
+
+        let (sink, lines) = recorder();
+        let forwarder = PortForwarder::start_with(
+            applier.clone(),
+            web.clone(),
+            Vec::new(),
+            forward(0, 80),
+            sink,
+            quick(),
+        )
+        .await
+        .unwrap();
+        let label = forwarder.label().to_owned();
+        assert_eq!(
+            label,
+            format!("port-forward {} -> web:80", forwarder.local_addr().port())
+        );
+        eventually("the wedged forward to be noticed", || async {
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| *l == format!("{label} is wedged; re-creating"))
+                .then_some(())
+        })
+        .await;
+
+        // Once the port answers, connections work again.
+        server.expose_port("web", 80, echo("ok:").await);
+        reaches(forwarder.local_addr(), "x", "ok:x").await;
+        drop(forwarder);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_waits_for_a_ready_pod_then_gives_up() {
+        let server = ApiServer::start().await;
+        let applier = applier(&server, &server.url()).await;
+        let web = deployment("web", "web:v1");
+        let (sink, lines) = recorder();
+        let forwarder = PortForwarder::start_with(
+            applier.clone(),
+            web.clone(),
+            Vec::new(),
+            forward(0, 80),
+            sink,
+            Tuning {
+                client_wait: Duration::from_secs(1),
+                ..quick()
+            },
+        )
+        .await
+        .unwrap();
+        // Nothing deployed: the connection is closed after client_wait.
+        let mut socket = TcpStream::connect(forwarder.local_addr()).await.unwrap();
+        let mut rest = Vec::new();
+        let n = within(
+            "the waiting connection to close",
+            socket.read_to_end(&mut rest),
+        )
+        .await
+        .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert!(
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("waiting for a ready pod of web")),
+            "{:?}",
+            lines.lock().unwrap()
+        );
+
+        // Deployed later: a connection made while it starts gets through.
+        server.expose_port("web", 80, echo("up:").await);
+        apply(&applier, &web).await;
+        reaches(forwarder.local_addr(), "y", "up:y").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_local_port_is_a_clear_error() {
+        let server = ApiServer::start().await;
+        let applier = applier(&server, &server.url()).await;
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = busy.local_addr().unwrap().port();
+        let (sink, _) = recorder();
+        let err = PortForwarder::start(
+            applier,
+            deployment("web", "web:v1"),
+            Vec::new(),
+            forward(port, 80),
+            sink,
+        )
+        .await
+        .err()
+        .expect("the bind fails");
+        assert!(err.contains(&port.to_string()), "{err}");
+        assert!(err.contains("already in use"), "{err}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Kubernetes figures against the loopback API server (`tests/kube-apiserver`):
+//! server-side apply of 100 objects, and `loop run`'s memory while it follows 50
+//! workloads. Prints medians. Run: `cargo bench --bench k8s`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loop_engine::k8s::{Applier, Cluster};
+use loop_lang::data::Data;
+use loop_lang::model::ObjectRef;
+use loop_lang::Location;
+use loop_test_apiserver::ApiServer;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn config_maps(n: usize, round: usize) -> Vec<ObjectRef> {
+    (0..n)
+        .map(|i| {
+            let yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{round: '{round}'}}\n");
+            ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                name: format!("cm-{i}"),
+                namespace: None,
+                defined_at: Location::default(),
+                body: Data::from_yaml(&yaml).unwrap(),
+            }
+        })
+        .collect()
+}
+
+async fn apply_hundred(server: &ApiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, server.kubeconfig("kind-bench")).unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let cluster = Cluster {
+        client: kube::Client::try_from(config).unwrap(),
+        context: "kind-bench".into(),
+        server: server.url(),
+        namespace: "default".into(),
+    };
+    let applier = Applier::new(cluster);
+    let mut samples = Vec::new();
+    for round in 0..7 {
+        let objects = config_maps(100, round);
+        let start = Instant::now();
+        applier.apply(&objects, "bench", "p").await.unwrap();
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "server-side apply of 100 objects (one at a time):  median {:7.1} ms over {} rounds",
+        median(samples),
+        7
+    );
+}
+
+fn fifty_workloads(server: &ApiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::new();
+    for i in 0..50 {
+        yaml.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: w{i}}}\nspec:\n  selector: {{matchLabels: {{app: w{i}}}}}\n  template:\n    metadata: {{labels: {{app: w{i}}}}}\n    spec: {{containers: [{{name: c, image: busybox}}]}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("app.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("Loopfile"), "k8s_yaml('app.yaml')\n").unwrap();
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        server.kubeconfig("kind-bench"),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("50 resources up") {
+            break;
+        }
+    }
+    let up = start.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_secs(3));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let rss: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        / 1024.0;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = child.wait();
+    println!(
+        "loop run with 50 workloads: all ready in {:.2} s; loop RSS {rss:.1} MB",
+        up.as_secs_f64()
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(ApiServer::start());
+    runtime.block_on(apply_hundred(&server));
+    fifty_workloads(&server);
+}
