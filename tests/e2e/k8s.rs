@@ -395,3 +395,79 @@ k8s_resource("web", port_forwards="{local_port}:8080")
         "a synced change must not replace pods"
     );
 }
+
+#[test]
+fn crds_come_before_their_custom_resources_in_the_loopfile_namespace() {
+    let cluster = Cluster::start("kind-test");
+    let objects = r#"
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: gizmo}
+spec: {size: 3}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+"#;
+    let dir = project(&[
+        (
+            "Loopfile",
+            "k8s_namespace('shop')\nk8s_yaml('objects.yaml')\n",
+        ),
+        ("objects.yaml", objects),
+    ]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let widget = cluster
+        .server
+        .object("example.com", "widgets", "shop", "gizmo")
+        .expect("the custom resource was applied in namespace shop");
+    assert_eq!(widget["spec"]["size"], 3);
+    let down = cluster.run(dir.path(), &["down", "--delete-namespaces"]);
+    assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
+    assert!(cluster
+        .server
+        .object("example.com", "widgets", "shop", "gizmo")
+        .is_none());
+    assert!(
+        down.stdout.contains("deleting Namespace/shop"),
+        "{}",
+        down.stdout
+    );
+}
+
+#[test]
+fn crash_loop_back_off_is_reported_with_the_last_logs() {
+    let cluster = Cluster::start("kind-test");
+    cluster
+        .server
+        .set_pod_behaviour("web", PodBehaviour::CrashLoopBackOff);
+    let dir = shop();
+    let ci = crate::support::Background::start_with_env(
+        dir.path(),
+        &["ci", "--timeout", "60s"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    crate::support::wait_until(
+        30,
+        "pods",
+        || !pod_names(&cluster.server, "web").is_empty(),
+        || ci.output(),
+    );
+    for pod in pod_names(&cluster.server, "web") {
+        cluster
+            .server
+            .append_log(&pod, "web", "panic: cannot open config");
+    }
+    ci.wait_for_output("Deployment/web: CrashLoopBackOff", 30);
+    ci.wait_for_output("| panic: cannot open config", 30);
+}

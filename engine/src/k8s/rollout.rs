@@ -157,6 +157,41 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
     ))
 }
 
+/// The last lines the crashing containers of a pod printed, as `\n  | line` text.
+async fn last_logs(applier: &Applier, pod: &Pod) -> String {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| applier.cluster.namespace.clone());
+    let api: Api<Pod> = Api::namespaced(applier.cluster.client.clone(), &namespace);
+    let mut out = String::new();
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    for status in statuses.iter().filter(|s| s.restart_count > 0) {
+        let params = kube::api::LogParams {
+            container: Some(status.name.clone()),
+            previous: true,
+            tail_lines: Some(10),
+            ..Default::default()
+        };
+        if let Ok(text) = api.logs(&name, &params).await {
+            for line in text.lines() {
+                out.push_str(&format!("\n  | {line}"));
+            }
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("; last logs:{out}")
+    }
+}
+
 /// One look at a workload's rollout.
 pub async fn check(
     applier: &Applier,
@@ -201,7 +236,13 @@ pub async fn check(
         }
     }
     let pods = pods(applier, object, &workload, extra).await?;
-    if let Some(problem) = pods.iter().find_map(pod_problem) {
+    if let Some((pod, problem)) = pods.iter().find_map(|p| pod_problem(p).map(|why| (p, why))) {
+        if problem.starts_with("CrashLoopBackOff") {
+            return Ok(Rollout::Waiting(format!(
+                "{problem}{}",
+                last_logs(applier, pod).await
+            )));
+        }
         return Ok(Rollout::Waiting(problem));
     }
     let generation = workload["metadata"]["generation"].as_i64().unwrap_or(0);

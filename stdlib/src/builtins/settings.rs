@@ -115,6 +115,27 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
+    /// The namespace for namespaced objects that name none (default: the
+    /// kubeconfig context's namespace).
+    fn k8s_namespace<'v>(
+        namespace: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let valid = !namespace.is_empty()
+            && namespace.len() <= 63
+            && namespace
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !namespace.starts_with('-')
+            && !namespace.ends_with('-');
+        if !valid {
+            bail!("k8s_namespace: {namespace:?} is not a valid namespace name (lower-case letters, digits and `-`, at most 63)");
+        }
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().settings.k8s_namespace = Some(namespace.to_owned());
+        Ok(NONE)
+    }
+
     /// Logs a warning (shown by `loop check` and in the run log).
     fn warn<'v>(msg: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
