@@ -118,6 +118,74 @@ fn fifty_workloads(server: &ApiServer) {
     );
 }
 
+/// `loop run` with a live-updated Deployment: from saving files to all of them
+/// being in the container (watcher, plan, one tar exec), for 1 and 1,000 files.
+fn save_to_container(server: &ApiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: live}\nspec:\n  selector: {matchLabels: {app: live}}\n  template:\n    metadata: {labels: {app: live}}\n    spec: {containers: [{name: c, image: live}]}\n";
+    std::fs::write(dir.path().join("app.yaml"), yaml).unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("Loopfile"), "k8s_yaml('app.yaml')\ncustom_build('live', 'true', deps=['src'], live_update=[sync('src', '/app')])\n").unwrap();
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        server.kubeconfig("kind-bench"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("1 resource up") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let pod = server
+        .objects()
+        .into_iter()
+        .find(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["app"] == "live")
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+        .unwrap();
+    let container = server.container_dir(&pod, "c").join("app");
+    for files in [1usize, 1000] {
+        let mut samples = Vec::new();
+        for round in 0..5 {
+            std::thread::sleep(Duration::from_millis(500));
+            let content = format!("round {round} of {files}");
+            let start = Instant::now();
+            for i in 0..files {
+                std::fs::write(dir.path().join(format!("src/f{i}.txt")), &content).unwrap();
+            }
+            let last = container.join(format!("f{}.txt", files - 1));
+            let first = container.join("f0.txt");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !(std::fs::read_to_string(&last).is_ok_and(|s| s == content)
+                && std::fs::read_to_string(&first).is_ok_and(|s| s == content))
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the files never reached the container"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            samples.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        println!("save -> {files:>4} file(s) in the container (loop run, tar over exec): median {:7.1} ms over 5 saves", median(samples));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = child.wait();
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -127,4 +195,5 @@ fn main() {
     let server = runtime.block_on(ApiServer::start());
     runtime.block_on(apply_hundred(&server));
     fifty_workloads(&server);
+    save_to_container(&server);
 }
