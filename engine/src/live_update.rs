@@ -25,6 +25,8 @@ use loop_lang::model::{Cmd, LiveUpdateStep};
 
 mod local;
 
+pub(crate) use local::pump_lines;
+
 pub use local::LocalTarget;
 
 /// What to do about a batch of changed files.

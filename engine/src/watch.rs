@@ -256,6 +256,13 @@ enum Scope {
     Files,
 }
 
+/// How many changed paths make a batch a burst.
+const BURST_FILES: usize = 100;
+/// The quiet window of a burst.
+const BURST_QUIET: Duration = Duration::from_millis(250);
+/// The longest a burst is held while files keep changing.
+const BURST_MAX_WAIT: Duration = Duration::from_secs(10);
+
 /// What is waiting to be sent.
 #[derive(Default)]
 struct Batch {
@@ -277,9 +284,18 @@ impl Batch {
 
     /// When the batch is due: after the quiet window, or `max_wait` after its
     /// first event, whichever comes first. `None` while nothing is waiting.
+    ///
+    /// A burst (at least [`BURST_FILES`] paths, such as a checkout) waits for a
+    /// longer quiet window and up to [`BURST_MAX_WAIT`], so that a burst slowed
+    /// down by a busy machine still comes out as one batch.
     fn deadline(&self, debounce: Duration, max_wait: Duration) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        Some((last + debounce).min(first + max_wait))
+        let (quiet, cap) = if self.changes.len() >= BURST_FILES {
+            (debounce.max(BURST_QUIET), max_wait.max(BURST_MAX_WAIT))
+        } else {
+            (debounce, max_wait)
+        };
+        Some((last + quiet).min(first + cap))
     }
 }
 
@@ -669,5 +685,15 @@ mod batch_tests {
             batch.note(now);
         }
         assert_eq!(batch.deadline(debounce, max_wait), Some(start + max_wait));
+        // A burst of many files waits for a longer quiet window.
+        let mut burst = Batch::default();
+        burst.note(start);
+        for i in 0..BURST_FILES {
+            burst.changes.insert(PathBuf::from(format!("f{i}")));
+        }
+        assert_eq!(
+            burst.deadline(debounce, max_wait),
+            Some(start + BURST_QUIET)
+        );
     }
 }

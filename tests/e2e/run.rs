@@ -234,7 +234,12 @@ local_resource("web", serve_cmd="echo start >> starts.txt; exec sleep 3001",
     ]);
     let loop_run = Background::start(dir.path(), &["run", "--grace", "200ms"]);
     loop_run.wait_for_output("1 resource up", 60);
-    assert_eq!(count(dir.path(), "starts.txt"), 1);
+    wait_until(
+        20,
+        "the serve process to start",
+        || count(dir.path(), "starts.txt") == 1,
+        || loop_run.output(),
+    );
     std::fs::write(dir.path().join("src/index.html"), "v2").unwrap();
     wait_until(
         20,
@@ -288,6 +293,12 @@ fn a_loopfile_edit_restarts_only_the_changed_resource_and_a_broken_edit_keeps_th
     let dir = project(&[("Loopfile", &loopfile("1"))]);
     let loop_run = Background::start(dir.path(), &["run", "--grace", "200ms"]);
     loop_run.wait_for_output("2 resources up", 60);
+    wait_until(
+        20,
+        "both serve processes to start",
+        || count(dir.path(), "a.txt") == 1 && count(dir.path(), "b.txt") == 1,
+        || loop_run.output(),
+    );
     std::fs::write(dir.path().join("Loopfile"), loopfile("2")).unwrap();
     wait_until(
         20,
@@ -348,7 +359,12 @@ fn ctrl_c_stops_whole_process_groups_even_when_sigterm_is_ignored() {
     loop_run.wait_for_output("2 resources up", 60);
     loop_run.wait_for_output("forked", 20);
     // The shell (its command line names the sleeps), its two children, and `plain`.
-    assert_eq!(processes_with("sleep 3003").len(), 4);
+    wait_until(
+        20,
+        "all four processes",
+        || processes_with("sleep 3003").len() == 4,
+        || format!("{:?}", processes_with("sleep 3003")),
+    );
     let (code, out) = loop_run.interrupt();
     assert_eq!(code, 0, "{out}");
     wait_until(

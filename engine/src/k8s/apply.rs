@@ -131,6 +131,27 @@ impl Applier {
         Ok((api, caps.scope))
     }
 
+    /// The object as the server has it now, as JSON (`None` when it does not exist).
+    pub async fn current(&self, object: &ObjectRef) -> Result<Option<serde_json::Value>, String> {
+        let (api, _) = self
+            .api_for(
+                &object.api_version,
+                &object.kind,
+                object.namespace.as_deref(),
+            )
+            .await?;
+        match api
+            .get_opt(&object.name)
+            .await
+            .map_err(|e| error_text(&e))?
+        {
+            Some(found) => serde_json::to_value(&found)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
     /// Applies the objects of one resource (forced, field manager `loop`), with the
     /// ownership labels added. Returns the objects as the server stored them.
     pub async fn apply(

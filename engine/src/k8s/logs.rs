@@ -75,21 +75,7 @@ pub async fn workload_pods(
     let body = if workload.kind == "Pod" {
         Value::Null
     } else {
-        let (api, _) = applier
-            .api_for(
-                &workload.api_version,
-                &workload.kind,
-                workload.namespace.as_deref(),
-            )
-            .await?;
-        match api
-            .get_opt(&workload.name)
-            .await
-            .map_err(|e| error_text(&e))?
-        {
-            Some(object) => serde_json::to_value(&object).map_err(|e| e.to_string())?,
-            None => Value::Null,
-        }
+        applier.current(workload).await?.unwrap_or(Value::Null)
     };
     rollout::pods(applier, workload, &body, extra).await
 }

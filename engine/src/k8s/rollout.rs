@@ -198,24 +198,12 @@ pub async fn check(
     object: &ObjectRef,
     extra: &[BTreeMap<String, String>],
 ) -> Result<Rollout, String> {
-    let (api, _) = applier
-        .api_for(
-            &object.api_version,
-            &object.kind,
-            object.namespace.as_deref(),
-        )
-        .await?;
-    let Some(current) = api
-        .get_opt(&object.name)
-        .await
-        .map_err(|e| error_text(&e))?
-    else {
+    let Some(workload) = applier.current(object).await? else {
         return Ok(Rollout::Waiting(format!(
             "{} {} does not exist yet",
             object.kind, object.name
         )));
     };
-    let workload = serde_json::to_value(&current).map_err(|e| e.to_string())?;
     let status = &workload["status"];
     if object.kind == "Job" {
         let conditions = status["conditions"].as_array().cloned().unwrap_or_default();

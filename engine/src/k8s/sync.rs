@@ -30,7 +30,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{Api, AttachParams};
 use loop_lang::model::{Cmd, ObjectRef};
 use loop_stdlib::assemble::image_name;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
+
+use crate::live_update::pump_lines;
 
 use super::apply::{error_text, Applier};
 use super::rollout;
@@ -47,9 +49,6 @@ pub const MAX_COMMAND_BYTES: usize = 56 * 1024;
 /// The buffer of each exec stream (kube-rs defaults to 1 KiB, which cuts a tar
 /// stream into a websocket frame per KiB).
 const STREAM_BUFFER: usize = 64 * 1024;
-
-/// How many output lines a failed command's error keeps.
-const TAIL_LINES: usize = 10;
 
 /// What `restart_container()` runs in each container (see [`ContainerTarget::restart`]).
 pub const RESTART_COMMAND: [&str; 3] = ["/bin/sh", "-c", "kill 1"];
@@ -261,8 +260,8 @@ impl ContainerTarget {
         let (stdout, stderr) = (process.stdout(), process.stderr());
         let ((), (), (), status) = tokio::join!(
             write,
-            self.pump(stdout, prefix.as_deref(), &tail),
-            self.pump(stderr, prefix.as_deref(), &tail),
+            pump_lines(stdout, &*self.log, prefix.as_deref(), &tail),
+            pump_lines(stderr, &*self.log, prefix.as_deref(), &tail),
             async {
                 match status {
                     Some(status) => status.await,
@@ -273,37 +272,6 @@ impl ContainerTarget {
         let _ = process.join().await;
         let output: Vec<String> = tail.into_inner().unwrap_or_default().into();
         Ok(status.map(|status| Done::from_status(&status, output)))
-    }
-
-    /// Passes each line of `stream` to the log and keeps the last few in `tail`.
-    async fn pump(
-        &self,
-        stream: Option<impl AsyncRead + Unpin>,
-        prefix: Option<&str>,
-        tail: &Mutex<VecDeque<String>>,
-    ) {
-        let Some(stream) = stream else { return };
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches(['\n', '\r']);
-            match prefix {
-                Some(prefix) => (self.log)(&format!("{prefix}{line}")),
-                None => (self.log)(line),
-            }
-            if let Ok(mut tail) = tail.lock() {
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line.to_owned());
-            }
-        }
     }
 }
 
@@ -480,21 +448,9 @@ pub async fn containers_for(
     extra_selectors: &[BTreeMap<String, String>],
     image_ref: &str,
 ) -> Result<Vec<(String, String, String)>, String> {
-    let (api, _) = applier
-        .api_for(
-            &workload.api_version,
-            &workload.kind,
-            workload.namespace.as_deref(),
-        )
-        .await?;
-    let Some(current) = api
-        .get_opt(&workload.name)
-        .await
-        .map_err(|e| error_text(&e))?
-    else {
+    let Some(current) = applier.current(workload).await? else {
         return Ok(Vec::new());
     };
-    let current = serde_json::to_value(&current).map_err(|e| e.to_string())?;
     let pods = rollout::pods(applier, workload, &current, extra_selectors).await?;
     let wanted = image_name(image_ref);
     let default_namespace = workload

@@ -82,8 +82,8 @@ impl LocalTarget {
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (status, (), ()) = tokio::join!(
             child.wait(),
-            self.pump(stdout, &tail),
-            self.pump(stderr, &tail),
+            pump_lines(stdout, &*self.log, None, &tail),
+            pump_lines(stderr, &*self.log, None, &tail),
         );
         group.0 = None;
         let status = status.map_err(spawn_error)?;
@@ -96,27 +96,36 @@ impl LocalTarget {
             output: tail.into_inner().unwrap_or_default().into(),
         })
     }
+}
 
-    /// Passes each line of `stream` to the log and keeps the last few in `tail`.
-    async fn pump(&self, stream: Option<impl AsyncRead + Unpin>, tail: &Mutex<VecDeque<String>>) {
-        let Some(stream) = stream else { return };
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+/// Passes each line of `stream` to `log` (after `prefix`, if any) and keeps the
+/// last [`TAIL_LINES`] in `tail`, for error messages.
+pub(crate) async fn pump_lines(
+    stream: Option<impl AsyncRead + Unpin>,
+    log: &(dyn Fn(&str) + Send + Sync),
+    prefix: Option<&str>,
+    tail: &Mutex<VecDeque<String>>,
+) {
+    let Some(stream) = stream else { return };
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        match prefix {
+            Some(prefix) => log(&format!("{prefix}{line}")),
+            None => log(line),
+        }
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
             }
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches(['\n', '\r']);
-            (self.log)(line);
-            if let Ok(mut tail) = tail.lock() {
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line.to_owned());
-            }
+            tail.push_back(line.to_owned());
         }
     }
 }
