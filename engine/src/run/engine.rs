@@ -8,20 +8,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loop_lang::model::{LiveUpdateStep, Manifest, Resource, ResourceKind, TriggerMode};
+use loop_lang::model::{LiveUpdateStep, Manifest, Resource, ResourceKind};
 use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::k8s_update::{self, K8sRuntime};
+use super::k8s_update::K8sRuntime;
 use super::logs::Logs;
 use super::process::{self, LineSink};
 use super::state::{Node, Phase};
 use super::{probe, Mode, RunOptions};
 use crate::affected::AffectedIndex;
 use crate::graph::Graph;
-use crate::live_update::{self, LocalTarget, Plan, SyncPlan, SyncTarget};
+use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
 use crate::watch::{WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
+
+mod changes;
+mod kube;
+use kube::connect_k8s;
+mod reload;
 
 /// Longest wait between restarts of a crashing serve process.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -405,80 +410,6 @@ impl Engine {
         });
     }
 
-    /// Builds, applies and rolls out a Kubernetes resource.
-    fn start_k8s_update(&mut self, name: &str) {
-        let sink = self.sink(name);
-        let tx = self.tx.clone();
-        let runtime = self.k8s.clone();
-        let node = self.nodes.get_mut(name).expect("scheduled resources exist");
-        node.queued = false;
-        node.generation += 1;
-        node.phase = Phase::Updating;
-        node.since = Instant::now();
-        let generation = node.generation;
-        let resource = node.resource.clone();
-        let images: Vec<_> = resource
-            .images
-            .iter()
-            .filter_map(|r| self.manifest.image(r).cloned())
-            .collect();
-        self.updates_running += 1;
-        let name = name.to_owned();
-        tokio::spawn(async move {
-            let result = match runtime {
-                Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink).await,
-                Ok(None) => Err("no Kubernetes cluster is connected".to_owned()),
-                Err(why) => Err(why),
-            };
-            let _ = tx.send(Msg::CmdDone {
-                name,
-                generation,
-                result,
-            });
-        });
-    }
-
-    /// Once a Kubernetes resource is first ready: its logs and port-forwards (they
-    /// follow pod replacements by themselves, so later updates keep them).
-    fn start_k8s_followers(&mut self, name: &str) {
-        if self.options.mode == Mode::Ci {
-            return;
-        }
-        let Ok(Some(runtime)) = self.k8s.clone() else {
-            return;
-        };
-        let sink = self.sink(name);
-        let node = self.nodes.get_mut(name).expect("known");
-        if node.followers.is_none() {
-            node.followers = Some(k8s_update::start_followers(runtime, &node.resource, sink));
-        }
-    }
-
-    /// Applies a live update to the containers of a Kubernetes resource.
-    fn start_container_sync(&mut self, name: &str, image_ref: String, plan: SyncPlan) {
-        let tx = self.tx.clone();
-        let sink = self.sink(name);
-        let Ok(Some(runtime)) = self.k8s.clone() else {
-            return;
-        };
-        let node = self.nodes.get_mut(name).expect("known resource");
-        node.generation += 1;
-        let generation = node.generation;
-        node.phase = Phase::Syncing;
-        node.since = Instant::now();
-        let resource = node.resource.clone();
-        let name = name.to_owned();
-        tokio::spawn(async move {
-            let result =
-                k8s_update::sync_containers(runtime, resource, image_ref, plan, sink).await;
-            let _ = tx.send(Msg::SyncDone {
-                name,
-                generation,
-                result,
-            });
-        });
-    }
-
     /// Starts the serve process and its readiness probe.
     fn start_serve(&mut self, name: &str) {
         let sink = self.sink(name);
@@ -766,252 +697,6 @@ impl Engine {
         });
     }
 
-    /// Once a run ends, handles the changes that arrived meanwhile.
-    fn after_run(&mut self, name: &str) {
-        let Some(node) = self.nodes.get_mut(name) else {
-            return;
-        };
-        if !node.rerun || node.phase.is_busy() {
-            return;
-        }
-        node.rerun = false;
-        let paths: Vec<PathBuf> = std::mem::take(&mut node.pending).into_iter().collect();
-        self.changed(name, &paths);
-    }
-
-    fn on_watch(&mut self, event: WatchEvent) {
-        match event {
-            WatchEvent::Problem(message) => self.logs.engine(&message),
-            WatchEvent::Overflow => {
-                self.logs.engine("too many file events at once (the kernel queue overflowed): re-running every resource with deps");
-                let names: Vec<String> = self
-                    .order
-                    .iter()
-                    .filter(|n| !self.nodes[*n].resource.deps.is_empty())
-                    .cloned()
-                    .collect();
-                for name in names {
-                    self.changed(&name, &[]);
-                }
-                self.reload();
-            }
-            WatchEvent::Changes(paths) => self.on_changes(&paths),
-        }
-    }
-
-    /// A batch of changed files: re-evaluate if a Loopfile input changed; run each
-    /// affected resource once.
-    fn on_changes(&mut self, paths: &[PathBuf]) {
-        if paths.iter().any(|p| self.loopfile_inputs.contains(p)) {
-            self.reload();
-        }
-        let relative: Vec<String> = paths.iter().map(|p| self.display(p)).collect();
-        let affected = self.index.affected(&relative);
-        let mut direct: HashMap<&str, Vec<PathBuf>> = HashMap::new();
-        for (path, rel) in paths.iter().zip(&relative) {
-            for name in self.index.resources_matching(rel) {
-                direct.entry(name).or_default().push(path.clone());
-            }
-            for image in self.index.images_matching(rel) {
-                for r in self
-                    .manifest
-                    .resources
-                    .iter()
-                    .filter(|r| r.images.iter().any(|i| i == image))
-                {
-                    direct
-                        .entry(r.name.as_str())
-                        .or_default()
-                        .push(path.clone());
-                }
-            }
-        }
-        let direct: HashMap<String, Vec<PathBuf>> =
-            direct.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        for name in affected {
-            let own = direct.get(&name).cloned().unwrap_or_default();
-            self.changed(&name, &own);
-        }
-    }
-
-    /// One resource is affected by a change (`paths`: its own changed files, empty
-    /// when it is affected through a data edge).
-    fn changed(&mut self, name: &str, paths: &[PathBuf]) {
-        let root = self.root.clone();
-        let Some(node) = self.nodes.get_mut(name) else {
-            return;
-        };
-        if !node.enabled {
-            return;
-        }
-        if node.phase.is_busy() {
-            node.rerun = true;
-            node.pending.extend(paths.iter().cloned());
-            return;
-        }
-        if node.resource.trigger_mode == TriggerMode::Manual {
-            self.logs.status(
-                name,
-                "files changed; trigger_mode is manual, so it waits to be triggered",
-            );
-            return;
-        }
-        if node.resource.kind != ResourceKind::Local {
-            if !paths.is_empty() && node.phase == Phase::Ready {
-                let image = node
-                    .resource
-                    .images
-                    .iter()
-                    .filter_map(|r| self.manifest.image(r))
-                    .find(|i| live_update::has_live_update(&i.live_update));
-                if let Some(image) = image {
-                    match live_update::plan(&image.live_update, &root, Path::new("/"), paths) {
-                        Plan::Sync(plan) => {
-                            let files = plan.copies.len() + plan.deletes.len();
-                            let image_ref = image.image_ref.clone();
-                            self.logs.status(name, &format!("live update: syncing {files} file(s) into the containers of {image_ref}"));
-                            self.start_container_sync(name, image_ref, plan);
-                            return;
-                        }
-                        Plan::Nothing => return,
-                        Plan::Full { reason } => {
-                            let text = format!("rebuilding {}: {reason}", image.image_ref);
-                            self.logs.status(name, &text);
-                        }
-                    }
-                }
-            }
-            let node = self.nodes.get_mut(name).expect("known");
-            node.queued = true;
-            return;
-        }
-        let steps = &node.resource.live_update;
-        let running =
-            matches!(node.phase, Phase::Ready | Phase::Starting) && node.serve_group.is_some();
-        if !paths.is_empty() && running && live_update::has_live_update(steps) {
-            match live_update::plan(steps, &root, &root.join(&node.resource.serve_dir), paths) {
-                Plan::Sync(plan) => {
-                    let files = plan.copies.len() + plan.deletes.len();
-                    self.logs.status(
-                        name,
-                        &format!("live update: syncing {files} file(s), no restart"),
-                    );
-                    self.start_sync(name, plan);
-                    return;
-                }
-                Plan::Nothing => return,
-                Plan::Full { reason } => self.logs.status(name, &format!("full update: {reason}")),
-            }
-        }
-        let node = self.nodes.get_mut(name).expect("known");
-        node.queued = true;
-        node.restarts = 0;
-    }
-
-    /// Re-evaluates the Loopfiles in the background.
-    fn reload(&mut self) {
-        if self.reloading {
-            self.reload_again = true;
-            return;
-        }
-        self.reloading = true;
-        self.logs.engine("Loopfile changed: re-evaluating");
-        let files = self.options.files.clone();
-        let args = self.options.args.clone();
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let files = load::loopfiles(&files).unwrap_or_default();
-            let result = loop_stdlib::evaluate(&files, &args);
-            let _ = tx.send(Msg::Evaluated(Box::new(result)));
-        });
-    }
-
-    /// Applies a re-evaluation: only added, removed and changed resources move.
-    /// Returns whether the watcher must be restarted.
-    fn reloaded(&mut self, result: Result<Evaluation, Box<EvalFailure>>) -> bool {
-        let evaluation = match result {
-            Ok(evaluation) => evaluation,
-            Err(failure) => {
-                report::evaluation_log(&failure.log);
-                report::diagnostic(&failure.diagnostic, &failure.sources);
-                self.logs
-                    .engine("the Loopfile has an error (above); the previous graph keeps running");
-                return false;
-            }
-        };
-        report::evaluation_log(&evaluation.log);
-        let checked = Graph::build(&evaluation.manifest)
-            .map_err(|e| e.diagnostics())
-            .and_then(|graph| {
-                AffectedIndex::build(&evaluation.manifest, &graph)
-                    .map(|index| (graph, index))
-                    .map_err(|e| e.diagnostics())
-            });
-        let (graph, index) = match checked {
-            Ok(pair) => pair,
-            Err(diagnostics) => {
-                for diag in diagnostics {
-                    report::diagnostic(&diag, &evaluation.sources);
-                }
-                self.logs
-                    .engine("the Loopfile has an error (above); the previous graph keeps running");
-                return false;
-            }
-        };
-        let new = evaluation.manifest;
-        let new_names: HashSet<&str> = new.resources.iter().map(|r| r.name.as_str()).collect();
-        let removed: Vec<String> = self
-            .manifest
-            .resources
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|n| !new_names.contains(n.as_str()))
-            .collect();
-        let (mut added, mut changed) = (Vec::new(), Vec::new());
-        for resource in &new.resources {
-            match self.nodes.get_mut(&resource.name) {
-                None => added.push(resource.name.clone()),
-                Some(node) => {
-                    if !same_definition(&node.resource, resource) {
-                        changed.push(resource.name.clone());
-                        node.queued =
-                            node.enabled && resource.auto_init || node.phase != Phase::Idle;
-                    }
-                    node.resource = resource.clone();
-                }
-            }
-        }
-        for name in &removed {
-            if let Some(mut node) = self.nodes.remove(name) {
-                node.generation += 1;
-                if let Some(probe) = node.probe.take() {
-                    probe.abort();
-                }
-                if let Some(group) = node.serve_group.take() {
-                    tokio::spawn(process::stop_group(group, self.options.grace));
-                }
-                if let Some(followers) = node.followers.take() {
-                    followers.abort();
-                }
-                self.logs.status(name, "removed from the Loopfile: stopped");
-            }
-        }
-        let inputs_before = self.loopfile_inputs.clone();
-        let watch_ignore_before = self.manifest.settings.watch_ignore.clone();
-        self.graph = graph;
-        self.index = index;
-        self.install(new);
-        self.logs.engine(&format!(
-            "reloaded: {} added, {} changed, {} removed{}",
-            added.len(),
-            changed.len(),
-            removed.len(),
-            describe_names(&added, &changed, &removed)
-        ));
-        inputs_before != self.loopfile_inputs
-            || watch_ignore_before != self.manifest.settings.watch_ignore
-    }
-
     /// In `loop ci`: done when every required resource is ready; failed on the first failure.
     fn ci_outcome(&self) -> Option<Outcome> {
         if let Some(name) = self
@@ -1134,49 +819,6 @@ fn runs_in_parallel(resource: &Resource) -> bool {
     resource.allow_parallel || resource.kind != ResourceKind::Local
 }
 
-/// Connects to the cluster when the manifest has Kubernetes resources.
-async fn connect_k8s(
-    options: &RunOptions,
-    manifest: &Manifest,
-    root: &Path,
-    logs: &Logs,
-) -> Result<Option<Arc<K8sRuntime>>, String> {
-    if manifest
-        .resources
-        .iter()
-        .all(|r| r.kind == ResourceKind::Local)
-    {
-        return Ok(None);
-    }
-    let settings = &manifest.settings;
-    match crate::k8s::connect(
-        options.context.as_deref(),
-        settings.k8s_namespace.as_deref(),
-        &settings.allowed_k8s_contexts,
-    )
-    .await
-    {
-        Ok(cluster) => {
-            logs.engine(&format!(
-                "Kubernetes context {} ({}), namespace {}",
-                cluster.context, cluster.server, cluster.namespace
-            ));
-            let record = crate::image::Record::load(root, &|warning| logs.engine(warning));
-            let project = crate::k8s::owner::project_id(root);
-            Ok(Some(Arc::new(K8sRuntime {
-                applier: Arc::new(crate::k8s::Applier::new(cluster)),
-                record,
-                project,
-                root: root.to_owned(),
-            })))
-        }
-        Err(why) => {
-            logs.engine(&why);
-            Err(why)
-        }
-    }
-}
-
 /// Runs futures concurrently to completion.
 async fn futures_join<F: std::future::Future<Output = ()> + Send + 'static>(futures: Vec<F>) {
     let mut set = tokio::task::JoinSet::new();
@@ -1203,31 +845,6 @@ fn enabled_set(manifest: &Manifest, graph: &Graph) -> Option<BTreeSet<String>> {
         }
     }
     Some(set)
-}
-
-/// Whether two declarations would run the same way (where they were declared does
-/// not matter: adding a line above a resource must not restart it).
-fn same_definition(a: &Resource, b: &Resource) -> bool {
-    let mut b = b.clone();
-    b.defined_at = a.defined_at.clone();
-    for (x, y) in b.objects.iter_mut().zip(&a.objects) {
-        x.defined_at = y.defined_at.clone();
-    }
-    *a == b
-}
-
-fn describe_names(added: &[String], changed: &[String], removed: &[String]) -> String {
-    let mut parts = Vec::new();
-    for (label, names) in [("added", added), ("changed", changed), ("removed", removed)] {
-        if !names.is_empty() {
-            parts.push(format!("{label}: {}", names.join(", ")));
-        }
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join("; "))
-    }
 }
 
 /// The literal folder of a deps entry (the whole entry when it is no glob).

@@ -1,0 +1,145 @@
+//! Reload: re-evaluating the Loopfiles in the background and applying the
+//! difference, so that only added, changed and removed resources move.
+
+use std::collections::HashSet;
+
+use loop_lang::model::Resource;
+use loop_stdlib::{EvalFailure, Evaluation};
+
+use super::{Engine, Msg};
+use crate::affected::AffectedIndex;
+use crate::graph::Graph;
+use crate::run::process;
+use crate::run::state::Phase;
+use crate::{load, report};
+
+impl Engine {
+    /// Re-evaluates the Loopfiles in the background.
+    pub(super) fn reload(&mut self) {
+        if self.reloading {
+            self.reload_again = true;
+            return;
+        }
+        self.reloading = true;
+        self.logs.engine("Loopfile changed: re-evaluating");
+        let files = self.options.files.clone();
+        let args = self.options.args.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let files = load::loopfiles(&files).unwrap_or_default();
+            let result = loop_stdlib::evaluate(&files, &args);
+            let _ = tx.send(Msg::Evaluated(Box::new(result)));
+        });
+    }
+
+    /// Applies a re-evaluation: only added, removed and changed resources move.
+    /// Returns whether the watcher must be restarted.
+    pub(super) fn reloaded(&mut self, result: Result<Evaluation, Box<EvalFailure>>) -> bool {
+        let evaluation = match result {
+            Ok(evaluation) => evaluation,
+            Err(failure) => {
+                report::evaluation_log(&failure.log);
+                report::diagnostic(&failure.diagnostic, &failure.sources);
+                self.logs
+                    .engine("the Loopfile has an error (above); the previous graph keeps running");
+                return false;
+            }
+        };
+        report::evaluation_log(&evaluation.log);
+        let checked = Graph::build(&evaluation.manifest)
+            .map_err(|e| e.diagnostics())
+            .and_then(|graph| {
+                AffectedIndex::build(&evaluation.manifest, &graph)
+                    .map(|index| (graph, index))
+                    .map_err(|e| e.diagnostics())
+            });
+        let (graph, index) = match checked {
+            Ok(pair) => pair,
+            Err(diagnostics) => {
+                for diag in diagnostics {
+                    report::diagnostic(&diag, &evaluation.sources);
+                }
+                self.logs
+                    .engine("the Loopfile has an error (above); the previous graph keeps running");
+                return false;
+            }
+        };
+        let new = evaluation.manifest;
+        let new_names: HashSet<&str> = new.resources.iter().map(|r| r.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .manifest
+            .resources
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| !new_names.contains(n.as_str()))
+            .collect();
+        let (mut added, mut changed) = (Vec::new(), Vec::new());
+        for resource in &new.resources {
+            match self.nodes.get_mut(&resource.name) {
+                None => added.push(resource.name.clone()),
+                Some(node) => {
+                    if !same_definition(&node.resource, resource) {
+                        changed.push(resource.name.clone());
+                        node.queued =
+                            node.enabled && resource.auto_init || node.phase != Phase::Idle;
+                    }
+                    node.resource = resource.clone();
+                }
+            }
+        }
+        for name in &removed {
+            if let Some(mut node) = self.nodes.remove(name) {
+                node.generation += 1;
+                if let Some(probe) = node.probe.take() {
+                    probe.abort();
+                }
+                if let Some(group) = node.serve_group.take() {
+                    tokio::spawn(process::stop_group(group, self.options.grace));
+                }
+                if let Some(followers) = node.followers.take() {
+                    followers.abort();
+                }
+                self.logs.status(name, "removed from the Loopfile: stopped");
+            }
+        }
+        let inputs_before = self.loopfile_inputs.clone();
+        let watch_ignore_before = self.manifest.settings.watch_ignore.clone();
+        self.graph = graph;
+        self.index = index;
+        self.install(new);
+        self.logs.engine(&format!(
+            "reloaded: {} added, {} changed, {} removed{}",
+            added.len(),
+            changed.len(),
+            removed.len(),
+            describe_names(&added, &changed, &removed)
+        ));
+        inputs_before != self.loopfile_inputs
+            || watch_ignore_before != self.manifest.settings.watch_ignore
+    }
+}
+
+/// Whether two declarations would run the same way (where they were declared does
+/// not matter: adding a line above a resource must not restart it).
+fn same_definition(a: &Resource, b: &Resource) -> bool {
+    let mut b = b.clone();
+    b.defined_at = a.defined_at.clone();
+    for (x, y) in b.objects.iter_mut().zip(&a.objects) {
+        x.defined_at = y.defined_at.clone();
+    }
+    *a == b
+}
+
+fn describe_names(added: &[String], changed: &[String], removed: &[String]) -> String {
+    let mut parts = Vec::new();
+    for (label, names) in [("added", added), ("changed", changed), ("removed", removed)] {
+        if !names.is_empty() {
+            parts.push(format!("{label}: {}", names.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
