@@ -6,7 +6,10 @@ use std::fmt;
 
 use allocative::Allocative;
 use anyhow::{anyhow, bail};
+use std::path::PathBuf;
+
 use loop_lang::data::Data;
+use loop_lang::EvalEnv;
 use starlark::starlark_simple_value;
 use starlark::values::dict::{AllocDict, DictRef};
 use starlark::values::float::StarlarkFloat;
@@ -124,6 +127,29 @@ pub fn string_list(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<String>> {
                 .ok_or_else(|| anyhow!("{arg}[{i}] must be a string, got {}", describe(item)))
         })
         .collect()
+}
+
+/// Paths given as a string or a list, resolved against the folder of the Loopfile
+/// being evaluated, as users see them (root-relative).
+pub fn path_list(env: &EvalEnv, arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<String>> {
+    Ok(string_list(arg, v)?
+        .iter()
+        .map(|p| env.display(&env.resolve(p)))
+        .collect())
+}
+
+/// An optional folder argument resolved against the Loopfile's folder; missing,
+/// `None` or `""` mean that folder itself.
+pub fn folder(env: &EvalEnv, arg: Arg, v: Option<Value>) -> anyhow::Result<PathBuf> {
+    Ok(match opt_string(arg, v)? {
+        Some(dir) => env.resolve(&dir),
+        None => env.dir.clone(),
+    })
+}
+
+/// Strings as a Starlark list.
+pub fn alloc_strings<'v>(heap: Heap<'v>, items: &[String]) -> Value<'v> {
+    heap.alloc(AllocList(items.iter().map(|s| heap.alloc(s.as_str()))))
 }
 
 /// A dict of strings to strings (env vars, build args).

@@ -1,5 +1,7 @@
 //! Composition: `include()` another Loopfile into the graph, `load_dynamic()` a module.
 
+use std::path::PathBuf;
+
 use anyhow::anyhow;
 use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
@@ -17,17 +19,21 @@ fn nested_failure(what: &str, path: &str) -> anyhow::Error {
     anyhow!("{what} of {path:?} failed")
 }
 
+/// The file an `include()` or `load_dynamic()` names, or why it cannot be used.
+fn resolve(env: &EvalEnv, verb: &str, path: &str) -> anyhow::Result<PathBuf> {
+    env.loader
+        .project
+        .resolve_module(&env.dir, path)
+        .map_err(|msg| anyhow!("cannot {verb} `{path}`: {msg}"))
+}
+
 #[starlark_module]
 pub fn compose_builtins(builder: &mut GlobalsBuilder) {
     /// Evaluates another Loopfile in its own folder; its resources join this graph.
     fn include<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
-        let target = env
-            .loader
-            .project
-            .resolve_module(&env.dir, path)
-            .map_err(|msg| anyhow!("cannot include `{path}`: {msg}"))?;
+        let target = resolve(env, "include", path)?;
         env.loader
             .eval_loopfile(&target, Some(&at))
             .map_err(|_| nested_failure("include", path))?;
@@ -38,11 +44,7 @@ pub fn compose_builtins(builder: &mut GlobalsBuilder) {
     fn load_dynamic<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
-        let target = env
-            .loader
-            .project
-            .resolve_module(&env.dir, path)
-            .map_err(|msg| anyhow!("cannot load `{path}`: {msg}"))?;
+        let target = resolve(env, "load", path)?;
         env.loader.record_read(&env.file, &target);
         let module = env
             .loader

@@ -7,7 +7,6 @@ use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::values::dict::AllocDict;
-use starlark::values::list::AllocList;
 use starlark::values::none::NoneType;
 use starlark::values::{Heap, Value};
 
@@ -163,7 +162,7 @@ fn config_functions(builder: &mut GlobalsBuilder) {
         let value = |v: &FlagValue| match v {
             FlagValue::String(s) => heap.alloc(s.as_str()),
             FlagValue::Bool(b) => Value::new_bool(*b),
-            FlagValue::List(l) => heap.alloc(AllocList(l.iter().map(|s| heap.alloc(s.as_str())))),
+            FlagValue::List(l) => crate::values::alloc_strings(heap, l),
         };
         Ok(heap.alloc(AllocDict(
             parsed

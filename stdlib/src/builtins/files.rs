@@ -251,10 +251,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         let eval_env = EvalEnv::of(eval)?;
         let cmd = super::local::command(a("command"), Some(command))?
             .ok_or_else(|| anyhow!("local: the command is empty"))?;
-        let workdir = match values::opt_string(a("dir"), dir)? {
-            Some(d) => eval_env.resolve(&d),
-            None => eval_env.dir.clone(),
-        };
+        let workdir = values::folder(eval_env, a("dir"), dir)?;
         let input = match stdin.filter(|v| !v.is_none()) {
             Some(v) => Some(text_arg("local: argument `stdin`", v)?),
             None => None,

@@ -383,16 +383,10 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
             self::command(a("command"), Some(command))?
                 .ok_or_else(|| anyhow!("custom_build: the command is empty"))?,
         );
-        image.deps = string_list(a("deps"), Some(deps))?
-            .iter()
-            .map(|d| env.display(&env.resolve(d)))
-            .collect();
+        image.deps = values::path_list(env, a("deps"), Some(deps))?;
         image.ignore = string_list(a("ignore"), ignore)?;
         image.live_update = live_update_steps(a("live_update"), live_update)?;
-        image.command_dir = match values::opt_string(a("dir"), dir)? {
-            Some(d) => env.display(&env.resolve(&d)),
-            None => env.display(&env.dir),
-        };
+        image.command_dir = env.display(&values::folder(env, a("dir"), dir)?);
         image.tag = Some(tag.to_owned()).filter(|t| !t.is_empty());
         image.skips_local_docker = skips_local_docker;
         image.disable_push = disable_push;
@@ -442,14 +436,9 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
             Some(cmd),
         )?
         .ok_or_else(|| anyhow!("run: the command is empty"))?;
-        let triggers: Vec<String> = string_list(a, trigger)?
-            .iter()
-            .map(|t| env.display(&env.resolve(t)))
-            .collect();
+        let triggers = values::path_list(env, a, trigger)?;
         let heap = eval.heap();
-        let triggers = heap.alloc(starlark::values::list::AllocList(
-            triggers.iter().map(|t| heap.alloc(t.as_str())),
-        ));
+        let triggers = values::alloc_strings(heap, &triggers);
         Ok(tagged(
             heap,
             "run",
@@ -468,20 +457,13 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
-        let paths: Vec<String> = string_list(
-            Arg {
-                function: "fall_back_on",
-                name: "files",
-            },
-            Some(files),
-        )?
-        .iter()
-        .map(|p| env.display(&env.resolve(p)))
-        .collect();
+        let arg = Arg {
+            function: "fall_back_on",
+            name: "files",
+        };
+        let paths = values::path_list(env, arg, Some(files))?;
         let heap = eval.heap();
-        let paths = heap.alloc(starlark::values::list::AllocList(
-            paths.iter().map(|t| heap.alloc(t.as_str())),
-        ));
+        let paths = values::alloc_strings(heap, &paths);
         Ok(tagged(heap, "fall_back_on", vec![("paths", paths)]))
     }
 

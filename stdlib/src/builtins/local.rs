@@ -195,18 +195,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
         let env_ = EvalEnv::of(eval)?;
         let at = call_site(eval);
         let decls = declarations(env_);
-        let folder = |v: Option<Value>, n| -> anyhow::Result<String> {
-            Ok(match values::opt_string(a(n), v)? {
-                Some(d) => env_.display(&env_.resolve(&d)),
-                None => env_.display(&env_.dir),
-            })
-        };
-        let resolved = |v, n| -> anyhow::Result<Vec<String>> {
-            Ok(string_list(a(n), v)?
-                .iter()
-                .map(|p| env_.display(&env_.resolve(p)))
-                .collect())
-        };
+        let folder = |v, n| values::folder(env_, a(n), v).map(|d| env_.display(&d));
         let cmd = self::command(a("cmd"), cmd)?;
         let serve_cmd = self::command(a("serve_cmd"), serve_cmd)?;
         let resource = Resource {
@@ -215,7 +204,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
             labels: string_list(a("labels"), labels)?,
             resource_deps: string_list(a("resource_deps"), resource_deps)?,
             data_deps: string_list(a("data_deps"), data_deps)?,
-            deps: resolved(deps, "deps")?,
+            deps: values::path_list(env_, a("deps"), deps)?,
             ignore: string_list(a("ignore"), ignore)?,
             defined_at: at,
             cmd,
