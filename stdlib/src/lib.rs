@@ -74,7 +74,6 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
         .collect();
     let project = Project::discover(&paths);
     let globals = globals();
-    let signatures = signatures::Signatures::of(&globals);
     let decls = Declarations {
         config_args: args.to_vec(),
         ..Declarations::default()
@@ -94,7 +93,8 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
         log,
     } = report;
     if let Some(mut diagnostic) = failure {
-        signatures.explain(&mut diagnostic);
+        // Only a failure needs the built-ins' parameter lists.
+        signatures::Signatures::of(&self::globals()).explain(&mut diagnostic);
         return Err(Box::new(EvalFailure {
             diagnostic,
             sources,
