@@ -235,12 +235,7 @@ impl AffectedIndex {
         let mut scratch = Vec::new();
         for path in changed {
             let path = path.as_ref().to_string_lossy();
-            for owner in self.owners_matching(&path, &mut scratch) {
-                match *owner {
-                    Owner::Resource(i) => direct.push(i),
-                    Owner::Image(k) => direct.extend_from_slice(&self.image_users[k as usize]),
-                }
-            }
+            self.push_direct(&path, &mut scratch, &mut direct);
         }
         self.prop
             .close(direct)
@@ -260,6 +255,31 @@ impl AffectedIndex {
                 Owner::Image(_) => None,
             })
             .collect()
+    }
+
+    /// The resources a change to `path` touches directly: those whose own `deps`
+    /// match it and those that deploy an image whose `deps` match it (without
+    /// propagation along data edges). Each once, in no particular order.
+    pub fn directly_affected(&self, path: &str) -> Vec<&str> {
+        let mut found: Vec<u32> = Vec::new();
+        self.push_direct(path, &mut Vec::new(), &mut found);
+        found.sort_unstable();
+        found.dedup();
+        found
+            .into_iter()
+            .map(|i| self.prop.names[i as usize].as_str())
+            .collect()
+    }
+
+    /// Appends the node indices `path` touches directly: owners of matching
+    /// `deps`, and the users of matching images.
+    fn push_direct(&self, path: &str, scratch: &mut Vec<Owner>, out: &mut Vec<u32>) {
+        for owner in self.owners_matching(path, scratch) {
+            match *owner {
+                Owner::Resource(i) => out.push(i),
+                Owner::Image(k) => out.extend_from_slice(&self.image_users[k as usize]),
+            }
+        }
     }
 
     /// The refs of the images whose `deps` match `path`, in declaration order.
@@ -639,6 +659,13 @@ mod tests {
         assert!(idx.affected(&["api/README.md"]).is_empty());
         assert_eq!(idx.images_matching("api/main.go"), ["img/api"]);
         assert!(idx.resources_matching("api/main.go").is_empty());
+        let mut direct = idx.directly_affected("api/main.go");
+        direct.sort_unstable();
+        assert_eq!(
+            direct,
+            idx.affected(&["api/main.go"]),
+            "the image's users, nothing through data edges here"
+        );
         assert!(idx.affected(&["docs/x"]) == ["other"]);
     }
 

@@ -55,21 +55,8 @@ impl Engine {
         let affected = self.index.affected(&relative);
         let mut direct: HashMap<&str, Vec<PathBuf>> = HashMap::new();
         for (path, rel) in paths.iter().zip(&relative) {
-            for name in self.index.resources_matching(rel) {
+            for name in self.index.directly_affected(rel) {
                 direct.entry(name).or_default().push(path.clone());
-            }
-            for image in self.index.images_matching(rel) {
-                for r in self
-                    .manifest
-                    .resources
-                    .iter()
-                    .filter(|r| r.images.iter().any(|i| i == image))
-                {
-                    direct
-                        .entry(r.name.as_str())
-                        .or_default()
-                        .push(path.clone());
-                }
             }
         }
         let direct: HashMap<String, Vec<PathBuf>> =
