@@ -62,6 +62,27 @@ async fn apply_hundred(server: &ApiServer) {
     );
 }
 
+/// Starts `loop run` in `dir` (with `dir/kubeconfig`) and returns once it printed `ready_text`.
+fn start_run(dir: &std::path::Path, ready_text: &str) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
+        .arg("run")
+        .current_dir(dir)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(ready_text) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
 fn fifty_workloads(server: &ApiServer) {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::new();
@@ -78,23 +99,8 @@ fn fifty_workloads(server: &ApiServer) {
     )
     .unwrap();
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
-        .arg("run")
-        .current_dir(dir.path())
-        .env("KUBECONFIG", dir.path().join("kubeconfig"))
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("50 resources up") {
-            break;
-        }
-    }
+    let mut child = start_run(dir.path(), "50 resources up");
     let up = start.elapsed();
-    std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_secs(3));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let rss: f64 = status
@@ -131,22 +137,7 @@ fn save_to_container(server: &ApiServer) {
         server.kubeconfig("kind-bench"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
-        .arg("run")
-        .current_dir(dir.path())
-        .env("KUBECONFIG", dir.path().join("kubeconfig"))
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("1 resource up") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let mut child = start_run(dir.path(), "1 resource up");
     let pod = server
         .objects()
         .into_iter()

@@ -56,6 +56,16 @@ pub fn group_version(api_version: &str) -> (&str, &str) {
 /// Starts the text of errors that mean the API server could not be reached.
 pub const UNREACHABLE: &str = "cluster unreachable";
 
+/// Every resource type the server serves (discovery).
+pub async fn discover(client: &kube::Client) -> Result<Discovery, String> {
+    Discovery::new(client.clone()).run().await.map_err(|e| {
+        format!(
+            "cannot list the server's resource types: {}",
+            error_text(&e)
+        )
+    })
+}
+
 /// Text of a kube error: the server's message when it sent one.
 pub fn error_text(err: &kube::Error) -> String {
     match err {
@@ -98,15 +108,7 @@ impl Applier {
         if let Some(found) = cached.as_ref().and_then(|d| d.resolve_gvk(&gvk)) {
             return Ok(found);
         }
-        let discovery = Discovery::new(self.cluster.client.clone())
-            .run()
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot list the server's resource types: {}",
-                    error_text(&e)
-                )
-            })?;
+        let discovery = discover(&self.cluster.client).await?;
         let found = discovery.resolve_gvk(&gvk);
         *cached = Some(discovery);
         found.ok_or_else(|| format!("the server does not know kind {kind} in {api_version}"))

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
-use kube::discovery::{verbs, Discovery, Scope};
+use kube::discovery::{verbs, Scope};
 
-use super::apply::error_text;
+use super::apply::{discover, error_text};
 use super::context::Cluster;
 use super::owner;
 
@@ -28,15 +28,7 @@ pub async fn down(
     delete_namespaces: bool,
     log: impl Fn(&str),
 ) -> Result<Vec<String>, String> {
-    let discovery = Discovery::new(cluster.client.clone())
-        .run()
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot list the server's resource types: {}",
-                error_text(&e)
-            )
-        })?;
+    let discovery = discover(&cluster.client).await?;
     let selector = owner::project_selector(project);
     let mut found: Vec<(u8, String, Api<DynamicObject>, String)> = Vec::new();
     for group in discovery.groups() {

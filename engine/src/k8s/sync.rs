@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -53,8 +53,7 @@ const STREAM_BUFFER: usize = 64 * 1024;
 /// What `restart_container()` runs in each container (see [`ContainerTarget::restart`]).
 pub const RESTART_COMMAND: [&str; 3] = ["/bin/sh", "-c", "kill 1"];
 
-/// Receives each output line of the commands run in the containers.
-pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
+pub use crate::live_update::LogFn;
 
 /// The running containers of a workload that use one image.
 #[derive(Clone)]

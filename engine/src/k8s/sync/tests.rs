@@ -7,6 +7,7 @@ use loop_test_apiserver::ApiServer;
 
 use super::*;
 use crate::k8s::Cluster;
+use std::sync::Arc;
 
 // ---- archive and batching --------------------------------------------------
 
