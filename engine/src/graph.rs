@@ -404,23 +404,13 @@ fn unknown_dep(manifest: &Manifest, i: usize, dep: &str, kind: EdgeKind) -> Grap
         .iter()
         .map(|o| o.name.as_str())
         .filter(|&o| o != r.name);
-    let mut best: Option<(f64, &str)> = None;
-    for other in others.clone() {
-        let score = if other.eq_ignore_ascii_case(dep) {
-            1.0
-        } else {
-            strsim::jaro_winkler(dep, other)
-        };
-        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, other));
-        }
-    }
+    let best = loop_lang::diag::closest(dep, others.clone());
     GraphProblem::UnknownDep {
         resource: r.name.clone(),
         dep: dep.to_owned(),
         kind,
         at: r.defined_at.clone(),
-        suggestion: best.map(|(_, s)| s.to_owned()),
+        suggestion: best.map(str::to_owned),
         known: others
             .clone()
             .take(LISTED_NAMES)

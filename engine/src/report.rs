@@ -1,7 +1,7 @@
 //! The one place that writes user-facing text: diagnostics, warnings and the
 //! evaluation log to stderr (coloured on a terminal unless `NO_COLOR` is set).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use loop_lang::diag::SourceMap;
 use loop_lang::loader::LogLine;
@@ -11,9 +11,15 @@ fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 
+/// Writes one line to stderr. A failed write (a closed terminal after SIGHUP, a
+/// full pipe's reader gone) is ignored: `loop` must still stop what it started.
+pub fn stderr_line(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// Prints a rendered diagnostic.
 pub fn diagnostic(diag: &Diagnostic, sources: &SourceMap) {
-    eprintln!("{}", diag.render(sources, color()));
+    stderr_line(&diag.render(sources, color()));
 }
 
 /// Prints an error that has no source location.
@@ -26,7 +32,7 @@ pub fn evaluation_log(log: &[LogLine]) {
     for line in log {
         let level = if line.warning { "warning: " } else { "" };
         for text in line.text.lines() {
-            eprintln!("[{}] {level}{text}", line.file);
+            stderr_line(&format!("[{}] {level}{text}", line.file));
         }
     }
 }

@@ -12,6 +12,23 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 use crate::location::Location;
 
+/// The name among `names` closest to `wanted` (for a "did you mean" hint): one
+/// that differs only in case, else the most similar above a threshold.
+pub fn closest<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for name in names {
+        let score = if name.eq_ignore_ascii_case(wanted) {
+            1.0
+        } else {
+            strsim::jaro_winkler(wanted, name)
+        };
+        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, name));
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
 /// The sources of every file evaluated so far, by display path, for rendering.
 #[derive(Clone, Debug, Default)]
 pub struct SourceMap {

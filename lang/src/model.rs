@@ -99,6 +99,9 @@ pub struct Resource {
     pub port_forwards: Vec<PortForward>,
     pub extra_pod_selectors: Vec<BTreeMap<String, String>>,
     pub live_update: Vec<LiveUpdateStep>,
+    /// Files and globs a `cmd` produces (`outputs=`): when a run leaves them
+    /// unchanged, data-downstreams do not re-run.
+    pub outputs: Vec<String>,
 }
 
 impl Resource {
@@ -136,6 +139,7 @@ impl Resource {
             port_forwards: Vec::new(),
             extra_pod_selectors: Vec::new(),
             live_update: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 }

@@ -271,14 +271,6 @@ fn selector_matches(selector: &str, o: &ObjectRef) -> bool {
         })
 }
 
-fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    names
-        .map(|n| (strsim::jaro_winkler(wanted, n), n))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| n)
-}
-
 fn apply_k8s_resource(
     decl: &K8sResourceDecl,
     resources: &mut Vec<Resource>,
@@ -317,7 +309,7 @@ fn apply_k8s_resource(
                 "k8s_resource: no non-workload object matches {selector:?}"
             ))
             .at(decl.defined_at.clone(), "");
-            diag = match closest(selector, all.iter().map(String::as_str)) {
+            diag = match loop_lang::diag::closest(selector, all.iter().map(String::as_str)) {
                 Some(c) => diag.help(format!("did you mean {c:?}?")),
                 None if all.is_empty() => diag.help(
                     "no ConfigMap, Service or other non-workload object was declared with k8s_yaml",
@@ -352,9 +344,10 @@ fn apply_k8s_resource(
                         "{:?} is a local_resource; k8s_resource configures workloads from k8s_yaml",
                         decl.workload
                     ));
-                } else if let Some(c) =
-                    closest(&decl.workload, resources.iter().map(|r| r.name.as_str()))
-                {
+                } else if let Some(c) = loop_lang::diag::closest(
+                    &decl.workload,
+                    resources.iter().map(|r| r.name.as_str()),
+                ) {
                     diag = diag.help(format!("did you mean {c:?}?"));
                 } else if resources.is_empty() {
                     diag = diag.help("declare the workload with k8s_yaml first");

@@ -59,6 +59,9 @@ pub struct Declarations {
     pub default_trigger_mode: TriggerMode,
     /// Arguments after `--` on the command line, for `config.parse()`.
     pub config_args: Vec<String>,
+    /// Whether `config.parse()` was called (else the arguments name the
+    /// resources to enable, as in Tilt).
+    pub config_parsed: bool,
     pub config_flags: Vec<ConfigFlag>,
 }
 

@@ -101,10 +101,17 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
             log,
         }));
     }
-    let decls = state
+    let mut decls = state
         .downcast::<RefCell<Declarations>>()
         .expect("the loader holds the declarations")
         .into_inner();
+    // As in Tilt: without `config.parse()`, the arguments name the resources to run.
+    if !decls.config_parsed && !decls.config_args.is_empty() {
+        decls
+            .settings
+            .enabled_resources
+            .get_or_insert_with(|| decls.config_args.clone());
+    }
     match assemble::assemble(decls) {
         Ok(mut manifest) => {
             manifest.watched_files = watched_files;

@@ -5,4 +5,5 @@ mod check;
 mod cluster;
 mod k8s;
 mod run;
+mod signals;
 mod support;

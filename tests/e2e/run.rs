@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use crate::support::{free_port, lines, processes_with, project, run_loop, wait_until, Background};
+use crate::support::{
+    free_port, lines, processes_with, project, run_loop, wait_bounded, wait_until, Background,
+    STOP_BOUND,
+};
 
 fn append(file: &str) -> String {
     format!("echo run >> {file}")
@@ -89,7 +92,7 @@ fn ci_reports_a_missing_command_and_a_timeout() {
     assert_eq!(run.code, 1);
     assert!(
         run.stdout
-            .contains("ci timed out after 3s waiting for: web (starting)"),
+            .contains("ci timed out after 3s waiting for 1 resource: web (starting)"),
         "{}",
         run.stdout
     );
@@ -504,7 +507,8 @@ fn a_second_ctrl_c_kills_at_once() {
     loop_run.wait_for_output("stopping 1 process group", 20);
     let started = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = loop_run.child.wait().unwrap();
+    let status = wait_bounded(&mut loop_run.child, STOP_BOUND)
+        .unwrap_or_else(|| panic!("loop did not exit\n{}", loop_run.output()));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
         "the second Ctrl-C did not cut the 60 s grace period"
@@ -516,4 +520,144 @@ fn a_second_ctrl_c_kills_at_once() {
         || processes_with("sleep 3005").is_empty(),
         || loop_run.output(),
     );
+}
+
+/// The scheduler issue's reproduction: `app` (parallel, `data_deps=["gen"]`) must
+/// not run while `gen` waits behind the serial `slow`, and must run once after
+/// `gen`, seeing its new output.
+#[test]
+fn a_data_downstream_runs_after_its_queued_upstream_not_before() {
+    let dir = project(&[
+        (
+            "Loopfile",
+            r#"
+local_resource('slow', cmd='sleep 2', deps=['slow.txt'])
+local_resource('gen', cmd='sleep 1; date +%s%N > out', deps=['schema.txt'])
+local_resource('app', cmd='cat out >> seen', data_deps=['gen'], allow_parallel=True)
+"#,
+        ),
+        ("slow.txt", "0"),
+        ("schema.txt", "0"),
+    ]);
+    let loop_run = Background::start(dir.path(), &["run"]);
+    loop_run.wait_for_output("3 resources up", 60);
+    let seen = || std::fs::read_to_string(dir.path().join("seen")).unwrap_or_default();
+    assert_eq!(seen().lines().count(), 1, "{}", loop_run.output());
+    std::fs::write(dir.path().join("slow.txt"), "1").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(dir.path().join("schema.txt"), "1").unwrap();
+    wait_until(
+        30,
+        "app to run again",
+        || seen().lines().count() >= 2,
+        || loop_run.output(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    let seen = seen();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "app ran once per batch\n{}",
+        loop_run.output()
+    );
+    assert_eq!(
+        lines[1],
+        out.trim(),
+        "app saw gen's new output\n{}",
+        loop_run.output()
+    );
+    let (_, output) = loop_run.interrupt();
+    assert!(
+        output.contains("app │ [loop] waiting for gen (queued)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("gen │ [loop] running: schema.txt changed"),
+        "{output}"
+    );
+    assert!(
+        output.contains("app │ [loop] running: gen re-ran (data_deps)"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_second_loop_in_the_same_project_exits_one_naming_the_first() {
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('svc', serve_cmd='sleep 3011')\n",
+    )]);
+    let first = Background::start(dir.path(), &["run"]);
+    first.wait_for_output("1 resource up", 60);
+    let second = run_loop(dir.path(), &["ci"]);
+    assert_eq!(second.code, 1, "{}", second.transcript());
+    let pid = first.child.id();
+    assert!(
+        second.stderr.contains(&format!(
+            "loop is already running in this project (pid {pid})"
+        )),
+        "{}",
+        second.transcript()
+    );
+    let (code, _) = first.interrupt();
+    assert_eq!(code, 0);
+    // Once the first is gone, the lock is free.
+    let third = run_loop(dir.path(), &["ci", "--timeout", "1s"]);
+    assert!(
+        !third.stderr.contains("already running"),
+        "{}",
+        third.transcript()
+    );
+}
+
+#[test]
+fn ci_with_an_unknown_resource_name_or_nothing_to_run_fails() {
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('api', cmd='true')\nlocal_resource('later', cmd='true', auto_init=False)\n",
+    )]);
+    let unknown = run_loop(dir.path(), &["ci", "--", "apj"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.transcript());
+    assert!(
+        unknown.stderr.contains("no resource named `apj`")
+            && unknown.stderr.contains("did you mean `api`?"),
+        "{}",
+        unknown.transcript()
+    );
+    let nothing = run_loop(dir.path(), &["ci", "--", "later"]);
+    assert_eq!(nothing.code, 1, "{}", nothing.transcript());
+    assert!(
+        nothing.stderr.contains("no resource is enabled to run"),
+        "{}",
+        nothing.transcript()
+    );
+}
+
+/// A failing command's last stderr line reaches the stream and the summary,
+/// before the failure is reported, every time.
+#[test]
+fn a_failing_command_never_loses_its_last_stderr_line() {
+    let dir = project(&[(
+        "Loopfile",
+        "local_resource('c', cmd=\"echo compiling; printf 'ERR%s\\\\n' MARKER >&2; exit 2\")\n",
+    )]);
+    for attempt in 0..200 {
+        let run = run_loop(dir.path(), &["ci"]);
+        assert_eq!(run.code, 1, "attempt {attempt}\n{}", run.transcript());
+        let out = run.stdout.clone();
+        let line = out.find("c │ ERRMARKER");
+        let failed = out.find("c │ [loop] failed:");
+        assert!(
+            line.is_some() && failed.is_some() && line < failed,
+            "attempt {attempt}: the stderr line must come before the failure\n{}",
+            run.transcript()
+        );
+        assert!(
+            run.stderr.contains("ERRMARKER"),
+            "attempt {attempt}: summary\n{}",
+            run.transcript()
+        );
+    }
 }

@@ -126,13 +126,47 @@ impl Background {
         );
     }
 
-    /// Sends SIGINT (Ctrl-C) and waits for the exit code.
-    pub fn interrupt(mut self) -> (i32, String) {
+    /// Sends SIGINT (Ctrl-C) and waits for the exit code; see [`Background::stop_with`].
+    pub fn interrupt(self) -> (i32, String) {
+        self.stop_with(nix::sys::signal::Signal::SIGINT)
+    }
+
+    /// Sends `signal` once and waits for `loop` to exit, at most [`STOP_BOUND`]:
+    /// a `loop` that does not stop fails the test with its output (and is killed)
+    /// instead of hanging CI.
+    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> (i32, String) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let status = self.child.wait().unwrap();
+        let _ = nix::sys::signal::kill(pid, signal);
+        let Some(status) = wait_bounded(&mut self.child, STOP_BOUND) else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "loop did not exit within {STOP_BOUND:?} of one {signal}\n--- output:\n{}",
+                self.output()
+            );
+        };
         std::thread::sleep(std::time::Duration::from_millis(100));
         (status.code().unwrap_or(-1), self.output())
+    }
+}
+
+/// How long a stopped `loop` may take to exit before a test fails.
+pub const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits for `child` to exit, at most `bound`.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    bound: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => return None,
+        }
     }
 }
 
@@ -140,7 +174,10 @@ impl Drop for Background {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let _ = self.child.wait();
+        if wait_bounded(&mut self.child, STOP_BOUND).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

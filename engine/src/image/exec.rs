@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loop_lang::model::Cmd;
-use nix::sys::signal::Signal;
-use tokio::sync::mpsc;
 
 use super::build::Log;
 use crate::run::process;
@@ -18,9 +16,8 @@ use crate::run::process;
 /// How many output lines a failure message shows.
 pub(crate) const TAIL_LINES: usize = 20;
 
-/// How long to wait for output after the command exited (a background process
-/// it left may hold the pipes open).
-const DRAIN: Duration = Duration::from_secs(2);
+/// How long what a build command left running gets to stop after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How a command ended, with its last output lines.
 pub(crate) struct Finished {
@@ -37,13 +34,9 @@ pub(crate) async fn run(
     log: &Log,
 ) -> Result<Finished, String> {
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
-    // Every copy of the sink holds a sender: the channel closes once the output
-    // forwarders are done with their last line.
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let sink: process::LineSink = {
         let (log, tail) = (log.clone(), tail.clone());
         Arc::new(move |line: &str| {
-            let _held = &done_tx;
             log(line);
             let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
             if tail.len() == TAIL_LINES {
@@ -52,25 +45,10 @@ pub(crate) async fn run(
             tail.push_back(line.to_owned());
         })
     };
-    let mut child = process::spawn(cmd, dir, env, sink)?;
-    let mut guard = KillOnDrop(child.id());
-    let status = child.wait().await.map_err(|e| e.to_string())?;
-    guard.0 = None;
-    let _ = tokio::time::timeout(DRAIN, done_rx.recv()).await;
+    let status = process::run_to_end(cmd, dir, env, sink, STOP_GRACE).await?;
     let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Finished {
         status,
         tail: tail.iter().cloned().collect(),
     })
-}
-
-/// Kills the command's whole process group when the build is abandoned midway.
-struct KillOnDrop(Option<u32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0 {
-            process::signal_group(pgid, Signal::SIGKILL);
-        }
-    }
 }

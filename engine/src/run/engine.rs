@@ -1,6 +1,7 @@
-//! The engine loop: starts resources in graph order, reacts to file changes,
-//! process exits and probe results, reloads changed Loopfiles, and stops
-//! everything on Ctrl-C.
+//! The engine loop: owns the state of a `loop run`/`loop ci` session, feeds every
+//! event (file changes, reports from processes, probes, syncs and applies,
+//! reloads, stop signals) to the [`Scheduler`], and carries out the actions it
+//! gives through the local and Kubernetes runtimes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -8,25 +9,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loop_lang::model::{LiveUpdateStep, Manifest, Resource, ResourceKind};
+use loop_lang::model::Manifest;
 use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::k8s_update::K8sRuntime;
 use super::logs::Logs;
 use super::process::{self, LineSink};
-use super::state::{Node, Phase};
-use super::{probe, Mode, RunOptions};
+use super::scheduler::{Action, RunEnd, Scheduler};
+use super::signals::StopSignals;
+use super::state::Node;
+use super::{Mode, RunOptions};
 use crate::affected::AffectedIndex;
 use crate::graph::Graph;
-use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
 use crate::watch::{WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
 
 mod changes;
 mod kube;
 use kube::connect_k8s;
+mod local;
 mod reload;
+mod reports;
+mod session;
 
 /// Longest wait between restarts of a crashing serve process.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -36,14 +41,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Lines of a failing resource's log shown in the `loop ci` summary.
 const SUMMARY_LINES: usize = 20;
+/// Wait before retrying a Kubernetes update whose cluster did not answer.
+const RETRY_UNREACHABLE: Duration = Duration::from_secs(5);
 
 /// Reports from the tasks the engine starts.
 enum Msg {
-    /// A `cmd` finished (or there was none).
+    /// A `cmd` (or a Kubernetes update) finished.
     CmdDone {
         name: String,
         generation: u64,
-        result: Result<(), String>,
+        result: Result<CmdResult, String>,
     },
     /// A serve process exited.
     ServeExited {
@@ -53,7 +60,7 @@ enum Msg {
     },
     /// A readiness probe passed.
     Ready { name: String, generation: u64 },
-    /// A live update finished.
+    /// A live update finished: `Ok(true)` when the serve process must restart.
     SyncDone {
         name: String,
         generation: u64,
@@ -61,8 +68,17 @@ enum Msg {
     },
     /// A backoff wait ended: restart the serve process.
     RestartDue { name: String, generation: u64 },
+    /// The wait before retrying an update ended.
+    RetryDue { name: String, generation: u64 },
     /// A background re-evaluation finished.
     Evaluated(Box<Result<Evaluation, Box<EvalFailure>>>),
+}
+
+/// What a successful `cmd` run found.
+#[derive(Clone, Copy, Debug)]
+struct CmdResult {
+    /// False only when the resource declares outputs and they did not change.
+    outputs_changed: bool,
 }
 
 /// The result of a run.
@@ -79,14 +95,13 @@ struct Engine {
     manifest: Manifest,
     graph: Graph,
     index: AffectedIndex,
+    scheduler: Scheduler,
     nodes: HashMap<String, Node>,
     /// Resource names in run order.
     order: Vec<String>,
     /// Absolute paths whose change re-evaluates the Loopfiles.
     loopfile_inputs: HashSet<PathBuf>,
     tx: UnboundedSender<Msg>,
-    updates_running: usize,
-    serial_running: bool,
     reloading: bool,
     reload_again: bool,
     started: Instant,
@@ -98,7 +113,24 @@ struct Engine {
 
 /// Evaluates, then runs until stopped (run) or until everything is up (ci).
 pub async fn run(options: RunOptions) -> ExitCode {
-    let Some(loaded) = load::load(&options.files, &options.args) else {
+    let mut signals = match StopSignals::listen() {
+        Ok(signals) => signals,
+        Err(e) => {
+            report::error(&format!("cannot listen for stop signals: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    // Evaluation may run `local()` commands: a stop signal ends the wait for it.
+    let (files, args) = (options.files.clone(), options.args.clone());
+    let loading = tokio::task::spawn_blocking(move || load::load(&files, &args));
+    let loaded = tokio::select! {
+        loaded = loading => loaded.ok().flatten(),
+        signal = signals.recv() => {
+            report::error(&format!("{signal} while evaluating the Loopfiles: stopped"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(loaded) = loaded else {
         return ExitCode::FAILURE;
     };
     let index = match AffectedIndex::build(&loaded.evaluation.manifest, &loaded.graph) {
@@ -110,7 +142,30 @@ pub async fn run(options: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let manifest = loaded.evaluation.manifest;
+    let enabled = match enabled_set(&manifest, &loaded.graph) {
+        Ok(enabled) => enabled,
+        Err(message) => {
+            report::error(&message);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut scheduler = Scheduler::new(&manifest, &loaded.graph, enabled.as_ref());
+    if options.mode == Mode::Ci && scheduler.required_count() == 0 {
+        report::error(
+            "loop ci: no resource is enabled to run (every resource is disabled or has auto_init=False)",
+        );
+        return ExitCode::FAILURE;
+    }
+    scheduler.start_all();
     let root = loaded.evaluation.project.root.clone();
+    let _lock = match super::lock::acquire(&root) {
+        Ok(lock) => lock,
+        Err(message) => {
+            report::error(&message);
+            return ExitCode::FAILURE;
+        }
+    };
     let log_dir = root.join(".loop").join("logs");
     let _ = std::fs::remove_dir_all(&log_dir);
     let logs = match Logs::new(&log_dir) {
@@ -130,12 +185,11 @@ pub async fn run(options: RunOptions) -> ExitCode {
         manifest: Manifest::default(),
         graph: loaded.graph,
         index,
+        scheduler,
         nodes: HashMap::new(),
         order: Vec::new(),
         loopfile_inputs: HashSet::new(),
         tx,
-        updates_running: 0,
-        serial_running: false,
         reloading: false,
         reload_again: false,
         started: Instant::now(),
@@ -144,20 +198,16 @@ pub async fn run(options: RunOptions) -> ExitCode {
         k8s: Ok(None),
         options,
     };
-    engine.k8s = connect_k8s(
-        &engine.options,
-        &loaded.evaluation.manifest,
-        &engine.root,
-        &engine.logs,
-    )
-    .await;
-    engine.install(loaded.evaluation.manifest);
+    engine.k8s = connect_k8s(&engine.options, &manifest, &engine.root, &engine.logs).await;
+    engine.install(manifest);
     let (watch_tx, mut watch_rx) = unbounded_channel();
     if engine.options.watch {
         engine.start_watcher(watch_tx.clone());
     }
-    let outcome = engine.event_loop(&mut rx, &mut watch_rx, watch_tx).await;
-    engine.shutdown().await;
+    let outcome = engine
+        .event_loop(&mut rx, &mut watch_rx, watch_tx, &mut signals)
+        .await;
+    engine.shutdown(&mut signals).await;
     match outcome {
         Outcome::Done | Outcome::Interrupted => ExitCode::SUCCESS,
         Outcome::Failed => ExitCode::FAILURE,
@@ -165,19 +215,16 @@ pub async fn run(options: RunOptions) -> ExitCode {
 }
 
 impl Engine {
-    /// Takes a new manifest as the current one, creating nodes for new resources.
+    /// Takes a new manifest as the current one, creating nodes for new resources
+    /// (the scheduler for it is already in place).
     fn install(&mut self, manifest: Manifest) {
-        let enabled = enabled_set(&manifest, &self.graph);
         self.order = self.graph.topo_order().map(str::to_owned).collect();
         for resource in &manifest.resources {
             self.logs.register(&resource.name);
-            let on = enabled
-                .as_ref()
-                .is_none_or(|set| set.contains(&resource.name));
             self.nodes
                 .entry(resource.name.clone())
-                .or_insert_with(|| Node::new(resource.clone(), on))
-                .enabled = on;
+                .and_modify(|node| node.resource = resource.clone())
+                .or_insert_with(|| Node::new(resource.clone()));
         }
         self.loopfile_inputs = manifest
             .watched_files
@@ -239,17 +286,16 @@ impl Engine {
         rx: &mut UnboundedReceiver<Msg>,
         watch_rx: &mut UnboundedReceiver<WatchEvent>,
         watch_tx: UnboundedSender<WatchEvent>,
+        signals: &mut StopSignals,
     ) -> Outcome {
         let now = tokio::time::Instant::now();
         let deadline = now
             .checked_add(self.options.timeout)
             .unwrap_or(now + Duration::from_secs(365 * 86_400));
-        let mut progress = tokio::time::interval(PROGRESS_EVERY);
-        progress.tick().await;
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut progress = tokio::time::interval(Duration::from_secs(1));
         loop {
-            self.schedule();
+            let actions = self.scheduler.next_actions();
+            self.perform(actions);
             if self.options.mode == Mode::Ci {
                 if let Some(outcome) = self.ci_outcome() {
                     return outcome;
@@ -258,18 +304,17 @@ impl Engine {
             self.announce_up();
             tokio::select! {
                 Some(msg) = rx.recv() => {
-                    if let Some(restart_watcher) = self.handle(msg) {
-                        if restart_watcher && self.options.watch {
-                            self.start_watcher(watch_tx.clone());
-                        }
+                    if self.handle(msg) && self.options.watch {
+                        self.start_watcher(watch_tx.clone());
                     }
                 }
                 Some(event) = watch_rx.recv() => self.on_watch(event),
-                _ = tokio::signal::ctrl_c() => return Outcome::Interrupted,
-                _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => return Outcome::Interrupted,
+                signal = signals.recv() => {
+                    self.logs.engine(&format!("{signal}: stopping"));
+                    return Outcome::Interrupted;
+                }
                 _ = tokio::time::sleep_until(deadline), if self.options.mode == Mode::Ci => {
-                    let waiting: Vec<String> = self.order.iter().filter(|n| self.nodes[*n].required() && !self.nodes[*n].phase.is_ready()).map(|n| format!("{n} ({})", self.nodes[n].phase)).collect();
-                    self.logs.engine(&format!("ci timed out after {:?} waiting for: {}", self.options.timeout, waiting.join(", ")));
+                    self.report_timeout();
                     return Outcome::Failed;
                 }
                 _ = progress.tick() => self.report_progress(),
@@ -277,31 +322,26 @@ impl Engine {
         }
     }
 
-    /// Starts every queued resource whose upstreams are ready, within the limits.
-    fn schedule(&mut self) {
-        let max = self.manifest.settings.max_parallel_updates.max(1) as usize;
-        for i in 0..self.order.len() {
-            if self.updates_running >= max {
-                return;
+    /// Carries out what the scheduler decided.
+    fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Start {
+                    name,
+                    reason,
+                    paths,
+                    first,
+                    previous,
+                } => self.start(&name, &reason, &paths, first, &previous),
+                Action::Skip { name, reason } => {
+                    self.logs.status(&name, &format!("skipped: {reason}"));
+                }
+                Action::Wait { name, reason } => self.logs.status(&name, &reason.to_string()),
+                Action::Stop { name } => {
+                    self.stop_resource(&name);
+                    self.logs.status(&name, "disabled: stopped");
+                }
             }
-            let name = &self.order[i];
-            let node = &self.nodes[name];
-            if !node.queued || !node.enabled || node.phase.is_busy() {
-                continue;
-            }
-            let upstreams_ready = self
-                .graph
-                .upstreams(name)
-                .iter()
-                .all(|(up, _)| self.nodes.get(*up).is_some_and(|n| n.phase.is_ready()));
-            if !upstreams_ready {
-                continue;
-            }
-            if !runs_in_parallel(&node.resource) && self.serial_running {
-                continue;
-            }
-            let name = name.clone();
-            self.start_update(&name);
         }
     }
 
@@ -311,339 +351,10 @@ impl Engine {
         Arc::new(move |line: &str| logs.line(&name, line))
     }
 
-    /// Runs a full update: stop the serve process, run `cmd`, then (on
-    /// [`Msg::CmdDone`]) start the serve process.
-    fn start_update(&mut self, name: &str) {
-        let grace = self.options.grace;
-        let sink = self.sink(name);
-        let tx = self.tx.clone();
-        let root = self.root.clone();
-        if self.nodes[name].resource.kind != ResourceKind::Local {
-            self.start_k8s_update(name);
-            return;
-        }
-        let node = self.nodes.get_mut(name).expect("scheduled resources exist");
-        let first_run = node.generation == 0;
-        node.queued = false;
-        node.generation += 1;
-        node.phase = Phase::Updating;
-        node.since = Instant::now();
-        if let Some(probe) = node.probe.take() {
-            probe.abort();
-        }
-        let old_group = node.serve_group.take();
-        let generation = node.generation;
-        let cmd = node.resource.cmd.clone();
-        let dir = root.join(&node.resource.cmd_dir);
-        let env = node.resource.env.clone();
-        let parallel = runs_in_parallel(&node.resource);
-        let steps = &node.resource.live_update;
-        let initial_sync = (first_run
-            && steps
-                .iter()
-                .any(|s| matches!(s, LiveUpdateStep::InitialSync)))
-        .then(|| {
-            let target = LocalTarget {
-                run_dir: root.join(&node.resource.serve_dir),
-                env: env.clone(),
-                log: sink.clone(),
-            };
-            (
-                target,
-                live_update::initial_plan(steps, &root, &root.join(&node.resource.serve_dir)),
-            )
-        });
-        self.updates_running += 1;
-        if !parallel {
-            self.serial_running = true;
-        }
-        let name = name.to_owned();
-        tokio::spawn(async move {
-            if let Some(group) = old_group {
-                process::stop_group(group, grace).await;
-            }
-            if let Some((target, plan)) = initial_sync {
-                let synced = match plan {
-                    Ok(plan) => target.apply(&plan).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = synced {
-                    let _ = tx.send(Msg::CmdDone {
-                        name,
-                        generation,
-                        result: Err(format!("initial_sync failed: {e}")),
-                    });
-                    return;
-                }
-            }
-            let result = match cmd {
-                None => Ok(()),
-                Some(cmd) => {
-                    sink(&format!("[loop] running: {}", cmd.display()));
-                    match process::spawn(&cmd, &dir, &env, sink.clone()) {
-                        Err(e) => Err(e),
-                        Ok(mut child) => {
-                            let group = child.id();
-                            let status = child.wait().await;
-                            if let Some(group) = group {
-                                // Children the command left behind die with it.
-                                process::stop_group(group, grace).await;
-                            }
-                            match status {
-                                Ok(s) if s.success() => Ok(()),
-                                Ok(s) => Err(format!(
-                                    "`{}` failed with {}",
-                                    cmd.display(),
-                                    process::describe_exit(s)
-                                )),
-                                Err(e) => Err(format!("waiting for `{}`: {e}", cmd.display())),
-                            }
-                        }
-                    }
-                }
-            };
-            let _ = tx.send(Msg::CmdDone {
-                name,
-                generation,
-                result,
-            });
-        });
-    }
-
-    /// Starts the serve process and its readiness probe.
-    fn start_serve(&mut self, name: &str) {
-        let sink = self.sink(name);
-        let tx = self.tx.clone();
-        let logs = self.logs.clone();
-        let root = self.root.clone();
-        let node = self.nodes.get_mut(name).expect("known resource");
-        let Some(serve) = node.resource.serve_cmd.clone() else {
-            return;
-        };
-        node.generation += 1;
-        let generation = node.generation;
-        let dir = root.join(&node.resource.serve_dir);
-        let mut env = node.resource.env.clone();
-        env.extend(node.resource.serve_env.clone());
-        sink(&format!("[loop] starting: {}", serve.display()));
-        let mut child = match process::spawn(&serve, &dir, &env, sink) {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = tx.send(Msg::ServeExited {
-                    name: name.to_owned(),
-                    generation,
-                    exit: e,
-                });
-                node.phase = Phase::Starting;
-                return;
-            }
-        };
-        node.serve_group = child.id();
-        node.phase = Phase::Starting;
-        node.since = Instant::now();
-        let owned = name.to_owned();
-        let exit_tx = tx.clone();
-        tokio::spawn(async move {
-            let exit = match child.wait().await {
-                Ok(status) => process::describe_exit(status),
-                Err(e) => e.to_string(),
-            };
-            let _ = exit_tx.send(Msg::ServeExited {
-                name: owned,
-                generation,
-                exit,
-            });
-        });
-        let probe = node.resource.readiness_probe.clone();
-        let owned = name.to_owned();
-        let task = tokio::spawn(async move {
-            if let Some(probe) = probe {
-                let log_name = owned.clone();
-                probe::wait_ready(&probe, &dir, |failures, reason| {
-                    logs.status(
-                        &log_name,
-                        &format!("not ready: {reason} ({failures} failed checks)"),
-                    )
-                })
-                .await;
-            }
-            let _ = tx.send(Msg::Ready {
-                name: owned,
-                generation,
-            });
-        });
-        node.probe = Some(task.abort_handle());
-    }
-
-    /// Applies a live update to a running local resource.
-    fn start_sync(&mut self, name: &str, plan: SyncPlan) {
-        let tx = self.tx.clone();
-        let logs = self.logs.clone();
-        let root = self.root.clone();
-        let node = self.nodes.get_mut(name).expect("known resource");
-        node.generation += 1;
-        let generation = node.generation;
-        node.phase = Phase::Syncing;
-        node.since = Instant::now();
-        let log_name = name.to_owned();
-        let target = LocalTarget {
-            run_dir: root.join(&node.resource.serve_dir),
-            env: node.resource.env.clone(),
-            log: Arc::new(move |line: &str| logs.line(&log_name, line)),
-        };
-        let restart = plan.restart;
-        let name = name.to_owned();
-        tokio::spawn(async move {
-            let result = target
-                .apply(&plan)
-                .await
-                .map(|_| restart)
-                .map_err(|e| e.to_string());
-            let _ = tx.send(Msg::SyncDone {
-                name,
-                generation,
-                result,
-            });
-        });
-    }
-
-    /// Handles a report; returns `Some(true)` when the watcher must be restarted.
-    fn handle(&mut self, msg: Msg) -> Option<bool> {
-        match msg {
-            Msg::CmdDone {
-                name,
-                generation,
-                result,
-            } => {
-                let Some(node) = self.current(&name, generation) else {
-                    self.release_slot_of(&name);
-                    return None;
-                };
-                let took = node.since.elapsed();
-                let has_serve = node.resource.serve_cmd.is_some();
-                let is_k8s = node.resource.kind != ResourceKind::Local;
-                let parallel = runs_in_parallel(&node.resource);
-                self.release_slot(parallel);
-                match result {
-                    Ok(()) if is_k8s => {
-                        self.set_phase(&name, Phase::Ready);
-                        self.logs
-                            .status(&name, &format!("ready in {}", seconds(took)));
-                        self.start_k8s_followers(&name);
-                    }
-                    Err(e)
-                        if is_k8s
-                            && self.options.mode == Mode::Run
-                            && e.contains(crate::k8s::apply::UNREACHABLE) =>
-                    {
-                        let generation = self.nodes[&name].generation;
-                        self.logs.status(&name, &format!("{e}; retrying in 5s"));
-                        self.set_phase(&name, Phase::Failed(e));
-                        let tx = self.tx.clone();
-                        let owned = name.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                            let _ = tx.send(Msg::RestartDue {
-                                name: owned,
-                                generation,
-                            });
-                        });
-                    }
-                    Ok(()) if has_serve => self.start_serve(&name),
-                    Ok(()) => {
-                        self.set_phase(&name, Phase::Succeeded);
-                        self.logs
-                            .status(&name, &format!("succeeded in {}", seconds(took)));
-                    }
-                    Err(e) => self.fail(&name, e),
-                }
-                self.after_run(&name);
-            }
-            Msg::ServeExited {
-                name,
-                generation,
-                exit,
-            } => {
-                let node = self.current(&name, generation)?;
-                node.serve_group = None;
-                if let Some(probe) = node.probe.take() {
-                    probe.abort();
-                }
-                let restarts = node.restarts;
-                if self.options.mode == Mode::Ci {
-                    self.fail(&name, format!("the serve process exited ({exit})"));
-                    return None;
-                }
-                let backoff = FIRST_BACKOFF
-                    .saturating_mul(1 << restarts.min(10))
-                    .min(MAX_BACKOFF);
-                self.logs.status(
-                    &name,
-                    &format!(
-                        "serve process exited ({exit}); restarting in {} (restart {})",
-                        seconds(backoff),
-                        restarts + 1
-                    ),
-                );
-                let node = self.nodes.get_mut(&name).expect("known");
-                node.restarts += 1;
-                node.phase = Phase::Crashing {
-                    exit,
-                    restarts: restarts + 1,
-                };
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(backoff).await;
-                    let _ = tx.send(Msg::RestartDue { name, generation });
-                });
-            }
-            Msg::RestartDue { name, generation } => {
-                let node = self.current(&name, generation)?;
-                if node.resource.kind == ResourceKind::Local {
-                    self.start_serve(&name);
-                } else {
-                    node.queued = true;
-                }
-            }
-            Msg::Ready { name, generation } => {
-                let node = self.current(&name, generation)?;
-                let took = node.since.elapsed();
-                node.probe = None;
-                self.set_phase(&name, Phase::Ready);
-                self.logs
-                    .status(&name, &format!("ready in {}", seconds(took)));
-                self.after_run(&name);
-            }
-            Msg::SyncDone {
-                name,
-                generation,
-                result,
-            } => {
-                self.current(&name, generation)?;
-                match result {
-                    Ok(true) => {
-                        let group = self.nodes.get_mut(&name).and_then(|n| n.serve_group.take());
-                        self.restart_serve(&name, group);
-                    }
-                    Ok(false) => {
-                        self.set_phase(&name, Phase::Ready);
-                        self.logs.status(&name, "live update done");
-                    }
-                    Err(e) => self.fail(&name, format!("live update failed: {e}")),
-                }
-                self.after_run(&name);
-            }
-            Msg::Evaluated(result) => {
-                self.reloading = false;
-                let restart = self.reloaded(*result);
-                if self.reload_again {
-                    self.reload_again = false;
-                    self.reload();
-                }
-                return Some(restart);
-            }
-        }
-        None
+    /// Tells the scheduler how a run ended, and does what it says next.
+    fn finished(&mut self, name: &str, end: RunEnd) {
+        let actions = self.scheduler.finished(name, end);
+        self.perform(actions);
     }
 
     /// The node, if `generation` is still its current one.
@@ -653,155 +364,27 @@ impl Engine {
             .filter(|n| n.generation == generation)
     }
 
-    fn release_slot(&mut self, parallel: bool) {
-        self.updates_running = self.updates_running.saturating_sub(1);
-        if !parallel {
-            self.serial_running = false;
-        }
-    }
-
-    /// A stale `CmdDone` still frees its slot (the resource was removed or re-queued).
-    fn release_slot_of(&mut self, name: &str) {
-        let parallel = self
-            .nodes
-            .get(name)
-            .is_some_and(|n| n.resource.allow_parallel);
-        self.release_slot(parallel);
-    }
-
-    fn set_phase(&mut self, name: &str, phase: Phase) {
-        if let Some(node) = self.nodes.get_mut(name) {
-            node.phase = phase;
-            node.since = Instant::now();
-        }
-    }
-
     fn fail(&mut self, name: &str, why: String) {
         self.logs.status(name, &format!("failed: {why}"));
-        self.set_phase(name, Phase::Failed(why));
+        self.finished(name, RunEnd::Failed(why));
     }
 
-    /// Restarts the serve process after a live update (`restart_container()`).
-    fn restart_serve(&mut self, name: &str, group: Option<u32>) {
+    /// Stops whatever runs for a resource (disabled or removed): its serve process,
+    /// probe and followers; reports from them are ignored from now on.
+    fn stop_resource(&mut self, name: &str) {
         let grace = self.options.grace;
-        let tx = self.tx.clone();
-        let node = self.nodes.get_mut(name).expect("known");
+        let Some(node) = self.nodes.get_mut(name) else {
+            return;
+        };
         node.generation += 1;
-        let generation = node.generation;
-        let name = name.to_owned();
-        tokio::spawn(async move {
-            if let Some(group) = group {
-                process::stop_group(group, grace).await;
-            }
-            let _ = tx.send(Msg::RestartDue { name, generation });
-        });
-    }
-
-    /// In `loop ci`: done when every required resource is ready; failed on the first failure.
-    fn ci_outcome(&self) -> Option<Outcome> {
-        if let Some(name) = self
-            .order
-            .iter()
-            .find(|n| self.nodes[*n].required() && matches!(self.nodes[*n].phase, Phase::Failed(_)))
-        {
-            let Phase::Failed(why) = &self.nodes[name].phase else {
-                unreachable!()
-            };
-            self.logs.engine(&format!("ci failed: {name}: {why}"));
-            eprintln!(
-                "--- last lines of {name} (full log: {}):",
-                self.logs.path(name).display()
-            );
-            for line in self.logs.tail(name, SUMMARY_LINES) {
-                eprintln!("{line}");
-            }
-            return Some(Outcome::Failed);
+        if let Some(probe) = node.probe.take() {
+            probe.abort();
         }
-        let done = self
-            .nodes
-            .values()
-            .all(|n| !n.required() || (n.phase.is_ready() && !n.queued));
-        if done {
-            let count = self.nodes.values().filter(|n| n.required()).count();
-            self.logs.engine(&format!(
-                "ci: all {} up in {}",
-                plural(count, "resource"),
-                seconds(self.started.elapsed())
-            ));
-            return Some(Outcome::Done);
+        if let Some(followers) = node.followers.take() {
+            followers.abort();
         }
-        None
-    }
-
-    /// Says once when everything first came up.
-    fn announce_up(&mut self) {
-        if self.announced_up || self.options.mode == Mode::Ci {
-            return;
-        }
-        let up = self
-            .nodes
-            .values()
-            .all(|n| !n.required() || (n.phase.is_ready() && !n.queued));
-        if up {
-            self.announced_up = true;
-            let ready = self.nodes.values().filter(|n| n.required()).count();
-            self.logs.engine(&format!(
-                "{} up in {}; watching for changes (Ctrl-C to stop)",
-                plural(ready, "resource"),
-                seconds(self.started.elapsed())
-            ));
-        }
-    }
-
-    fn report_progress(&self) {
-        for name in &self.order {
-            let node = &self.nodes[name];
-            if matches!(
-                node.phase,
-                Phase::Updating | Phase::Syncing | Phase::Starting
-            ) && node.since.elapsed() >= PROGRESS_EVERY
-            {
-                self.logs.status(
-                    name,
-                    &format!(
-                        "still {} after {}",
-                        node.phase,
-                        seconds(node.since.elapsed())
-                    ),
-                );
-            }
-        }
-    }
-
-    /// Stops every process `loop` started: whole groups, SIGTERM then SIGKILL; a
-    /// second Ctrl-C kills at once.
-    async fn shutdown(&mut self) {
-        self.watcher = None;
-        for node in self.nodes.values_mut() {
-            if let Some(followers) = node.followers.take() {
-                followers.abort();
-            }
-        }
-        let groups: Vec<u32> = process::live_groups();
-        if groups.is_empty() {
-            return;
-        }
-        self.logs
-            .engine(&format!("stopping {} process group(s)", groups.len()));
-        let grace = self.options.grace;
-        let stop_all = futures_join(
-            groups
-                .iter()
-                .map(|g| process::stop_group(*g, grace))
-                .collect(),
-        );
-        tokio::select! {
-            _ = stop_all => {}
-            _ = tokio::signal::ctrl_c() => {
-                for group in process::live_groups() {
-                    process::signal_group(group, nix::sys::signal::Signal::SIGKILL);
-                }
-            }
+        if let Some(group) = node.serve_group.take() {
+            tokio::spawn(process::stop_group(group, grace));
         }
     }
 
@@ -813,10 +396,11 @@ impl Engine {
     }
 }
 
-/// Whether a resource's updates may overlap others': Kubernetes resources and
-/// `allow_parallel=True` local resources may; other local resources run one at a time.
-fn runs_in_parallel(resource: &Resource) -> bool {
-    resource.allow_parallel || resource.kind != ResourceKind::Local
+/// The wait before the next restart of a serve process that exited `restarts` times.
+fn backoff(restarts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << restarts.min(10))
+        .min(MAX_BACKOFF)
 }
 
 /// Runs futures concurrently to completion.
@@ -829,9 +413,23 @@ async fn futures_join<F: std::future::Future<Output = ()> + Send + 'static>(futu
 }
 
 /// The enabled resources (`config.set_enabled_resources` plus everything they
-/// depend on), or `None` for all.
-fn enabled_set(manifest: &Manifest, graph: &Graph) -> Option<BTreeSet<String>> {
-    let wanted = manifest.settings.enabled_resources.as_ref()?;
+/// depend on), or `None` for all; an unknown name is an error.
+fn enabled_set(manifest: &Manifest, graph: &Graph) -> Result<Option<BTreeSet<String>>, String> {
+    let Some(wanted) = manifest.settings.enabled_resources.as_ref() else {
+        return Ok(None);
+    };
+    if let Some(unknown) = wanted.iter().find(|n| graph.index_of(n).is_none()) {
+        let hint = match loop_lang::diag::closest(unknown, graph.names()) {
+            Some(name) => format!("did you mean `{name}`?"),
+            None => format!(
+                "the resources are: {}",
+                graph.names().take(10).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        return Err(format!(
+            "no resource named `{unknown}` to enable (config.set_enabled_resources or the arguments after `--`); {hint}"
+        ));
+    }
     let mut set = BTreeSet::new();
     let mut todo: Vec<String> = wanted.clone();
     while let Some(name) = todo.pop() {
@@ -844,7 +442,7 @@ fn enabled_set(manifest: &Manifest, graph: &Graph) -> Option<BTreeSet<String>> {
             );
         }
     }
-    Some(set)
+    Ok(Some(set))
 }
 
 /// The literal folder of a deps entry (the whole entry when it is no glob).

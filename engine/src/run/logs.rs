@@ -126,6 +126,18 @@ impl Logs {
             .collect()
     }
 
+    /// Prints the last `n` lines of a resource to stderr, under a heading that
+    /// names its full log (the `loop ci` failure summary).
+    pub fn flush_tail(&self, resource: &str, n: usize) {
+        crate::report::stderr_line(&format!(
+            "--- last lines of {resource} (full log: {}):",
+            self.path(resource).display()
+        ));
+        for line in self.tail(resource, n) {
+            crate::report::stderr_line(&line);
+        }
+    }
+
     /// The log file of a resource.
     pub fn path(&self, resource: &str) -> PathBuf {
         self.dir.join(format!("{}.log", file_name(resource)))
@@ -143,7 +155,7 @@ impl Logs {
 }
 
 /// A resource name as a file name (`name:kind` has a colon).
-fn file_name(resource: &str) -> String {
+pub(crate) fn file_name(resource: &str) -> String {
     resource
         .chars()
         .map(|c| {

@@ -6,9 +6,13 @@
 
 pub mod engine;
 mod k8s_update;
+mod lock;
 pub mod logs;
+mod outputs;
 pub mod probe;
 pub mod process;
+pub mod scheduler;
+pub mod signals;
 mod state;
 
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,6 +80,51 @@ pub fn spawn(
     Ok(child)
 }
 
+/// How long to wait for the last output lines after a command exited (a
+/// background process it left may hold the pipes open).
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Runs `cmd` to its end, like [`spawn`]; then stops what it left running in its
+/// group and waits (up to [`DRAIN`]) until every output line reached `sink`, so
+/// a failure's last stderr line is never reported after, or without, the
+/// failure. Fails only when the command cannot be started. Dropping the future
+/// kills the command's group.
+pub async fn run_to_end(
+    cmd: &Cmd,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    sink: LineSink,
+    grace: Duration,
+) -> Result<ExitStatus, String> {
+    // Every copy of the sink holds a sender: the channel closes once the output
+    // forwarders are done with their last line.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let counted: LineSink = Arc::new(move |line: &str| {
+        let _held = &done_tx;
+        sink(line)
+    });
+    let mut child = spawn(cmd, dir, env, counted)?;
+    let mut guard = KillOnDrop(child.id());
+    let status = child.wait().await;
+    if let Some(group) = guard.0.take() {
+        // Children the command left behind die with it.
+        stop_group(group, grace).await;
+    }
+    let _ = tokio::time::timeout(DRAIN, done_rx.recv()).await;
+    status.map_err(|e| format!("waiting for `{}`: {e}", cmd.display()))
+}
+
+/// Kills a command's whole process group when its run is abandoned midway.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
 async fn forward(stream: impl AsyncRead + Unpin, sink: LineSink) {
     let mut lines = BufReader::new(stream).lines();
     loop {
@@ -118,11 +163,20 @@ pub fn signal_group(pgid: u32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid as i32), signal);
 }
 
+/// How [`stop_group`] ended a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// It was gone already, or left within the grace period.
+    Gone,
+    /// Something in it ignored SIGTERM for the whole grace period: SIGKILL.
+    Killed,
+}
+
 /// Stops a process group: SIGTERM, then SIGKILL once `grace` has passed while any
 /// member is alive. Returns when the group is gone (or after the SIGKILL).
-pub async fn stop_group(pgid: u32, grace: Duration) {
+pub async fn stop_group(pgid: u32, grace: Duration) -> Stopped {
     if !group_alive(pgid) {
-        return;
+        return Stopped::Gone;
     }
     signal_group(pgid, Signal::SIGTERM);
     // A stopped process only sees SIGTERM once continued.
@@ -130,15 +184,16 @@ pub async fn stop_group(pgid: u32, grace: Duration) {
     let deadline = tokio::time::Instant::now() + grace;
     while tokio::time::Instant::now() < deadline {
         if !group_alive(pgid) {
-            return;
+            return Stopped::Gone;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     signal_group(pgid, Signal::SIGKILL);
     for _ in 0..100 {
         if !group_alive(pgid) {
-            return;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    Stopped::Killed
 }

@@ -1,8 +1,6 @@
 //! The state of one resource while `loop` runs it.
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use loop_lang::model::Resource;
@@ -60,49 +58,41 @@ impl fmt::Display for Phase {
     }
 }
 
-/// One resource at run time.
+/// What the engine holds for one resource while it runs it (the scheduler holds
+/// its phase and why).
 pub struct Node {
     pub resource: Resource,
-    pub phase: Phase,
     /// Bumped whenever a new process, update or sync starts; reports carry it.
     pub generation: u64,
-    /// Whether `loop` runs it at all (`config.set_enabled_resources`).
-    pub enabled: bool,
-    /// A full update is wanted.
-    pub queued: bool,
-    /// Changed files that arrived while busy; handled once the current run ends.
-    pub pending: BTreeSet<PathBuf>,
-    pub rerun: bool,
     /// The process group of the serve process, while it runs.
     pub serve_group: Option<u32>,
     pub probe: Option<AbortHandle>,
     /// Kubernetes: the task following logs and holding port-forwards.
     pub followers: Option<AbortHandle>,
     pub restarts: u32,
+    /// When the current phase began.
     pub since: Instant,
+    /// "still updating" lines printed for the current phase.
+    pub progress_lines: u32,
 }
 
 impl Node {
-    pub fn new(resource: Resource, enabled: bool) -> Node {
-        let queued = enabled && resource.auto_init;
+    pub fn new(resource: Resource) -> Node {
         Node {
             resource,
-            phase: Phase::Idle,
             generation: 0,
-            enabled,
-            queued,
-            pending: BTreeSet::new(),
-            rerun: false,
             serve_group: None,
             probe: None,
             followers: None,
             restarts: 0,
             since: Instant::now(),
+            progress_lines: 0,
         }
     }
 
-    /// Whether `loop ci` waits for it.
-    pub fn required(&self) -> bool {
-        self.enabled && self.resource.auto_init
+    /// Marks the start of a new phase (for durations and progress lines).
+    pub fn begin(&mut self) {
+        self.since = Instant::now();
+        self.progress_lines = 0;
     }
 }

@@ -156,6 +156,7 @@ fn config_functions(builder: &mut GlobalsBuilder) {
     /// The flags given after `--`, as a dict of the ones that were set.
     fn parse<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
         let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().config_parsed = true;
         let decls = declarations(env).borrow();
         let parsed = parse_args(&decls.config_flags, &decls.config_args)?;
         let heap: Heap = eval.heap();

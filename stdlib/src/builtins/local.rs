@@ -186,6 +186,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
         labels: Option<Value<'v>>,
         #[starlark(require = named)] data_deps: Option<Value<'v>>,
         #[starlark(require = named)] live_update: Option<Value<'v>>,
+        #[starlark(require = named)] outputs: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let _ = (cmd_bat, serve_cmd_bat, tags);
@@ -225,6 +226,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
             port_forwards: Vec::new(),
             extra_pod_selectors: Vec::new(),
             live_update: live_update_steps(a("live_update"), live_update)?,
+            outputs: values::path_list(env_, a("outputs"), outputs)?,
         };
         decls.borrow_mut().local_resources.push(resource);
         Ok(NONE)

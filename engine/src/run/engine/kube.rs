@@ -3,15 +3,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use loop_lang::model::{Manifest, ResourceKind};
 
-use super::{Engine, Msg};
+use super::{CmdResult, Engine, Msg};
 use crate::live_update::SyncPlan;
 use crate::run::k8s_update::{self, K8sRuntime};
 use crate::run::logs::Logs;
-use crate::run::state::Phase;
 use crate::run::{Mode, RunOptions};
 
 impl Engine {
@@ -21,10 +19,8 @@ impl Engine {
         let tx = self.tx.clone();
         let runtime = self.k8s.clone();
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
-        node.queued = false;
         node.generation += 1;
-        node.phase = Phase::Updating;
-        node.since = Instant::now();
+        node.begin();
         let generation = node.generation;
         let resource = node.resource.clone();
         let images: Vec<_> = resource
@@ -32,11 +28,14 @@ impl Engine {
             .iter()
             .filter_map(|r| self.manifest.image(r).cloned())
             .collect();
-        self.updates_running += 1;
         let name = name.to_owned();
         tokio::spawn(async move {
             let result = match runtime {
-                Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink).await,
+                Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink)
+                    .await
+                    .map(|()| CmdResult {
+                        outputs_changed: true,
+                    }),
                 Ok(None) => Err("no Kubernetes cluster is connected".to_owned()),
                 Err(why) => Err(why),
             };
@@ -73,9 +72,8 @@ impl Engine {
         };
         let node = self.nodes.get_mut(name).expect("known resource");
         node.generation += 1;
+        node.begin();
         let generation = node.generation;
-        node.phase = Phase::Syncing;
-        node.since = Instant::now();
         let resource = node.resource.clone();
         let name = name.to_owned();
         tokio::spawn(async move {

@@ -3,14 +3,13 @@
 
 use std::collections::HashSet;
 
-use loop_lang::model::Resource;
+use loop_lang::model::{Manifest, Resource};
 use loop_stdlib::{EvalFailure, Evaluation};
 
 use super::{Engine, Msg};
 use crate::affected::AffectedIndex;
 use crate::graph::Graph;
-use crate::run::process;
-use crate::run::state::Phase;
+use crate::run::scheduler::Scheduler;
 use crate::{load, report};
 
 impl Engine {
@@ -65,6 +64,15 @@ impl Engine {
             }
         };
         let new = evaluation.manifest;
+        let enabled = match super::enabled_set(&new, &graph) {
+            Ok(enabled) => enabled,
+            Err(message) => {
+                report::error(&message);
+                self.logs
+                    .engine("the Loopfile has an error (above); the previous graph keeps running");
+                return false;
+            }
+        };
         let new_names: HashSet<&str> = new.resources.iter().map(|r| r.name.as_str()).collect();
         let removed: Vec<String> = self
             .manifest
@@ -73,35 +81,30 @@ impl Engine {
             .map(|r| r.name.clone())
             .filter(|n| !new_names.contains(n.as_str()))
             .collect();
+        let changed_images = changed_images(&self.manifest, &new);
         let (mut added, mut changed) = (Vec::new(), Vec::new());
         for resource in &new.resources {
-            match self.nodes.get_mut(&resource.name) {
+            match self.nodes.get(&resource.name) {
                 None => added.push(resource.name.clone()),
                 Some(node) => {
-                    if !same_definition(&node.resource, resource) {
+                    let image_changed = resource.images.iter().any(|i| changed_images.contains(i));
+                    if image_changed || !same_definition(&node.resource, resource) {
                         changed.push(resource.name.clone());
-                        node.queued =
-                            node.enabled && resource.auto_init || node.phase != Phase::Idle;
                     }
-                    node.resource = resource.clone();
                 }
             }
         }
         for name in &removed {
-            if let Some(mut node) = self.nodes.remove(name) {
-                node.generation += 1;
-                if let Some(probe) = node.probe.take() {
-                    probe.abort();
-                }
-                if let Some(group) = node.serve_group.take() {
-                    tokio::spawn(process::stop_group(group, self.options.grace));
-                }
-                if let Some(followers) = node.followers.take() {
-                    followers.abort();
-                }
-                self.logs.status(name, "removed from the Loopfile: stopped");
-            }
+            self.stop_resource(name);
+            self.nodes.remove(name);
+            self.logs.status(name, "removed from the Loopfile: stopped");
         }
+        let mut scheduler = Scheduler::new(&new, &graph, enabled.as_ref());
+        scheduler.carry_over(&self.scheduler);
+        for name in &changed {
+            scheduler.redefined(name);
+        }
+        self.scheduler = scheduler;
         let inputs_before = self.loopfile_inputs.clone();
         let watch_ignore_before = self.manifest.settings.watch_ignore.clone();
         self.graph = graph;
@@ -128,6 +131,21 @@ fn same_definition(a: &Resource, b: &Resource) -> bool {
         x.defined_at = y.defined_at.clone();
     }
     *a == b
+}
+
+/// The refs of images whose definition changed (not where it was declared).
+fn changed_images(old: &Manifest, new: &Manifest) -> HashSet<String> {
+    new.images
+        .iter()
+        .filter(|image| {
+            old.image(&image.image_ref).is_none_or(|before| {
+                let mut image = (*image).clone();
+                image.defined_at = before.defined_at.clone();
+                *before != image
+            })
+        })
+        .map(|image| image.image_ref.clone())
+        .collect()
 }
 
 fn describe_names(added: &[String], changed: &[String], removed: &[String]) -> String {

@@ -1,0 +1,178 @@
+//! Reports from the tasks the engine started (a command finished, a serve
+//! process exited or became ready, a sync ended, a timer fired, a reload was
+//! evaluated), turned into scheduler events.
+
+use loop_lang::model::ResourceKind;
+
+use super::{backoff, plural, seconds, CmdResult, Engine, Msg, RETRY_UNREACHABLE};
+use crate::run::scheduler::RunEnd;
+use crate::run::Mode;
+
+impl Engine {
+    /// Handles a report; returns whether the watcher must be restarted.
+    pub(super) fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::CmdDone {
+                name,
+                generation,
+                result,
+            } => self.cmd_done(&name, generation, result),
+            Msg::ServeExited {
+                name,
+                generation,
+                exit,
+            } => self.serve_exited(&name, generation, exit),
+            Msg::RestartDue { name, generation } => {
+                if self.current(&name, generation).is_some() {
+                    self.start_serve(&name);
+                    self.scheduler.restarted(&name);
+                }
+            }
+            Msg::RetryDue { name, generation } => {
+                if self.current(&name, generation).is_some() {
+                    self.scheduler.retry(&name);
+                }
+            }
+            Msg::Ready { name, generation } => {
+                let Some(node) = self.current(&name, generation) else {
+                    return false;
+                };
+                let took = node.since.elapsed();
+                node.probe = None;
+                node.begin();
+                let restarts = node.restarts;
+                self.scheduler.ready(&name);
+                let text = match restarts {
+                    0 => format!("ready in {}", seconds(took)),
+                    n => format!("ready: stayed up after {}", plural(n as usize, "restart")),
+                };
+                self.logs.status(&name, &text);
+            }
+            Msg::SyncDone {
+                name,
+                generation,
+                result,
+            } => {
+                if self.current(&name, generation).is_none() {
+                    return false;
+                }
+                match result {
+                    Ok(true) => {
+                        let group = self.nodes.get_mut(&name).and_then(|n| n.serve_group.take());
+                        self.restart_serve(&name, group);
+                        self.finished(&name, RunEnd::Starting);
+                    }
+                    Ok(false) => {
+                        self.logs.status(&name, "live update done");
+                        self.finished(&name, RunEnd::Ready);
+                    }
+                    Err(e) => self.fail(&name, format!("live update failed: {e}")),
+                }
+            }
+            Msg::Evaluated(result) => {
+                self.reloading = false;
+                let restart = self.reloaded(*result);
+                if self.reload_again {
+                    self.reload_again = false;
+                    self.reload();
+                }
+                return restart;
+            }
+        }
+        false
+    }
+
+    pub(super) fn cmd_done(
+        &mut self,
+        name: &str,
+        generation: u64,
+        result: Result<CmdResult, String>,
+    ) {
+        let Some(node) = self.current(name, generation) else {
+            return;
+        };
+        let took = node.since.elapsed();
+        let has_serve = node.resource.serve_cmd.is_some();
+        let is_k8s = node.resource.kind != ResourceKind::Local;
+        match result {
+            Ok(_) if is_k8s => {
+                self.logs
+                    .status(name, &format!("ready in {}", seconds(took)));
+                self.finished(name, RunEnd::Ready);
+                self.start_k8s_followers(name);
+            }
+            Err(e)
+                if is_k8s
+                    && self.options.mode == Mode::Run
+                    && e.contains(crate::k8s::apply::UNREACHABLE) =>
+            {
+                self.logs.status(
+                    name,
+                    &format!("{e}; retrying in {}", seconds(RETRY_UNREACHABLE)),
+                );
+                self.finished(name, RunEnd::Failed(e));
+                let tx = self.tx.clone();
+                let owned = name.to_owned();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_UNREACHABLE).await;
+                    let _ = tx.send(Msg::RetryDue {
+                        name: owned,
+                        generation,
+                    });
+                });
+            }
+            Ok(_) if has_serve => {
+                self.start_serve(name);
+                self.finished(name, RunEnd::Starting);
+            }
+            Ok(result) => {
+                self.logs
+                    .status(name, &format!("succeeded in {}", seconds(took)));
+                self.finished(
+                    name,
+                    RunEnd::Succeeded {
+                        outputs_changed: result.outputs_changed,
+                    },
+                );
+            }
+            Err(e) => self.fail(name, e),
+        }
+        if let Some(node) = self.nodes.get_mut(name) {
+            node.begin();
+        }
+    }
+
+    pub(super) fn serve_exited(&mut self, name: &str, generation: u64, exit: String) {
+        let Some(node) = self.current(name, generation) else {
+            return;
+        };
+        node.serve_group = None;
+        if let Some(probe) = node.probe.take() {
+            probe.abort();
+        }
+        let restarts = node.restarts;
+        if self.options.mode == Mode::Ci {
+            self.fail(name, format!("the serve process exited ({exit})"));
+            return;
+        }
+        let backoff = backoff(restarts);
+        self.logs.status(
+            name,
+            &format!(
+                "serve process exited ({exit}); restarting in {} (restart {})",
+                seconds(backoff),
+                restarts + 1
+            ),
+        );
+        let node = self.nodes.get_mut(name).expect("known");
+        node.restarts += 1;
+        node.begin();
+        self.scheduler.crashed(name, exit, restarts + 1);
+        let tx = self.tx.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(backoff).await;
+            let _ = tx.send(Msg::RestartDue { name, generation });
+        });
+    }
+}

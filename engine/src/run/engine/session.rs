@@ -1,0 +1,137 @@
+//! The session as a whole: when `loop ci` is done or failed, the "up" line, progress
+//! lines for long runs, the timeout summary, and stopping everything at the end.
+
+use super::{futures_join, plural, seconds, Engine, Outcome, PROGRESS_EVERY, SUMMARY_LINES};
+use crate::run::process;
+use crate::run::signals::StopSignals;
+use crate::run::state::Phase;
+use crate::run::Mode;
+
+impl Engine {
+    /// In `loop ci`: done when every required resource is ready; failed on the first failure.
+    pub(super) fn ci_outcome(&self) -> Option<Outcome> {
+        match self.scheduler.ci_outcome()? {
+            Ok(()) => {
+                self.logs.engine(&format!(
+                    "ci: all {} up in {}",
+                    plural(self.scheduler.required_count(), "resource"),
+                    seconds(self.started.elapsed())
+                ));
+                Some(Outcome::Done)
+            }
+            Err(name) => {
+                let why = match self.scheduler.phase(&name) {
+                    Some(Phase::Failed(why)) => why.clone(),
+                    _ => String::new(),
+                };
+                self.logs.engine(&format!("ci failed: {name}: {why}"));
+                self.logs.flush_tail(&name, SUMMARY_LINES);
+                Some(Outcome::Failed)
+            }
+        }
+    }
+
+    pub(super) fn report_timeout(&self) {
+        let waiting = self.scheduler.unsettled();
+        let shown: Vec<String> = waiting
+            .iter()
+            .take(10)
+            .map(|(name, state)| format!("{name} ({state})"))
+            .collect();
+        let more = match waiting.len().saturating_sub(shown.len()) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        self.logs.engine(&format!(
+            "ci timed out after {} waiting for {}: {}{more}",
+            humantime::format_duration(self.options.timeout),
+            plural(waiting.len(), "resource"),
+            shown.join(", ")
+        ));
+    }
+
+    /// Says once when everything first came up.
+    pub(super) fn announce_up(&mut self) {
+        if self.announced_up || self.options.mode == Mode::Ci {
+            return;
+        }
+        if self.scheduler.ci_outcome() == Some(Ok(())) {
+            self.announced_up = true;
+            self.logs.engine(&format!(
+                "{} up in {}; watching for changes (Ctrl-C to stop)",
+                plural(self.scheduler.required_count(), "resource"),
+                seconds(self.started.elapsed())
+            ));
+        }
+    }
+
+    /// Every 10 s of a long update, sync or start: says it still runs.
+    pub(super) fn report_progress(&mut self) {
+        for name in &self.order {
+            let busy = matches!(
+                self.scheduler.phase(name),
+                Some(Phase::Updating | Phase::Syncing | Phase::Starting)
+            );
+            let Some(node) = self.nodes.get_mut(name) else {
+                continue;
+            };
+            let due = PROGRESS_EVERY * (node.progress_lines + 1);
+            if busy && node.since.elapsed() >= due {
+                node.progress_lines += 1;
+                let phase = self.scheduler.phase(name).expect("known").to_string();
+                self.logs.status(
+                    name,
+                    &format!("still {phase} after {}", seconds(node.since.elapsed())),
+                );
+            }
+        }
+    }
+
+    /// Stops every process `loop` started: whole groups, SIGTERM then SIGKILL; a
+    /// second stop signal kills at once.
+    pub(super) async fn shutdown(&mut self, signals: &mut StopSignals) {
+        self.watcher = None;
+        for node in self.nodes.values_mut() {
+            node.generation += 1;
+            if let Some(probe) = node.probe.take() {
+                probe.abort();
+            }
+            if let Some(followers) = node.followers.take() {
+                followers.abort();
+            }
+        }
+        let groups: Vec<u32> = process::live_groups();
+        if groups.is_empty() {
+            return;
+        }
+        self.logs
+            .engine(&format!("stopping {} process group(s)", groups.len()));
+        let grace = self.options.grace;
+        let logs = self.logs.clone();
+        let stop_all = futures_join(
+            groups
+                .iter()
+                .map(|&g| {
+                    let logs = logs.clone();
+                    async move {
+                        if process::stop_group(g, grace).await == process::Stopped::Killed {
+                            logs.engine(&format!(
+                                "process group {g} ignored SIGTERM for {}: killed",
+                                seconds(grace)
+                            ));
+                        }
+                    }
+                })
+                .collect(),
+        );
+        tokio::select! {
+            _ = stop_all => {}
+            _ = signals.recv() => {
+                self.logs.engine("second stop signal: killing every process group");
+                for group in process::live_groups() {
+                    process::signal_group(group, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
