@@ -175,7 +175,7 @@ impl AffectedIndex {
                     add_dep(dep, Owner::Resource(node), &mut problems, &site);
                 }
             }
-            resource_ignores.push(scoped(&r.dir, &r.ignore, &mut problems, &site));
+            resource_ignores.push(scoped(&r.dir, &r.ignore, &mut problems, &|_| site()));
         }
 
         let mut image_ignores = Vec::with_capacity(manifest.images.len());
@@ -190,7 +190,7 @@ impl AffectedIndex {
                 add_dep(dep, Owner::Image(k as u32), &mut problems, &site);
             }
             let base = image.context.as_deref().unwrap_or(&image.command_dir);
-            image_ignores.push(scoped(base, &image.ignore, &mut problems, &site));
+            image_ignores.push(scoped(base, &image.ignore, &mut problems, &|_| site()));
         }
         for (i, r) in manifest.resources.iter().enumerate() {
             if graph.index_of(&r.name) != Some(i) {
@@ -205,8 +205,9 @@ impl AffectedIndex {
                 }
             }
         }
-        let watch_ignore = scoped("", &manifest.settings.watch_ignore, &mut problems, &|| {
-            Site::Settings
+        let settings = &manifest.settings;
+        let watch_ignore = scoped("", &settings.watch_ignore, &mut problems, &|i| {
+            Site::Settings(settings.watch_ignore_at.get(i).cloned())
         });
 
         if !problems.is_empty() {
@@ -350,7 +351,7 @@ fn scoped(
     dir: &str,
     patterns: &[String],
     problems: &mut Vec<BadPattern>,
-    site: &dyn Fn() -> Site,
+    site: &dyn Fn(usize) -> Site,
 ) -> Option<Scoped> {
     if patterns.is_empty() {
         return None;
@@ -358,9 +359,9 @@ fn scoped(
     // Root "." disables the builder's own prefix stripping; `Scoped` strips `dir`.
     let mut builder = GitignoreBuilder::new(".");
     let mut ok = true;
-    for pattern in patterns {
+    for (i, pattern) in patterns.iter().enumerate() {
         if let Err(err) = builder.add_line(None, pattern) {
-            problems.push(site().bad(pattern, PatternField::Ignore, err.to_string()));
+            problems.push(site(i).bad(pattern, PatternField::Ignore, err.to_string()));
             ok = false;
         }
     }
@@ -368,7 +369,7 @@ fn scoped(
         Ok(m) => m,
         Err(err) => {
             if ok {
-                problems.push(site().bad(
+                problems.push(site(0).bad(
                     &patterns.join(" "),
                     PatternField::Ignore,
                     err.to_string(),
@@ -451,7 +452,7 @@ fn for_each_ancestor(path: &str, mut f: impl FnMut(&str)) {
 enum Site {
     Resource(String, Location),
     Image(String, Location),
-    Settings,
+    Settings(Option<Location>),
 }
 
 impl Site {
@@ -459,7 +460,7 @@ impl Site {
         let (owner, at) = match self {
             Site::Resource(name, at) => (format!("resource `{name}`"), Some(at)),
             Site::Image(image_ref, at) => (format!("image `{image_ref}`"), Some(at)),
-            Site::Settings => ("watch_settings".to_owned(), None),
+            Site::Settings(at) => ("watch_settings".to_owned(), at.clone()),
         };
         BadPattern {
             owner,

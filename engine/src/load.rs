@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use loop_lang::Diagnostic;
 use loop_stdlib::Evaluation;
 
+use crate::affected::AffectedIndex;
 use crate::graph::Graph;
 use crate::report;
 
@@ -14,6 +16,8 @@ pub const DEFAULT_FILES: &[&str] = &["Loopfile", "Tiltfile"];
 pub struct Loaded {
     pub evaluation: Evaluation,
     pub graph: Graph,
+    /// Which resources a changed path affects (building it validates every pattern).
+    pub index: AffectedIndex,
 }
 
 /// The Loopfiles to evaluate: those given, or the default in the current folder.
@@ -61,13 +65,25 @@ pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
         }
     };
     report::evaluation_log(&evaluation.log);
-    match Graph::build(&evaluation.manifest) {
-        Ok(graph) => Some(Loaded { evaluation, graph }),
-        Err(err) => {
-            for diag in err.diagnostics() {
+    match validate(&evaluation) {
+        Ok((graph, index)) => Some(Loaded {
+            evaluation,
+            graph,
+            index,
+        }),
+        Err(diagnostics) => {
+            for diag in diagnostics {
                 report::diagnostic(&diag, &evaluation.sources);
             }
             None
         }
     }
+}
+
+/// Everything checked after evaluation, the same for every command: the graph
+/// (names, edges, cycles) and every `deps`/`ignore` pattern.
+pub fn validate(evaluation: &Evaluation) -> Result<(Graph, AffectedIndex), Vec<Diagnostic>> {
+    let graph = Graph::build(&evaluation.manifest).map_err(|e| e.diagnostics())?;
+    let index = AffectedIndex::build(&evaluation.manifest, &graph).map_err(|e| e.diagnostics())?;
+    Ok((graph, index))
 }

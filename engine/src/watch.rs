@@ -23,6 +23,7 @@
 
 mod limits;
 mod rules;
+pub use rules::ALWAYS_SKIPPED;
 #[cfg(test)]
 mod tests;
 

@@ -321,6 +321,9 @@ pub struct Settings {
     pub max_parallel_updates: u32,
     /// Gitignore-style patterns never watched (`watch_settings(ignore=...)`).
     pub watch_ignore: Vec<String>,
+    /// Where each `watch_ignore` pattern was declared.
+    #[serde(skip)]
+    pub watch_ignore_at: Vec<Location>,
     pub allowed_k8s_contexts: Vec<String>,
     pub default_registry: Option<String>,
     /// `config.set_enabled_resources`; `None` means all.
@@ -333,6 +336,7 @@ impl Default for Settings {
         Settings {
             max_parallel_updates: 3,
             watch_ignore: Vec::new(),
+            watch_ignore_at: Vec::new(),
             allowed_k8s_contexts: Vec::new(),
             default_registry: None,
             enabled_resources: None,

@@ -661,3 +661,85 @@ fn a_failing_command_never_loses_its_last_stderr_line() {
         );
     }
 }
+
+/// `outputs=`: a run of `gen` whose outputs come out the same does not re-run
+/// its data-downstreams; one that changes them does.
+#[test]
+fn unchanged_outputs_do_not_re_run_data_downstreams() {
+    let dir = project(&[
+        (
+            "Loopfile",
+            r#"
+local_resource('gen', cmd="tr -d ' ' < schema.txt > out.txt", deps=['schema.txt'], outputs=['out.txt'])
+local_resource('app', cmd='cat out.txt >> seen', data_deps=['gen'])
+"#,
+        ),
+        ("schema.txt", "a b\n"),
+    ]);
+    let loop_run = Background::start(dir.path(), &["run"]);
+    loop_run.wait_for_output("2 resources up", 60);
+    assert_eq!(count(dir.path(), "seen"), 1);
+    std::fs::write(dir.path().join("schema.txt"), "a  b \n").unwrap();
+    loop_run.wait_for_output("app │ [loop] skipped: outputs of gen unchanged", 30);
+    std::fs::write(dir.path().join("schema.txt"), "a b c\n").unwrap();
+    wait_until(
+        30,
+        "app to run after gen's outputs changed",
+        || count(dir.path(), "seen") == 2,
+        || loop_run.output(),
+    );
+    let (_, out) = loop_run.interrupt();
+    assert_eq!(count(dir.path(), "seen"), 2, "{out}");
+}
+
+/// A second `loop ci` on an unchanged tree skips the build steps whose inputs and
+/// outputs match their last success; `--no-cache` and a changed input run them.
+#[test]
+fn build_steps_are_warm_across_sessions() {
+    let dir = project(&[
+        (
+            "Loopfile",
+            r#"
+local_resource('gen', cmd='echo x >> runs-gen; cp src/a.txt gen.out', deps=['src'], outputs=['gen.out'])
+local_resource('lib', cmd='echo x >> runs-lib; cat gen.out > lib.out', data_deps=['gen'], outputs=['lib.out'])
+local_resource('app', cmd='echo x >> runs-app', data_deps=['lib'])
+"#,
+        ),
+        ("src/a.txt", "1"),
+    ]);
+    let first = run_loop(dir.path(), &["ci"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let second = run_loop(dir.path(), &["ci"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    for name in ["gen", "lib"] {
+        assert!(
+            second.stdout.contains(&format!(
+                "{name} │ [loop] skipped: inputs unchanged since last success"
+            )),
+            "{}",
+            second.transcript()
+        );
+    }
+    assert_eq!(
+        (
+            count(dir.path(), "runs-gen"),
+            count(dir.path(), "runs-lib"),
+            count(dir.path(), "runs-app")
+        ),
+        (1, 1, 2),
+        "app declares no outputs, so it always runs\n{}",
+        second.transcript()
+    );
+    let forced = run_loop(dir.path(), &["ci", "--no-cache"]);
+    assert_eq!(forced.code, 0, "{}", forced.transcript());
+    assert_eq!(count(dir.path(), "runs-gen"), 2, "{}", forced.transcript());
+    std::fs::write(dir.path().join("src/a.txt"), "2").unwrap();
+    let changed = run_loop(dir.path(), &["ci"]);
+    assert_eq!(changed.code, 0, "{}", changed.transcript());
+    assert_eq!(
+        (count(dir.path(), "runs-gen"), count(dir.path(), "runs-lib")),
+        (3, 3),
+        "{}",
+        changed.transcript()
+    );
+}

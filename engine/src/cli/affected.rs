@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use loop_lang::project::absolute;
 
-use crate::affected::AffectedIndex;
 use crate::load::load;
 
 pub fn run(paths: &[PathBuf], files: &[PathBuf], args: &[String]) -> anyhow::Result<ExitCode> {
@@ -18,9 +17,8 @@ pub fn run(paths: &[PathBuf], files: &[PathBuf], args: &[String]) -> anyhow::Res
         .iter()
         .map(|p| project.display(&absolute(p)))
         .collect();
-    let index = AffectedIndex::build(manifest, &loaded.graph)?;
     let refs: Vec<&str> = changed.iter().map(String::as_str).collect();
-    for name in index.affected(&refs) {
+    for name in loaded.index.affected(&refs) {
         println!("{name}");
     }
     for loopfile in &manifest.loopfiles {

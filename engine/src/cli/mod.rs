@@ -40,6 +40,10 @@ enum Command {
         /// Kubernetes context (default: the kubeconfig's current context).
         #[arg(long)]
         context: Option<String>,
+        /// Run every build step, even those whose inputs and outputs match their
+        /// last success.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Run until every resource is ready (serve) or succeeded (cmd), then stop
     /// everything: exit 0, or 1 with a summary of the first failure.
@@ -55,6 +59,10 @@ enum Command {
         /// Kubernetes context (default: the kubeconfig's current context).
         #[arg(long)]
         context: Option<String>,
+        /// Run every build step, even those whose inputs and outputs match their
+        /// last success.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Delete every Kubernetes object the Loopfiles applied (found by labels).
     Down {
@@ -120,6 +128,7 @@ pub fn main() -> ExitCode {
             grace,
             debounce,
             context,
+            no_cache,
         } => Ok(crate::run::main(RunOptions {
             files: files.loopfiles,
             args: files.args,
@@ -129,12 +138,14 @@ pub fn main() -> ExitCode {
             debounce,
             watch: true,
             context,
+            no_cache,
         })),
         Command::Ci {
             files,
             timeout,
             grace,
             context,
+            no_cache,
         } => Ok(crate::run::main(RunOptions {
             files: files.loopfiles,
             args: files.args,
@@ -144,6 +155,7 @@ pub fn main() -> ExitCode {
             debounce: Duration::from_millis(20),
             watch: false,
             context,
+            no_cache,
         })),
         Command::Down {
             files,

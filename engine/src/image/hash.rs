@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use loop_lang::model::{Image, ImageKind};
 
-/// Folders (and files) that never count as inputs, at any depth.
-const ALWAYS_SKIPPED: [&str; 2] = [".git", ".loop"];
+use crate::watch::ALWAYS_SKIPPED;
 
 /// Bump when the hashed form changes, so old records stop matching.
 const FORMAT: &str = "loop image inputs v1";

@@ -79,6 +79,18 @@ enum Msg {
 struct CmdResult {
     /// False only when the resource declares outputs and they did not change.
     outputs_changed: bool,
+    /// It did not run: a warm start (inputs and outputs unchanged).
+    skipped: bool,
+}
+
+impl Default for CmdResult {
+    /// A run that happened and may have changed anything.
+    fn default() -> CmdResult {
+        CmdResult {
+            outputs_changed: true,
+            skipped: false,
+        }
+    }
 }
 
 /// The result of a run.
@@ -133,15 +145,6 @@ pub async fn run(options: RunOptions) -> ExitCode {
     let Some(loaded) = loaded else {
         return ExitCode::FAILURE;
     };
-    let index = match AffectedIndex::build(&loaded.evaluation.manifest, &loaded.graph) {
-        Ok(index) => index,
-        Err(err) => {
-            for diag in err.diagnostics() {
-                report::diagnostic(&diag, &loaded.evaluation.sources);
-            }
-            return ExitCode::FAILURE;
-        }
-    };
     let manifest = loaded.evaluation.manifest;
     let enabled = match enabled_set(&manifest, &loaded.graph) {
         Ok(enabled) => enabled,
@@ -184,7 +187,7 @@ pub async fn run(options: RunOptions) -> ExitCode {
         logs,
         manifest: Manifest::default(),
         graph: loaded.graph,
-        index,
+        index: loaded.index,
         scheduler,
         nodes: HashMap::new(),
         order: Vec::new(),

@@ -8,7 +8,7 @@ pub mod engine;
 mod k8s_update;
 mod lock;
 pub mod logs;
-mod outputs;
+pub mod outputs;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub watch: bool,
     /// The Kubernetes context to use instead of the kubeconfig's current one.
     pub context: Option<String>,
+    /// Run every build step even when its inputs and outputs match its last
+    /// success (`--no-cache`).
+    pub no_cache: bool,
 }
 
 /// Runs until stopped (run) or done (ci); returns the exit code.

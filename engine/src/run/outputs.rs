@@ -1,70 +1,143 @@
-//! Declared outputs of a local resource (`local_resource(..., outputs=[...])`):
-//! after each successful run their contents are hashed (blake3, as images are),
-//! and a run whose outputs hash the same as the previous success does not re-run
-//! data-downstreams (early cut-off).
+//! Build steps: local resources that declare `outputs=[...]`.
+//!
+//! After each successful run the outputs are hashed (blake3, as images are); a
+//! run whose outputs hash the same as the previous success does not re-run
+//! data-downstreams (early cut-off). The step also records a fingerprint of its
+//! inputs (its `cmd`, `dir`, `env` and the files its `deps` name) taken when the
+//! run started, including the outputs of its data-upstreams (what it consumes):
+//! on the first run of a later session, a step whose inputs and outputs both
+//! match its last success is skipped (a warm start). A step with a
+//! data-upstream that declares no outputs consumes something unknown and is
+//! never skipped.
 //!
 //! Entries are root-relative paths or globs, like `deps`: a plain path names a
 //! file or a folder (everything under it); a glob is matched under its literal
 //! leading folder. Outputs are usually gitignored build products, so no ignore
-//! rules apply. The last hash is kept in `.loop/cache/outputs/NAME`.
+//! rules apply to them; inputs skip what `.gitignore` excludes, as the watcher
+//! does. The record is `.loop/cache/steps/NAME`: the inputs and outputs hashes.
 
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
-use loop_lang::model::Resource;
+use loop_lang::model::{Manifest, Resource};
 
-/// The outputs of one resource, and where their last hash is kept.
-pub struct Outputs {
+use crate::watch::ALWAYS_SKIPPED;
+
+/// A resource that declares outputs, and where its record is kept.
+pub struct BuildStep {
     root: PathBuf,
-    entries: Vec<String>,
+    resource: Resource,
+    /// The outputs of its data-upstreams; `None` when one declares none.
+    consumed: Option<Vec<String>>,
     record: PathBuf,
 }
 
-impl Outputs {
-    /// The outputs `resource` declares (none: every run counts as a change).
-    pub fn new(root: &Path, name: &str, resource: &Resource) -> Outputs {
-        Outputs {
+/// The record of a step's last success.
+#[derive(Debug, PartialEq, Eq)]
+struct Record {
+    inputs: String,
+    outputs: String,
+}
+
+impl BuildStep {
+    /// The build step of `resource` in `manifest`, if it declares outputs.
+    pub fn of(root: &Path, resource: &Resource, manifest: &Manifest) -> Option<BuildStep> {
+        if resource.outputs.is_empty() {
+            return None;
+        }
+        let consumed = resource
+            .data_deps
+            .iter()
+            .map(|up| match manifest.resource(up) {
+                Some(up) if !up.outputs.is_empty() => Some(up.outputs.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|lists| lists.concat());
+        Some(BuildStep {
             root: root.to_owned(),
-            entries: resource.outputs.clone(),
+            resource: resource.clone(),
+            consumed,
             record: root
                 .join(".loop")
                 .join("cache")
-                .join("outputs")
-                .join(crate::run::logs::file_name(name)),
-        }
+                .join("steps")
+                .join(crate::run::logs::file_name(&resource.name)),
+        })
     }
 
-    /// Hashes the outputs after a successful run and records the hash; true
-    /// unless outputs are declared and hash the same as after the previous run.
-    pub async fn changed(self) -> bool {
-        if self.entries.is_empty() {
-            return true;
+    /// A fingerprint of what the run depends on (blocking: reads the deps).
+    pub fn inputs(&self) -> String {
+        let r = &self.resource;
+        let mut hasher = blake3::Hasher::new();
+        for part in [
+            r.cmd.as_ref().map(|c| format!("{c:?}")).unwrap_or_default(),
+            r.cmd_dir.clone(),
+            format!("{:?}", r.env),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update(&[0]);
         }
-        tokio::task::spawn_blocking(move || {
-            let hash = hash_outputs(&self.root, &self.entries).to_hex().to_string();
-            let previous = std::fs::read_to_string(&self.record).ok();
-            if let Some(parent) = self.record.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            let _ = std::fs::write(&self.record, &hash);
-            previous.as_deref() != Some(hash.as_str())
+        hasher.update(hash_files(&self.root, &r.deps, true).as_bytes());
+        if let Some(consumed) = &self.consumed {
+            hasher.update(hash_files(&self.root, consumed, false).as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// Whether the last success had these inputs and its outputs are still
+    /// there, unchanged: then the run can be skipped.
+    pub fn is_warm(&self, inputs: &str) -> bool {
+        self.consumed.is_some()
+            && self
+                .read()
+                .is_some_and(|record| record.inputs == inputs && record.outputs == self.outputs())
+    }
+
+    /// Records a success whose run started with `inputs`; returns whether the
+    /// outputs changed since the previous success.
+    pub fn record_success(&self, inputs: String) -> bool {
+        let outputs = self.outputs();
+        let changed = self.read().is_none_or(|r| r.outputs != outputs);
+        if let Some(parent) = self.record.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&self.record, format!("{inputs}\n{outputs}\n"));
+        changed
+    }
+
+    fn outputs(&self) -> String {
+        hash_files(&self.root, &self.resource.outputs, false)
+    }
+
+    fn read(&self) -> Option<Record> {
+        let text = std::fs::read_to_string(&self.record).ok()?;
+        let mut lines = text.lines();
+        Some(Record {
+            inputs: lines.next()?.to_owned(),
+            outputs: lines.next()?.to_owned(),
         })
-        .await
-        .unwrap_or(true)
     }
 }
 
-/// One hash over every file the entries name: each file's root-relative path,
-/// then its length and contents, in path order. Missing entries hash as absent.
-pub fn hash_outputs(root: &Path, entries: &[String]) -> blake3::Hash {
+/// One hash (hex) over every file the entries name: each file's root-relative
+/// path, then its length and contents, in path order. Missing entries hash as
+/// absent. `gitignore`: skip what `.gitignore` files exclude.
+pub fn hash_files(root: &Path, entries: &[String], gitignore: bool) -> String {
     let mut files: Vec<PathBuf> = Vec::new();
     for entry in entries {
         let path = root.join(entry);
         match glob_split(entry) {
-            None if path.is_dir() => walk(&path, None, root, &mut files),
+            None if path.is_dir() => walk(&path, None, root, gitignore, &mut files),
             None if path.is_file() => files.push(path),
             None => {}
-            Some((base, matcher)) => walk(&root.join(base), Some(&matcher), root, &mut files),
+            Some((base, matcher)) => walk(
+                &root.join(base),
+                Some(&matcher),
+                root,
+                gitignore,
+                &mut files,
+            ),
         }
     }
     files.sort();
@@ -85,7 +158,7 @@ pub fn hash_outputs(root: &Path, entries: &[String]) -> blake3::Hash {
             }
         }
     }
-    hasher.finalize()
+    hasher.finalize().to_hex().to_string()
 }
 
 /// A glob entry's literal leading folder and matcher (on root-relative paths);
@@ -101,9 +174,18 @@ fn glob_split(entry: &str) -> Option<(&str, GlobMatcher)> {
     Some((base, glob))
 }
 
-fn walk(dir: &Path, matcher: Option<&GlobMatcher>, root: &Path, out: &mut Vec<PathBuf>) {
+fn walk(
+    dir: &Path,
+    matcher: Option<&GlobMatcher>,
+    root: &Path,
+    gitignore: bool,
+    out: &mut Vec<PathBuf>,
+) {
     let walker = ignore::WalkBuilder::new(dir)
         .standard_filters(false)
+        .git_ignore(gitignore)
+        .require_git(false)
+        .filter_entry(|e| !ALWAYS_SKIPPED.iter().any(|s| e.file_name() == *s))
         .follow_links(false)
         .build();
     for entry in walker.flatten() {
@@ -131,19 +213,19 @@ mod tests {
         std::fs::write(root.join("gen/sub/b.rs"), "b").unwrap();
         std::fs::write(root.join("gen/notes.txt"), "n").unwrap();
         let entries = vec!["gen/**/*.rs".to_owned()];
-        let first = hash_outputs(root, &entries);
+        let first = hash_files(root, &entries, false);
         std::fs::write(root.join("gen/notes.txt"), "changed").unwrap();
-        assert_eq!(hash_outputs(root, &entries), first, "unmatched file");
+        assert_eq!(hash_files(root, &entries, false), first, "unmatched file");
         std::fs::write(root.join("gen/sub/b.rs"), "B").unwrap();
-        let second = hash_outputs(root, &entries);
+        let second = hash_files(root, &entries, false);
         assert_ne!(second, first, "changed contents");
         std::fs::rename(root.join("gen/sub/b.rs"), root.join("gen/sub/c.rs")).unwrap();
-        assert_ne!(hash_outputs(root, &entries), second, "renamed file");
+        assert_ne!(hash_files(root, &entries, false), second, "renamed file");
         let folder = vec!["gen".to_owned()];
-        let before = hash_outputs(root, &folder);
+        let before = hash_files(root, &folder, false);
         std::fs::write(root.join("gen/notes.txt"), "again").unwrap();
         assert_ne!(
-            hash_outputs(root, &folder),
+            hash_files(root, &folder, false),
             before,
             "a folder covers every file"
         );

@@ -24,8 +24,9 @@ use ignore::Match;
 /// The files that hold ignore patterns, lowest precedence first.
 pub(super) const IGNORE_FILES: [&str; 2] = [".gitignore", ".loopignore"];
 
-/// Names that are never watched nor reported.
-const ALWAYS_SKIPPED: [&str; 2] = [".git", ".loop"];
+/// Names (files or folders, at any depth) that are never watched, reported,
+/// hashed into an image or counted as a build step's input.
+pub const ALWAYS_SKIPPED: [&str; 2] = [".git", ".loop"];
 
 pub(super) struct Rules {
     root: PathBuf,

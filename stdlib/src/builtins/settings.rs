@@ -70,11 +70,13 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
             ignore,
         )?;
         let env = EvalEnv::of(eval)?;
-        declarations(env)
-            .borrow_mut()
-            .settings
-            .watch_ignore
-            .extend(patterns);
+        let at = crate::decls::call_site(eval);
+        let mut decls = declarations(env).borrow_mut();
+        let settings = &mut decls.settings;
+        settings
+            .watch_ignore_at
+            .extend(std::iter::repeat_n(at, patterns.len()));
+        settings.watch_ignore.extend(patterns);
         Ok(NONE)
     }
 

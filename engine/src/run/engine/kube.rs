@@ -33,9 +33,7 @@ impl Engine {
             let result = match runtime {
                 Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink)
                     .await
-                    .map(|()| CmdResult {
-                        outputs_changed: true,
-                    }),
+                    .map(|()| CmdResult::default()),
                 Ok(None) => Err("no Kubernetes cluster is connected".to_owned()),
                 Err(why) => Err(why),
             };

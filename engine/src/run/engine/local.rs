@@ -1,13 +1,16 @@
 //! Local resources in the engine: full updates (`cmd`, then the serve process and
 //! its readiness probe), live updates into the serve folder, and restarts.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use loop_lang::model::LiveUpdateStep;
+use loop_lang::model::{LiveUpdateStep, Resource};
 
 use super::{backoff, Engine, Msg};
 use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
 use crate::run::engine::CmdResult;
+use crate::run::process::LineSink;
 use crate::run::{outputs, probe, process};
 
 impl Engine {
@@ -43,7 +46,8 @@ impl Engine {
             let plan = live_update::initial_plan(steps, &root, &root.join(&resource.serve_dir));
             (target, plan)
         });
-        let outputs = outputs::Outputs::new(&root, name, &resource);
+        let step = outputs::BuildStep::of(&root, &resource, &self.manifest);
+        let may_skip = first_run && !self.options.no_cache;
         let name = name.to_owned();
         tokio::spawn(async move {
             if let Some(group) = old_group {
@@ -63,25 +67,7 @@ impl Engine {
                     return;
                 }
             }
-            let result = match &resource.cmd {
-                None => Ok(CmdResult {
-                    outputs_changed: true,
-                }),
-                Some(cmd) => {
-                    sink(&format!("[loop] running: {}", cmd.display()));
-                    match process::run_to_end(cmd, &dir, &resource.env, sink.clone(), grace).await {
-                        Err(e) => Err(e),
-                        Ok(s) if s.success() => Ok(CmdResult {
-                            outputs_changed: outputs.changed().await,
-                        }),
-                        Ok(s) => Err(format!(
-                            "`{}` failed with {}",
-                            cmd.display(),
-                            process::describe_exit(s)
-                        )),
-                    }
-                }
-            };
+            let result = run_cmd(&resource, &dir, step, may_skip, sink, grace).await;
             let _ = tx.send(Msg::CmdDone {
                 name,
                 generation,
@@ -208,4 +194,64 @@ impl Engine {
             let _ = tx.send(Msg::RestartDue { name, generation });
         });
     }
+}
+
+/// Runs a local resource's `cmd` (none: nothing to do). A build step records its
+/// inputs and outputs; on its first run of the session (`may_skip`) it is skipped
+/// when both match its last success.
+async fn run_cmd(
+    resource: &Resource,
+    dir: &Path,
+    step: Option<outputs::BuildStep>,
+    may_skip: bool,
+    sink: LineSink,
+    grace: Duration,
+) -> Result<CmdResult, String> {
+    let Some(cmd) = &resource.cmd else {
+        return Ok(CmdResult::default());
+    };
+    let step = step.map(Arc::new);
+    let inputs = match &step {
+        Some(step) => {
+            let step = step.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                let inputs = step.inputs();
+                let warm = may_skip && step.is_warm(&inputs);
+                (inputs, warm)
+            })
+            .await;
+            match checked {
+                Ok((_, true)) => {
+                    return Ok(CmdResult {
+                        outputs_changed: false,
+                        skipped: true,
+                    })
+                }
+                Ok((inputs, false)) => Some(inputs),
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    sink(&format!("[loop] running: {}", cmd.display()));
+    let status = process::run_to_end(cmd, dir, &resource.env, sink, grace).await?;
+    if !status.success() {
+        return Err(format!(
+            "`{}` failed with {}",
+            cmd.display(),
+            process::describe_exit(status)
+        ));
+    }
+    let outputs_changed = match (step, inputs) {
+        (Some(step), Some(inputs)) => {
+            tokio::task::spawn_blocking(move || step.record_success(inputs))
+                .await
+                .unwrap_or(true)
+        }
+        _ => true,
+    };
+    Ok(CmdResult {
+        outputs_changed,
+        skipped: false,
+    })
 }

@@ -7,8 +7,6 @@ use loop_lang::model::{Manifest, Resource};
 use loop_stdlib::{EvalFailure, Evaluation};
 
 use super::{Engine, Msg};
-use crate::affected::AffectedIndex;
-use crate::graph::Graph;
 use crate::run::scheduler::Scheduler;
 use crate::{load, report};
 
@@ -45,13 +43,7 @@ impl Engine {
             }
         };
         report::evaluation_log(&evaluation.log);
-        let checked = Graph::build(&evaluation.manifest)
-            .map_err(|e| e.diagnostics())
-            .and_then(|graph| {
-                AffectedIndex::build(&evaluation.manifest, &graph)
-                    .map(|index| (graph, index))
-                    .map_err(|e| e.diagnostics())
-            });
+        let checked = load::validate(&evaluation);
         let (graph, index) = match checked {
             Ok(pair) => pair,
             Err(diagnostics) => {

@@ -5,7 +5,7 @@
 use loop_lang::model::ResourceKind;
 
 use super::{backoff, plural, seconds, CmdResult, Engine, Msg, RETRY_UNREACHABLE};
-use crate::run::scheduler::RunEnd;
+use crate::run::scheduler::{RunEnd, SkipReason};
 use crate::run::Mode;
 
 impl Engine {
@@ -124,6 +124,11 @@ impl Engine {
             Ok(_) if has_serve => {
                 self.start_serve(name);
                 self.finished(name, RunEnd::Starting);
+            }
+            Ok(result) if result.skipped => {
+                let skip = SkipReason::InputsUnchanged;
+                self.logs.status(name, &format!("skipped: {skip}"));
+                self.finished(name, RunEnd::Skipped);
             }
             Ok(result) => {
                 self.logs
