@@ -370,6 +370,10 @@ fn ctrl_c_stops_whole_process_groups_even_when_sigterm_is_ignored() {
     );
     let (code, out) = loop_run.interrupt();
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ignored SIGTERM for 0.3s: killed"),
+        "the kill is reported\n{out}"
+    );
     wait_until(
         5,
         "every process to be gone",
@@ -741,5 +745,38 @@ local_resource('app', cmd='echo x >> runs-app', data_deps=['lib'])
         (3, 3),
         "{}",
         changed.transcript()
+    );
+}
+
+/// Progress lines come every 10 s from the start of a long update; probe
+/// failures stop once stopping begins.
+#[test]
+fn a_long_update_reports_progress_at_ten_seconds_and_probes_stop_when_stopping() {
+    let port = free_port();
+    let dir = project(&[(
+        "Loopfile",
+        &format!(
+            "local_resource('slow', cmd='sleep 12')\n\
+             local_resource('web', serve_cmd='exec sleep 3013', allow_parallel=True, readiness_probe=probe(period_secs=1, failure_threshold=1, tcp_socket=tcp_socket_action({port})))\n"
+        ),
+    )]);
+    let run = run_loop(dir.path(), &["ci", "--timeout", "11500ms", "--grace", "200ms"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let first = run.stdout.find("slow │ [loop] still updating after 1");
+    assert!(first.is_some(), "a progress line near 10 s\n{}", run.transcript());
+    let line = &run.stdout[first.unwrap()..];
+    let secs: f64 = line["slow │ [loop] still updating after ".len()..]
+        .split('s')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((10.0..11.5).contains(&secs), "first progress line at {secs}s\n{}", run.transcript());
+    assert!(run.stdout.contains("web │ [loop] not ready"), "the probe ran\n{}", run.transcript());
+    let stopping = run.stdout.find("stopping").expect("stopping line");
+    assert!(
+        !run.stdout[stopping..].contains("not ready"),
+        "no probe failure after stopping began\n{}",
+        run.transcript()
     );
 }
