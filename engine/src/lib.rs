@@ -3,6 +3,7 @@
 
 pub mod affected;
 pub mod cli;
+pub mod control;
 pub mod graph;
 pub mod image;
 pub mod k8s;

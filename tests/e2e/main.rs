@@ -3,6 +3,7 @@
 mod bad_inputs;
 mod check;
 mod cluster;
+mod control;
 mod k8s;
 mod run;
 mod signals;

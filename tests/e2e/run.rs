@@ -760,10 +760,17 @@ fn a_long_update_reports_progress_at_ten_seconds_and_probes_stop_when_stopping()
              local_resource('web', serve_cmd='exec sleep 3013', allow_parallel=True, readiness_probe=probe(period_secs=1, failure_threshold=1, tcp_socket=tcp_socket_action({port})))\n"
         ),
     )]);
-    let run = run_loop(dir.path(), &["ci", "--timeout", "11500ms", "--grace", "200ms"]);
+    let run = run_loop(
+        dir.path(),
+        &["ci", "--timeout", "11500ms", "--grace", "200ms"],
+    );
     assert_eq!(run.code, 1, "{}", run.transcript());
     let first = run.stdout.find("slow │ [loop] still updating after 1");
-    assert!(first.is_some(), "a progress line near 10 s\n{}", run.transcript());
+    assert!(
+        first.is_some(),
+        "a progress line near 10 s\n{}",
+        run.transcript()
+    );
     let line = &run.stdout[first.unwrap()..];
     let secs: f64 = line["slow │ [loop] still updating after ".len()..]
         .split('s')
@@ -771,8 +778,16 @@ fn a_long_update_reports_progress_at_ten_seconds_and_probes_stop_when_stopping()
         .unwrap()
         .parse()
         .unwrap();
-    assert!((10.0..11.5).contains(&secs), "first progress line at {secs}s\n{}", run.transcript());
-    assert!(run.stdout.contains("web │ [loop] not ready"), "the probe ran\n{}", run.transcript());
+    assert!(
+        (10.0..11.5).contains(&secs),
+        "first progress line at {secs}s\n{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout.contains("web │ [loop] not ready"),
+        "the probe ran\n{}",
+        run.transcript()
+    );
     let stopping = run.stdout.find("stopping").expect("stopping line");
     assert!(
         !run.stdout[stopping..].contains("not ready"),

@@ -3,6 +3,7 @@
 
 mod affected;
 mod check;
+mod control;
 mod down;
 mod graph;
 
@@ -28,6 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start every resource in graph order, watch files, and re-run what changes affect.
+    #[command(alias = "up")]
     Run {
         #[command(flatten)]
         files: Files,
@@ -44,6 +46,13 @@ enum Command {
         /// last success.
         #[arg(long)]
         no_cache: bool,
+        /// Port of the session API and dashboard on 127.0.0.1 (0: any free port;
+        /// the default falls back to a free port when taken).
+        #[arg(long, default_value_t = crate::control::DEFAULT_PORT)]
+        port: u16,
+        /// Lines of each resource's log kept in memory for `loop logs` and the dashboard.
+        #[arg(long, default_value_t = crate::run::logs::DEFAULT_RING)]
+        log_lines: usize,
     },
     /// Run until every resource is ready (serve) or succeeded (cmd), then stop
     /// everything: exit 0, or 1 with a summary of the first failure.
@@ -75,6 +84,76 @@ enum Command {
         #[arg(long)]
         context: Option<String>,
     },
+    /// Show every resource of the running session: phase, reason, last run, links.
+    Status {
+        /// The snapshot as JSON, with `dashboard_url`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Print the running session's logs (all resources, or the ones named).
+    Logs {
+        names: Vec<String>,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only lines from the last DURATION (e.g. 5m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Prefix each line with its time.
+        #[arg(long)]
+        timestamps: bool,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Run resources now (a serve resource restarts).
+    Trigger {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Enable resources: they start and take updates again.
+    Enable {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Disable resources: their processes stop and they take no updates.
+    Disable {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Wait until resources are ready, or until every run caused by changes made
+    /// before the call has finished (`--for settled`).
+    Wait {
+        names: Vec<String>,
+        #[arg(long = "for", value_enum, default_value = "ready")]
+        until: control::WaitFor,
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// The result as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Re-evaluate the running session with new arguments for config.parse().
+    Args {
+        #[arg(last = true)]
+        args: Vec<String>,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Evaluate and validate Loopfiles, and print a short summary.
     Check {
         #[command(flatten)]
@@ -100,6 +179,15 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+}
+
+/// Which running session to talk to.
+#[derive(clap::Args, Debug)]
+struct SessionArg {
+    /// The project folder of the session (default: the current folder or the
+    /// nearest one above it with a running session).
+    #[arg(long)]
+    project: Option<PathBuf>,
 }
 
 /// Loopfiles to compose, and the user's arguments after `--`.
@@ -129,6 +217,8 @@ pub fn main() -> ExitCode {
             debounce,
             context,
             no_cache,
+            port,
+            log_lines,
         } => Ok(crate::run::main(RunOptions {
             files: files.loopfiles,
             args: files.args,
@@ -139,6 +229,8 @@ pub fn main() -> ExitCode {
             watch: true,
             context,
             no_cache,
+            log_lines,
+            port: Some(port),
         })),
         Command::Ci {
             files,
@@ -156,12 +248,76 @@ pub fn main() -> ExitCode {
             watch: false,
             context,
             no_cache,
+            log_lines: crate::run::logs::DEFAULT_RING,
+            port: None,
         })),
         Command::Down {
             files,
             delete_namespaces,
             context,
         } => down::run(&files.loopfiles, &files.args, delete_namespaces, context),
+        Command::Status { json, session } => {
+            control::run(session.project, control::Verb::Status { json })
+        }
+        Command::Logs {
+            names,
+            follow,
+            since,
+            timestamps,
+            session,
+        } => control::run(
+            session.project,
+            control::Verb::Logs {
+                names,
+                follow,
+                since,
+                timestamps,
+            },
+        ),
+        Command::Trigger { names, session } => control::run(
+            session.project,
+            control::Verb::Action {
+                verb: "trigger",
+                names,
+            },
+        ),
+        Command::Enable { names, session } => control::run(
+            session.project,
+            control::Verb::Action {
+                verb: "enable",
+                names,
+            },
+        ),
+        Command::Disable { names, session } => control::run(
+            session.project,
+            control::Verb::Action {
+                verb: "disable",
+                names,
+            },
+        ),
+        Command::Wait {
+            names,
+            until,
+            timeout,
+            json,
+            session,
+        } => control::run(
+            session.project,
+            control::Verb::Wait {
+                names,
+                until,
+                timeout,
+                json,
+            },
+        ),
+        Command::Args { args, session } => {
+            control::run(session.project, control::Verb::Args { args })
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { files } => check::run(&files.loopfiles, &files.args),
         Command::Graph { files, format } => graph::run(&files.loopfiles, &files.args, format),
         Command::Affected {

@@ -7,11 +7,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use loop_lang::model::Manifest;
 use loop_stdlib::{EvalFailure, Evaluation};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::k8s_update::K8sRuntime;
 use super::logs::Logs;
@@ -21,6 +21,10 @@ use super::signals::StopSignals;
 use super::state::Node;
 use super::{Mode, RunOptions};
 use crate::affected::AffectedIndex;
+use crate::control::board::Board;
+use crate::control::server::Request;
+use crate::control::view::SessionView;
+use crate::control::Control;
 use crate::graph::Graph;
 use crate::watch::{WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
@@ -31,7 +35,9 @@ use kube::connect_k8s;
 mod local;
 mod reload;
 mod reports;
+mod requests;
 mod session;
+mod views;
 
 /// Longest wait between restarts of a crashing serve process.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -41,6 +47,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Lines of a failing resource's log shown in the `loop ci` summary.
 const SUMMARY_LINES: usize = 20;
+/// How long after a `wait --for settled` call file events may still arrive
+/// (beyond the debounce): the watcher's burst window and delivery.
+const SETTLE_MARGIN: Duration = Duration::from_millis(400);
 /// Wait before retrying a Kubernetes update whose cluster did not answer.
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(5);
 
@@ -121,6 +130,12 @@ struct Engine {
     watcher: Option<Watcher>,
     /// The cluster runtime, or why there is none, when Kubernetes resources exist.
     k8s: Result<Option<Arc<K8sRuntime>>, String>,
+    /// The session API (`loop run`).
+    control: Option<Control>,
+    /// Resources whose view changed outside the scheduler (runs, errors).
+    dirty: Vec<String>,
+    /// Runs started in this session.
+    runs: usize,
 }
 
 /// Evaluates, then runs until stopped (run) or until everything is up (ci).
@@ -171,7 +186,7 @@ pub async fn run(options: RunOptions) -> ExitCode {
     };
     let log_dir = root.join(".loop").join("logs");
     let _ = std::fs::remove_dir_all(&log_dir);
-    let logs = match Logs::new(&log_dir) {
+    let logs = match Logs::new(&log_dir, options.log_lines) {
         Ok(logs) => Arc::new(logs),
         Err(e) => {
             report::error(&format!(
@@ -199,16 +214,50 @@ pub async fn run(options: RunOptions) -> ExitCode {
         announced_up: false,
         watcher: None,
         k8s: Ok(None),
+        control: None,
+        dirty: Vec::new(),
+        runs: 0,
         options,
     };
+    let mut requests = None;
+    if let (Mode::Run, Some(port)) = (engine.options.mode, engine.options.port) {
+        let board = Board::new(SessionView {
+            loopfiles: manifest.loopfiles.iter().map(|l| l.path.clone()).collect(),
+            args: engine.options.args.clone(),
+            pid: std::process::id(),
+            start_ms: unix_ms(SystemTime::now()),
+            loopfile_error: None,
+        });
+        let settle = engine.options.debounce + SETTLE_MARGIN;
+        match Control::start(&engine.root, port, board, engine.logs.clone(), settle).await {
+            Ok(mut control) => {
+                engine
+                    .logs
+                    .engine(&format!("dashboard: {}", control.dashboard_url()));
+                requests = control.requests.take();
+                engine.control = Some(control);
+            }
+            Err(message) => {
+                report::error(&message);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     engine.k8s = connect_k8s(&engine.options, &manifest, &engine.root, &engine.logs).await;
     engine.install(manifest);
+    engine.publish_all();
     let (watch_tx, mut watch_rx) = unbounded_channel();
     if engine.options.watch {
         engine.start_watcher(watch_tx.clone());
     }
     let outcome = engine
-        .event_loop(&mut rx, &mut watch_rx, watch_tx, &mut signals)
+        .event_loop(
+            &mut rx,
+            &mut watch_rx,
+            watch_tx,
+            &mut signals,
+            &mut requests,
+        )
         .await;
     engine.shutdown(&mut signals).await;
     match outcome {
@@ -290,6 +339,7 @@ impl Engine {
         watch_rx: &mut UnboundedReceiver<WatchEvent>,
         watch_tx: UnboundedSender<WatchEvent>,
         signals: &mut StopSignals,
+        requests: &mut Option<mpsc::Receiver<Request>>,
     ) -> Outcome {
         let now = tokio::time::Instant::now();
         let deadline = now
@@ -305,6 +355,7 @@ impl Engine {
                 }
             }
             self.announce_up();
+            self.publish();
             tokio::select! {
                 Some(msg) = rx.recv() => {
                     if self.handle(msg) && self.options.watch {
@@ -312,6 +363,12 @@ impl Engine {
                     }
                 }
                 Some(event) = watch_rx.recv() => self.on_watch(event),
+                Some(request) = async {
+                    match requests.as_mut() {
+                        Some(r) => r.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.on_request(request),
                 signal = signals.recv() => {
                     self.logs.engine(&format!("{signal}: stopping"));
                     return Outcome::Interrupted;
@@ -343,6 +400,7 @@ impl Engine {
                 Action::Stop { name } => {
                     self.stop_resource(&name);
                     self.logs.status(&name, "disabled: stopped");
+                    self.dirty.push(name);
                 }
             }
         }
@@ -356,6 +414,18 @@ impl Engine {
 
     /// Tells the scheduler how a run ended, and does what it says next.
     fn finished(&mut self, name: &str, end: RunEnd) {
+        if let Some(node) = self.nodes.get_mut(name) {
+            let result = match &end {
+                RunEnd::Failed(why) => Err(why.clone()),
+                _ => Ok(()),
+            };
+            node.last_error = result.clone().err();
+            if let Some(run) = node.last_run.as_mut().filter(|r| r.ended.is_none()) {
+                let took = run.started.elapsed().unwrap_or_default();
+                run.ended = Some((took, result));
+            }
+            self.dirty.push(name.to_owned());
+        }
         let actions = self.scheduler.finished(name, end);
         self.perform(actions);
     }
@@ -454,6 +524,12 @@ fn glob_base(dep: &str) -> &str {
         Some(i) => dep[..i].rsplit_once('/').map_or("", |(base, _)| base),
         None => dep,
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -45,6 +45,11 @@ pub struct RunOptions {
     /// Run every build step even when its inputs and outputs match its last
     /// success (`--no-cache`).
     pub no_cache: bool,
+    /// Lines of each resource's log kept in memory.
+    pub log_lines: usize,
+    /// `loop run`: the session API's port (`Some(0)`: any free port; `None`:
+    /// no server, as in `loop ci`).
+    pub port: Option<u16>,
 }
 
 /// Runs until stopped (run) or done (ci); returns the exit code.

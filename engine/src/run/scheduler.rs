@@ -150,6 +150,11 @@ pub struct Scheduler {
     required_failed: BTreeSet<(u32, Id)>,
     /// Resources that became startable since the last [`Scheduler::next_actions`].
     fresh: Vec<Id>,
+    /// Resources whose state (or wait reason) may have changed since the last
+    /// [`Scheduler::take_touched`].
+    touched: Vec<Id>,
+    /// Resources whose serve process or rollout is starting.
+    starting: usize,
 }
 
 impl Scheduler {
@@ -210,6 +215,8 @@ impl Scheduler {
             required_open: 0,
             required_failed: BTreeSet::new(),
             fresh: Vec::new(),
+            touched: Vec::new(),
+            starting: 0,
         };
         scheduler.recount();
         scheduler
@@ -401,6 +408,7 @@ impl Scheduler {
     pub fn syncing(&mut self, name: &str) {
         if let Some(&id) = self.index.get(name) {
             self.nodes[id].phase = Phase::Syncing;
+            self.touched.push(id);
         }
     }
 
@@ -444,6 +452,32 @@ impl Scheduler {
             return Some(Err(self.specs[id].name.clone()));
         }
         (self.required_open == 0).then_some(Ok(()))
+    }
+
+    /// Whether nothing runs, starts or may start now (what is left waits for a
+    /// failed upstream or a trigger).
+    pub fn is_quiet(&self) -> bool {
+        self.running == 0
+            && self.starting == 0
+            && self.startable_serial.is_empty()
+            && self.startable_parallel.is_empty()
+    }
+
+    /// The resources whose state may have changed since the last call.
+    pub fn take_touched(&mut self) -> Vec<String> {
+        let mut ids = std::mem::take(&mut self.touched);
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| self.specs[id].name.clone())
+            .collect()
+    }
+
+    /// Whether a run of the resource is wanted or waiting for a trigger.
+    pub fn is_manual_pending(&self, name: &str) -> bool {
+        self.index
+            .get(name)
+            .is_some_and(|&id| self.nodes[id].manual_pending.is_some())
     }
 
     /// How many resources `loop ci` waits for.

@@ -74,6 +74,19 @@ pub struct Node {
     pub since: Instant,
     /// "still updating" lines printed for the current phase.
     pub progress_lines: u32,
+    /// The current or last run.
+    pub last_run: Option<RunRecord>,
+    /// The last failure, until a run succeeds.
+    pub last_error: Option<String>,
+}
+
+/// One run of a resource, for the control plane.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub started: std::time::SystemTime,
+    pub reason: String,
+    /// How long it took and how it ended (`Ok` or the failure), once it ended.
+    pub ended: Option<(std::time::Duration, Result<(), String>)>,
 }
 
 impl Node {
@@ -87,6 +100,8 @@ impl Node {
             restarts: 0,
             since: Instant::now(),
             progress_lines: 0,
+            last_run: None,
+            last_error: None,
         }
     }
 

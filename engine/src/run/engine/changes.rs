@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use loop_lang::model::ResourceKind;
 
 use super::Engine;
 use crate::live_update::{self, Plan};
 use crate::run::scheduler::{RunEnd, RunReason};
-use crate::run::state::Phase;
+use crate::run::state::{Phase, RunRecord};
 use crate::watch::WatchEvent;
 
 impl Engine {
@@ -85,6 +86,15 @@ impl Engine {
             "running"
         };
         self.logs.status(name, &format!("{verb}: {reason}"));
+        self.runs += 1;
+        if let Some(node) = self.nodes.get_mut(name) {
+            node.last_run = Some(RunRecord {
+                started: SystemTime::now(),
+                reason: reason.to_string(),
+                ended: None,
+            });
+        }
+        self.dirty.push(name.to_owned());
         if !paths.is_empty() && previous.is_ready() {
             if let Some(plan) = self.live_update_plan(name, paths) {
                 match plan {

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
+use loop_lang::diag::SourceMap;
 use loop_lang::model::{Manifest, Resource};
+use loop_lang::Diagnostic;
 use loop_stdlib::{EvalFailure, Evaluation};
 
 use super::{Engine, Msg};
@@ -29,6 +31,24 @@ impl Engine {
         });
     }
 
+    /// A reload failed: shows why (also to the control plane), keeps the graph.
+    fn keep_previous(&mut self, diagnostics: &[Diagnostic], sources: &SourceMap) {
+        for diag in diagnostics {
+            report::diagnostic(diag, sources);
+        }
+        self.logs
+            .engine("the Loopfile has an error (above); the previous graph keeps running");
+        if let Some(control) = &self.control {
+            let text: Vec<String> = diagnostics
+                .iter()
+                .map(|d| d.render(sources, false))
+                .collect();
+            control
+                .board
+                .update_session(|s| s.loopfile_error = Some(text.join("\n")));
+        }
+    }
+
     /// Applies a re-evaluation: only added, removed and changed resources move.
     /// Returns whether the watcher must be restarted.
     pub(super) fn reloaded(&mut self, result: Result<Evaluation, Box<EvalFailure>>) -> bool {
@@ -36,22 +56,15 @@ impl Engine {
             Ok(evaluation) => evaluation,
             Err(failure) => {
                 report::evaluation_log(&failure.log);
-                report::diagnostic(&failure.diagnostic, &failure.sources);
-                self.logs
-                    .engine("the Loopfile has an error (above); the previous graph keeps running");
+                self.keep_previous(&[failure.diagnostic], &failure.sources);
                 return false;
             }
         };
         report::evaluation_log(&evaluation.log);
-        let checked = load::validate(&evaluation);
-        let (graph, index) = match checked {
+        let (graph, index) = match load::validate(&evaluation) {
             Ok(pair) => pair,
             Err(diagnostics) => {
-                for diag in diagnostics {
-                    report::diagnostic(&diag, &evaluation.sources);
-                }
-                self.logs
-                    .engine("the Loopfile has an error (above); the previous graph keeps running");
+                self.keep_previous(&diagnostics, &evaluation.sources);
                 return false;
             }
         };
@@ -59,9 +72,7 @@ impl Engine {
         let enabled = match super::enabled_set(&new, &graph) {
             Ok(enabled) => enabled,
             Err(message) => {
-                report::error(&message);
-                self.logs
-                    .engine("the Loopfile has an error (above); the previous graph keeps running");
+                self.keep_previous(&[Diagnostic::new(message)], &evaluation.sources);
                 return false;
             }
         };
@@ -102,6 +113,10 @@ impl Engine {
         self.graph = graph;
         self.index = index;
         self.install(new);
+        self.publish_all();
+        if let Some(control) = &self.control {
+            control.board.update_session(|s| s.loopfile_error = None);
+        }
         self.logs.engine(&format!(
             "reloaded: {} added, {} changed, {} removed{}",
             added.len(),

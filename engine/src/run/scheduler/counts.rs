@@ -43,7 +43,21 @@ impl Scheduler {
 
     pub(super) fn set_phase(&mut self, id: Id, phase: Phase) {
         let was_failed = matches!(self.nodes[id].phase, Phase::Failed(_));
+        let was_starting = self.nodes[id].phase == Phase::Starting;
         self.nodes[id].phase = phase;
+        let is_starting = self.nodes[id].phase == Phase::Starting;
+        if was_starting != is_starting {
+            if is_starting {
+                self.starting += 1;
+            } else {
+                self.starting -= 1;
+            }
+        }
+        // Downstreams' wait reasons name this phase.
+        for i in 0..self.downs[id].len() {
+            let d = self.downs[id][i].0;
+            self.touched.push(d);
+        }
         let is_failed = matches!(self.nodes[id].phase, Phase::Failed(_));
         if self.required(id) && was_failed != is_failed {
             let key = (self.rank[id], id);
@@ -81,6 +95,7 @@ impl Scheduler {
     }
 
     pub(super) fn update_startable(&mut self, id: Id) {
+        self.touched.push(id);
         let node = &self.nodes[id];
         let startable = node.enabled
             && node.wanted.is_some()
@@ -129,12 +144,16 @@ impl Scheduler {
         self.startable_serial.clear();
         self.startable_parallel.clear();
         self.running = 0;
+        self.starting = 0;
         self.serial_running = false;
         self.required_failed.clear();
         self.required_open = 0;
         for id in 0..self.nodes.len() {
             self.nodes[id].counted_open = false;
             self.update_startable(id);
+            if self.nodes[id].phase == Phase::Starting {
+                self.starting += 1;
+            }
             if self.nodes[id].phase.is_busy() {
                 self.running += 1;
                 if !self.specs[id].parallel {
