@@ -120,10 +120,13 @@ async fn handle(req: HttpRequest<Incoming>, ctx: &Context, _peer: SocketAddr) ->
             .body(full(super::OPENAPI))
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "")),
         (Method::GET, "/api/snapshot") => json(StatusCode::OK, &ctx.board.snapshot()),
-        (Method::GET, "/api/events") => events(
-            ctx,
-            query.get("since").and_then(|s| s.first()?.parse().ok()),
-        ),
+        (Method::GET, "/api/events") => {
+            // A reconnecting EventSource sends the last id it saw as a header.
+            let since = first(&query, "since")
+                .or_else(|| req.headers().get("last-event-id")?.to_str().ok())
+                .and_then(|s| s.trim().parse().ok());
+            events(ctx, since)
+        }
         (Method::GET, "/api/logs") => logs(ctx, &query),
         (Method::GET, "/api/wait") => wait(ctx, &query).await,
         (Method::POST, "/api/args") => {
