@@ -92,6 +92,14 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Internal: the watchdog that `loop run`/`loop ci` start, which stops what
+    /// `loop` started if `loop` dies (see `run::watchdog`).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog {
+        /// Time between SIGTERM and SIGKILL.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
 }
 
 /// Loopfiles to compose, and the user's arguments after `--`.
@@ -157,6 +165,7 @@ pub fn main() -> ExitCode {
             loopfiles,
             args,
         } => affected::run(&paths, &loopfiles, &args),
+        Command::Watchdog { grace } => Ok(crate::run::watchdog::main(grace)),
     };
     match result {
         Ok(code) => code,
