@@ -118,8 +118,8 @@ fn stop_leaves_nothing(signal: Signal, signal_index: u32) {
         );
         if signal == Signal::SIGKILL {
             // A double-forked daemon is adopted by `loop` when its parent exits;
-            // `loop` tells the watchdog about it within 200 ms.
-            std::thread::sleep(std::time::Duration::from_millis(700));
+            // `loop` tells the watchdog about it within a second.
+            std::thread::sleep(std::time::Duration::from_millis(1500));
         }
         let (code, out) = loop_run.stop_with(signal);
         if signal != Signal::SIGKILL {

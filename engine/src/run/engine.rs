@@ -46,7 +46,7 @@ const SUMMARY_LINES: usize = 20;
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(5);
 /// How often adopted orphans are looked for (besides on every SIGCHLD): a daemon
 /// that left its group is known to the watchdog within this time.
-const REAP_EVERY: Duration = Duration::from_millis(200);
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// Reports from the tasks the engine starts.
 enum Msg {
