@@ -1,5 +1,6 @@
 //! `loop run` / `loop ci` figures with real processes: save-to-re-run latency,
-//! `loop ci` over 1,000 trivial resources, and 100 idle serve processes.
+//! `loop ci` over 1,000 trivial resources, 100 idle serve processes, and the
+//! restart of a serve command whose shell forks vs one that does not.
 //! Prints medians of several runs. Run: `cargo bench --bench run`.
 
 use std::io::{BufRead, BufReader};
@@ -160,8 +161,75 @@ fn rss_mb(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// Save -> new serve process started, for a serve command: the old process group
+/// must be gone first. A shell that forks (`cmd; sleep`) leaves an orphaned
+/// zombie in the group that `loop` reaps itself.
+fn serve_restart(label: &str, serve: &str) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/main.txt"), "0").unwrap();
+    std::fs::write(
+        dir.path().join("Loopfile"),
+        format!(
+            "local_resource('app', serve_cmd='date +%s.%N > started.txt; {serve}', deps=['src'])\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, _) = start_run(dir.path(), "1 resource up");
+    let started = dir.path().join("started.txt");
+    let mut samples = Vec::new();
+    for i in 0..15 {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_file(&started);
+        let saved = now_secs();
+        std::fs::write(dir.path().join("src/main.txt"), i.to_string()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ran = loop {
+            if let Ok(text) = std::fs::read_to_string(&started) {
+                if let Ok(t) = text.trim().parse::<f64>() {
+                    break t;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the serve process never restarted"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        samples.push((ran - saved) * 1e3);
+    }
+    interrupt(&mut child);
+    let m = median(samples.clone());
+    println!("save -> serve restarted, {label}: median {m:6.1} ms over {} saves (debounce 20 ms included)", samples.len());
+    m
+}
+
 fn main() {
-    save_to_rerun();
-    ci_thousand();
-    hundred_serves();
+    // `cargo bench --bench run -- restart` runs only the restart figures.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    if wanted("restart") {
+        restart_figures();
+    }
+    if wanted("save_to_rerun") {
+        save_to_rerun();
+    }
+    if wanted("ci_thousand") {
+        ci_thousand();
+    }
+    if wanted("hundred_serves") {
+        hundred_serves();
+    }
+}
+
+fn restart_figures() {
+    let exec = serve_restart("`exec sleep` (no fork)", "exec sleep 1000");
+    let fork = serve_restart("`sleep` (shell forks)", "sleep 1000");
+    println!(
+        "forking / non-forking serve restart:    {:6.2}x",
+        fork / exec
+    );
 }

@@ -5,6 +5,7 @@ mod check;
 mod cluster;
 mod control;
 mod k8s;
+mod processes;
 mod run;
 mod signals;
 mod support;

@@ -179,6 +179,14 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Internal: the watchdog that `loop run`/`loop ci` start, which stops what
+    /// `loop` started if `loop` dies (see `run::watchdog`).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog {
+        /// Time between SIGTERM and SIGKILL.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
 }
 
 /// Which running session to talk to.
@@ -325,6 +333,7 @@ pub fn main() -> ExitCode {
             loopfiles,
             args,
         } => affected::run(&paths, &loopfiles, &args),
+        Command::Watchdog { grace } => Ok(crate::run::watchdog::main(grace)),
     };
     match result {
         Ok(code) => code,

@@ -8,9 +8,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use loop_lang::model::Cmd;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 
 use super::{SyncError, SyncPlan, SyncReport, SyncTarget};
+use crate::run::process;
 
 /// How many output lines a failed command's error keeps.
 const TAIL_LINES: usize = 10;
@@ -67,21 +68,21 @@ impl LocalTarget {
         let Some((program, args)) = argv.split_first() else {
             return Err(spawn_error(io::Error::other("the command is empty")));
         };
-        let mut child = tokio::process::Command::new(program)
+        let mut command = tokio::process::Command::new(program);
+        command
             .args(args)
             .current_dir(&self.run_dir)
             .envs(&self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(spawn_error)?;
+            .process_group(0);
+        let mut child = process::start(&mut command).map_err(spawn_error)?;
         let mut group = GroupGuard(child.id());
         let tail = Mutex::new(VecDeque::new());
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (status, (), ()) = tokio::join!(
-            child.wait(),
+            process::wait(&mut child),
             pump_lines(stdout, &*self.log, None, &tail),
             pump_lines(stderr, &*self.log, None, &tail),
         );
@@ -107,16 +108,7 @@ pub(crate) async fn pump_lines(
     tail: &Mutex<VecDeque<String>>,
 ) {
     let Some(stream) = stream else { return };
-    let mut reader = BufReader::new(stream);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.trim_end_matches(['\n', '\r']);
+    process::for_each_line(stream, |line| {
         match prefix {
             Some(prefix) => log(&format!("{prefix}{line}")),
             None => log(line),
@@ -127,7 +119,8 @@ pub(crate) async fn pump_lines(
             }
             tail.push_back(line.to_owned());
         }
-    }
+    })
+    .await;
 }
 
 /// Kills a command's whole process group if its future is dropped before it ends.

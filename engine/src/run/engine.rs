@@ -15,6 +15,7 @@ use tokio::sync::mpsc::{self, unbounded_channel, UnboundedReceiver, UnboundedSen
 
 use super::k8s_update::K8sRuntime;
 use super::logs::Logs;
+use super::orphans;
 use super::process::{self, LineSink};
 use super::scheduler::{Action, RunEnd, Scheduler};
 use super::signals::StopSignals;
@@ -52,6 +53,9 @@ const SUMMARY_LINES: usize = 20;
 const SETTLE_MARGIN: Duration = Duration::from_millis(400);
 /// Wait before retrying a Kubernetes update whose cluster did not answer.
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(5);
+/// How often adopted orphans are looked for (besides on every SIGCHLD): a daemon
+/// that left its group is known to the watchdog within this time.
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// Reports from the tasks the engine starts.
 enum Msg {
@@ -147,6 +151,8 @@ pub async fn run(options: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Orphaned descendants are re-parented to `loop`, which stops them on exit.
+    let subreaper = orphans::become_subreaper();
     // Evaluation may run `local()` commands: a stop signal ends the wait for it.
     let (files, args) = (options.files.clone(), options.args.clone());
     let loading = tokio::task::spawn_blocking(move || load::load(&files, &args));
@@ -196,6 +202,16 @@ pub async fn run(options: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(message) = subreaper {
+        logs.engine(&format!(
+            "{message}: processes that leave their group may survive `loop`"
+        ));
+    }
+    if let Err(message) = super::watchdog::start(options.grace) {
+        logs.engine(&format!(
+            "{message}: if `loop` is killed, only its direct children die with it"
+        ));
+    }
     let (tx, mut rx) = unbounded_channel();
     let mut engine = Engine {
         root,
@@ -346,6 +362,10 @@ impl Engine {
             .checked_add(self.options.timeout)
             .unwrap_or(now + Duration::from_secs(365 * 86_400));
         let mut progress = tokio::time::interval(Duration::from_secs(1));
+        let mut reap = tokio::time::interval(REAP_EVERY);
+        reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut child_exits =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
         loop {
             let actions = self.scheduler.next_actions();
             self.perform(actions);
@@ -378,6 +398,8 @@ impl Engine {
                     return Outcome::Failed;
                 }
                 _ = progress.tick() => self.report_progress(),
+                _ = reap.tick() => orphans::reap_adopted(),
+                Some(()) = recv_opt(&mut child_exits) => orphans::reap_adopted(),
             }
         }
     }
@@ -474,6 +496,14 @@ fn backoff(restarts: u32) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(1 << restarts.min(10))
         .min(MAX_BACKOFF)
+}
+
+/// The next SIGCHLD, or never when it could not be listened for.
+async fn recv_opt(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs futures concurrently to completion.

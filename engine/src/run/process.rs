@@ -1,10 +1,17 @@
 //! Child processes in their own process groups, with their output streamed line by
 //! line, and stopped as whole groups: SIGTERM, then SIGKILL after a grace period.
+//!
+//! Every child `loop` starts for a resource goes through [`start`], which records
+//! its pid (so that [`super::orphans::reap_adopted`] never reaps it in tokio's
+//! place) and its process group (so that shutdown and the [`super::watchdog`]
+//! stop it). Output is read as bytes: invalid UTF-8 is replaced, not dropped, and
+//! a line longer than [`MAX_LINE`] is passed on in pieces, so memory stays flat
+//! whatever a process prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use loop_lang::model::Cmd;
@@ -14,14 +21,72 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-/// Process groups started by [`spawn`], for stopping everything on exit.
+use super::{orphans, watchdog};
+
+/// Process groups started by [`spawn`] (or adopted), for stopping everything on exit.
 static GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Direct children started by [`start`] that were not waited for yet.
+static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// The longest output line passed on whole; a longer one comes in pieces.
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// The process groups started so far that still have a live member.
 pub fn live_groups() -> Vec<u32> {
     let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    groups.retain(|g| group_alive(*g));
+    groups.retain(|g| {
+        let alive = group_alive(*g);
+        if !alive {
+            watchdog::group_ended(*g);
+        }
+        alive
+    });
     groups.iter().copied().collect()
+}
+
+/// Records a process group to stop on exit (and tells the watchdog).
+pub(crate) fn track_group(pgid: u32) {
+    if GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid)
+    {
+        watchdog::group_started(pgid);
+    }
+}
+
+/// The pids of the children started by [`start`] and not yet waited for. Held,
+/// it keeps [`start`] from recording a new child.
+pub(crate) fn spawned() -> MutexGuard<'static, BTreeSet<u32>> {
+    SPAWNED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts `command` (set up with `process_group(0)`) and records the child and
+/// its process group; wait for it with [`wait`].
+pub fn start(command: &mut Command) -> std::io::Result<Child> {
+    let child = {
+        let mut spawned = spawned();
+        let child = command.spawn()?;
+        if let Some(pid) = child.id() {
+            spawned.insert(pid);
+        }
+        child
+    };
+    if let Some(pid) = child.id() {
+        track_group(pid);
+    }
+    Ok(child)
+}
+
+/// Waits for a child started by [`start`] to exit.
+pub async fn wait(child: &mut Child) -> std::io::Result<ExitStatus> {
+    let pid = child.id();
+    let status = child.wait().await;
+    if let (Some(pid), Ok(_)) = (pid, &status) {
+        spawned().remove(&pid);
+    }
+    status
 }
 
 /// Receives each output line of a process.
@@ -46,12 +111,17 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            Ok(())
-        });
+    if !watchdog::running() {
+        // Without a watchdog, at least the direct child dies with `loop`. (With
+        // one, it must outlive `loop` a moment: the watchdog follows it to the
+        // daemons it started.)
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
     }
     if !dir.is_dir() {
         return Err(format!(
@@ -60,7 +130,7 @@ pub fn spawn(
             dir.display()
         ));
     }
-    let mut child = command.spawn().map_err(|e| {
+    let mut child = start(&mut command).map_err(|e| {
         let reason = if e.kind() == std::io::ErrorKind::NotFound {
             "command not found".to_owned()
         } else {
@@ -68,9 +138,6 @@ pub fn spawn(
         };
         format!("cannot run `{}`: {reason}", argv[0])
     })?;
-    if let Some(pid) = child.id() {
-        GROUPS.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
-    }
     if let Some(out) = child.stdout.take() {
         tokio::spawn(forward(out, sink.clone()));
     }
@@ -105,7 +172,7 @@ pub async fn run_to_end(
     });
     let mut child = spawn(cmd, dir, env, counted)?;
     let mut guard = KillOnDrop(child.id());
-    let status = child.wait().await;
+    let status = wait(&mut child).await;
     if let Some(group) = guard.0.take() {
         // Children the command left behind die with it.
         stop_group(group, grace).await;
@@ -126,16 +193,76 @@ impl Drop for KillOnDrop {
 }
 
 async fn forward(stream: impl AsyncRead + Unpin, sink: LineSink) {
-    let mut lines = BufReader::new(stream).lines();
+    for_each_line(stream, |line| sink(line)).await;
+}
+
+/// Calls `f` with each line of `stream` (without its `\n` or `\r\n`) until the
+/// end or a read error. Bytes that are not UTF-8 become U+FFFD; a line longer
+/// than [`MAX_LINE`] bytes is passed on in pieces of at most that size (cut
+/// between characters), so the memory used does not grow with the line.
+pub async fn for_each_line(stream: impl AsyncRead + Unpin, mut f: impl FnMut(&str)) {
+    let mut reader = BufReader::with_capacity(MAX_LINE, stream);
+    let mut line: Vec<u8> = Vec::new();
     loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => sink(&line),
-            Ok(None) => break,
-            // Invalid UTF-8 and the like: keep reading what can be read.
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue,
+        let buf = match reader.fill_buf().await {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let room = MAX_LINE - line.len();
+        let window = &buf[..buf.len().min(room)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                line.extend_from_slice(&window[..end]);
+                reader.consume(end + 1);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                f(&String::from_utf8_lossy(&line));
+                line.clear();
+            }
+            None => {
+                let taken = window.len();
+                line.extend_from_slice(window);
+                reader.consume(taken);
+                if line.len() >= MAX_LINE {
+                    let cut = char_boundary(&line);
+                    f(&String::from_utf8_lossy(&line[..cut]));
+                    line.drain(..cut);
+                }
+            }
         }
     }
+    if !line.is_empty() {
+        f(&String::from_utf8_lossy(&line));
+    }
+}
+
+/// Where to cut `bytes` so that a UTF-8 character begun in its last three bytes
+/// is not split (the whole length when none is).
+fn char_boundary(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=3.min(len) {
+        let b = bytes[len - back];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back
+        }
+        let needed = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if needed > back && len - back > 0 {
+            len - back
+        } else {
+            len
+        };
+    }
+    len
 }
 
 /// How a finished process ended, in words: `exit code 3`, `killed by SIGKILL`.
@@ -183,6 +310,9 @@ pub async fn stop_group(pgid: u32, grace: Duration) -> Stopped {
     signal_group(pgid, Signal::SIGCONT);
     let deadline = tokio::time::Instant::now() + grace;
     while tokio::time::Instant::now() < deadline {
+        // Orphans of the group are re-parented to `loop`: their zombies would
+        // keep the group alive until reaped.
+        orphans::reap_adopted();
         if !group_alive(pgid) {
             return Stopped::Gone;
         }
@@ -190,10 +320,57 @@ pub async fn stop_group(pgid: u32, grace: Duration) -> Stopped {
     }
     signal_group(pgid, Signal::SIGKILL);
     for _ in 0..100 {
+        orphans::reap_adopted();
         if !group_alive(pgid) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Stopped::Killed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(bytes: Vec<u8>) -> Vec<String> {
+        let mut lines = Vec::new();
+        for_each_line(&bytes[..], |l| lines.push(l.to_owned())).await;
+        lines
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_replaced_not_dropped() {
+        let lines = lines_of(b"ok\nbad \xff\xfe bytes\r\nlast".to_vec()).await;
+        assert_eq!(lines, ["ok", "bad \u{fffd}\u{fffd} bytes", "last"]);
+    }
+
+    #[tokio::test]
+    async fn a_long_line_comes_in_pieces() {
+        let mut bytes = vec![b'a'; MAX_LINE * 2 + 10];
+        bytes.extend_from_slice(b"\nnext\n");
+        let lines = lines_of(bytes).await;
+        let sizes: Vec<usize> = lines.iter().map(String::len).collect();
+        assert_eq!(sizes, [MAX_LINE, MAX_LINE, 10, 4]);
+    }
+
+    #[tokio::test]
+    async fn pieces_are_cut_between_characters() {
+        let mut bytes = vec![b'a'; MAX_LINE - 1];
+        bytes.extend_from_slice("é".as_bytes());
+        bytes.push(b'\n');
+        let lines = lines_of(bytes).await;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE - 1);
+        assert_eq!(lines[1], "é");
+    }
+
+    #[test]
+    fn char_boundary_keeps_an_unfinished_character() {
+        assert_eq!(char_boundary(b"abc"), 3);
+        assert_eq!(char_boundary(&[b'a', 0xE2, 0x82]), 1);
+        assert_eq!(char_boundary(&[b'a', 0xE2, 0x82, 0xAC]), 4);
+        assert_eq!(char_boundary(&[0xE2]), 1);
+        assert_eq!(char_boundary(&[0xff, 0xff]), 2);
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use loop_lang::model::{LiveUpdateStep, Resource};
 
-use super::{backoff, Engine, Msg};
+use super::{backoff, seconds, Engine, Msg};
 use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
 use crate::run::engine::CmdResult;
 use crate::run::process::LineSink;
@@ -51,7 +51,7 @@ impl Engine {
         let name = name.to_owned();
         tokio::spawn(async move {
             if let Some(group) = old_group {
-                process::stop_group(group, grace).await;
+                stop_previous(group, grace, &sink).await;
             }
             if let Some((target, plan)) = initial_sync {
                 let synced = match plan {
@@ -109,7 +109,7 @@ impl Engine {
         let owned = name.to_owned();
         let exit_tx = tx.clone();
         tokio::spawn(async move {
-            let exit = match child.wait().await {
+            let exit = match process::wait(&mut child).await {
                 Ok(status) => process::describe_exit(status),
                 Err(e) => e.to_string(),
             };
@@ -183,13 +183,14 @@ impl Engine {
     pub(super) fn restart_serve(&mut self, name: &str, group: Option<u32>) {
         let grace = self.options.grace;
         let tx = self.tx.clone();
+        let sink = self.sink(name);
         let node = self.nodes.get_mut(name).expect("known");
         node.generation += 1;
         let generation = node.generation;
         let name = name.to_owned();
         tokio::spawn(async move {
             if let Some(group) = group {
-                process::stop_group(group, grace).await;
+                stop_previous(group, grace, &sink).await;
             }
             let _ = tx.send(Msg::RestartDue { name, generation });
         });
@@ -254,4 +255,15 @@ async fn run_cmd(
         outputs_changed,
         skipped: false,
     })
+}
+
+/// Stops the previous serve process of a resource before a restart, saying so in
+/// its log when it had to be killed.
+async fn stop_previous(group: u32, grace: std::time::Duration, sink: &process::LineSink) {
+    if process::stop_group(group, grace).await == process::Stopped::Killed {
+        sink(&format!(
+            "[loop] the previous process ignored SIGTERM for {}: killed",
+            seconds(grace)
+        ));
+    }
 }

@@ -1,11 +1,13 @@
 //! The session as a whole: when `loop ci` is done or failed, the "up" line, progress
 //! lines for long runs, the timeout summary, and stopping everything at the end.
 
+use std::time::Duration;
+
 use super::{futures_join, plural, seconds, Engine, Outcome, PROGRESS_EVERY, SUMMARY_LINES};
-use crate::run::process;
 use crate::run::signals::StopSignals;
 use crate::run::state::Phase;
 use crate::run::Mode;
+use crate::run::{orphans, process, watchdog};
 
 impl Engine {
     /// In `loop ci`: done when every required resource is ready; failed on the first failure.
@@ -87,8 +89,9 @@ impl Engine {
         }
     }
 
-    /// Stops every process `loop` started: whole groups, SIGTERM then SIGKILL; a
-    /// second stop signal kills at once.
+    /// Stops every process `loop` started: whole groups, SIGTERM then SIGKILL;
+    /// then whatever still runs below `loop` (daemons that left their group); a
+    /// second stop signal kills at once. Last, lets the watchdog go.
     pub(super) async fn shutdown(&mut self, signals: &mut StopSignals) {
         self.watcher = None;
         for node in self.nodes.values_mut() {
@@ -100,38 +103,69 @@ impl Engine {
                 followers.abort();
             }
         }
-        let groups: Vec<u32> = process::live_groups();
-        if groups.is_empty() {
-            return;
-        }
-        self.logs
-            .engine(&format!("stopping {} process group(s)", groups.len()));
         let grace = self.options.grace;
-        let logs = self.logs.clone();
-        let stop_all = futures_join(
-            groups
-                .iter()
-                .map(|&g| {
-                    let logs = logs.clone();
-                    async move {
-                        if process::stop_group(g, grace).await == process::Stopped::Killed {
-                            logs.engine(&format!(
-                                "process group {g} ignored SIGTERM for {}: killed",
-                                seconds(grace)
-                            ));
+        let mut hurry = false;
+        orphans::reap_adopted();
+        let groups: Vec<u32> = process::live_groups();
+        if !groups.is_empty() {
+            self.logs
+                .engine(&format!("stopping {} process group(s)", groups.len()));
+            let logs = self.logs.clone();
+            let stop_all = futures_join(
+                groups
+                    .iter()
+                    .map(|&g| {
+                        let logs = logs.clone();
+                        async move {
+                            if process::stop_group(g, grace).await == process::Stopped::Killed {
+                                logs.engine(&format!(
+                                    "process group {g} ignored SIGTERM for {}: killed",
+                                    seconds(grace)
+                                ));
+                            }
                         }
+                    })
+                    .collect(),
+            );
+            tokio::select! {
+                _ = stop_all => {}
+                _ = signals.recv() => {
+                    self.logs.engine("second stop signal: killing every process group");
+                    for group in process::live_groups() {
+                        process::signal_group(group, nix::sys::signal::Signal::SIGKILL);
                     }
-                })
-                .collect(),
-        );
-        tokio::select! {
-            _ = stop_all => {}
-            _ = signals.recv() => {
-                self.logs.engine("second stop signal: killing every process group");
-                for group in process::live_groups() {
-                    process::signal_group(group, nix::sys::signal::Signal::SIGKILL);
+                    hurry = true;
                 }
             }
         }
+        let adopted = tokio::task::spawn_blocking(move || {
+            orphans::stop_adopted(if hurry { Duration::ZERO } else { grace })
+        });
+        let stopped = tokio::select! {
+            stopped = adopted => stopped.unwrap_or_default(),
+            _ = signals.recv(), if !hurry => {
+                self.logs.engine("second stop signal: killing every process");
+                tokio::task::spawn_blocking(|| orphans::stop_adopted(Duration::ZERO))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        if stopped.found > 0 {
+            self.logs.engine(&format!(
+                "stopped {} process(es) that had left their process group",
+                stopped.found
+            ));
+        }
+        if stopped.killed > 0 {
+            self.logs.engine(&format!(
+                "{} of them ignored SIGTERM for {}: killed",
+                stopped.killed,
+                seconds(grace)
+            ));
+        }
+        process::live_groups();
+        let _ =
+            tokio::task::spawn_blocking(move || watchdog::finish(grace + Duration::from_secs(1)))
+                .await;
     }
 }
