@@ -4,6 +4,7 @@ mod bad_inputs;
 mod check;
 mod cluster;
 mod control;
+mod dashboard;
 mod k8s;
 mod processes;
 mod run;

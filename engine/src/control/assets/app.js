@@ -45,7 +45,7 @@ function fillRow(row, r) {
   dot.title = phase;
   const name = el("span", "name", r.name);
   name.title = `${r.name} (${r.kind}) — ${r.defined_at}`;
-  const reason = el("span", "reason", r.reason ? `${phase}: ${r.reason}` : phase);
+  const reason = el("span", "reason", r.reason && r.reason !== phase ? `${phase}: ${r.reason}` : phase);
   reason.title = r.last_error || r.reason || phase;
   const lastRun = el("span", "last", last);
   const restarts = el("span", "restarts", r.restarts ? `↻${r.restarts}` : "");
@@ -283,8 +283,8 @@ function showView(view) {
   state.view = view;
   $("tab-resources").classList.toggle("active", view === "resources");
   $("tab-graph").classList.toggle("active", view === "graph");
-  $("resources").hidden = view !== "resources";
-  $("graph").hidden = view !== "graph";
+  $("resources").classList.toggle("off", view !== "resources");
+  $("graph").classList.toggle("off", view !== "graph");
   if (view === "graph") renderGraph();
 }
 
