@@ -3,56 +3,21 @@
 //! restart of a serve command whose shell forks vs one that does not.
 //! Prints medians of several runs. Run: `cargo bench --bench run`.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::resource::{getrusage, UsageWho};
 
-const LOOP: &str = env!("CARGO_BIN_EXE_loop");
+#[path = "bench_support.rs"]
+mod support;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use support::{cpu_ticks, interrupt, median, rss_mb, start_run, LOOP};
 
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// Starts `loop run` and returns it once `ready_text` was printed, with the time that took.
-fn start_run(dir: &Path, ready_text: &str) -> (std::process::Child, Duration) {
-    let start = Instant::now();
-    let mut child = Command::new(LOOP)
-        .arg("run")
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains(ready_text) {
-            break;
-        }
-    }
-    let took = start.elapsed();
-    std::thread::spawn(move || for _ in lines {});
-    (child, took)
-}
-
-fn interrupt(child: &mut std::process::Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    let _ = child.wait();
 }
 
 fn save_to_rerun() {
@@ -137,28 +102,6 @@ fn hundred_serves() {
         interrupt(&mut child);
     }
     println!("100 serve resources:                    median {:6.2} s until all ready; loop RSS {:.1} MB; idle CPU {:.2}% (over 5 s)", median(ups), median(rss), median(cpu));
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<f64>()
-        .unwrap()
-        / 1024.0
 }
 
 /// Save -> new serve process started, for a serve command: the old process group

@@ -5,7 +5,10 @@
 use std::process::Command;
 use std::time::Instant;
 
-const LOOP: &str = env!("CARGO_BIN_EXE_loop");
+#[path = "bench_support.rs"]
+mod support;
+
+use support::{median, LOOP};
 
 const LOOPFILE: &str = r#"
 local_resource('proto', cmd='sleep 1; cp schema.txt proto.out', deps=['schema.txt'], outputs=['proto.out'])
@@ -13,11 +16,6 @@ local_resource('lib', cmd='sleep 1; cat proto.out > lib.out', data_deps=['proto'
 local_resource('bin', cmd='sleep 1; cat lib.out > bin.out', data_deps=['lib'], outputs=['bin.out'])
 local_resource('server', serve_cmd='exec sleep 60', data_deps=['bin'])
 "#;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn ci(dir: &std::path::Path) -> f64 {
     let start = Instant::now();
