@@ -49,6 +49,12 @@ type SseEvent = (String, u64);
 fn start(dir: &Path) -> Background {
     let run = Background::start(dir, &["run", "--port", "0"]);
     run.wait_for_output("2 resources up", 60);
+    let out = run.output();
+    assert!(out.contains("loop │ dashboard: http://127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("; links: web http://localhost:3401; watching"),
+        "the up line lists the links\n{out}"
+    );
     run
 }
 

@@ -63,6 +63,17 @@ local_resource("deploy", cmd="echo deployed > deployed.txt", resource_deps=["bui
     );
     assert!(run.stderr.contains("error: boom"), "{}", run.stderr);
     assert!(
+        run.stdout.contains("deploy │ [loop] blocked: build failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("summary: 1 run in ")
+            && run.stdout.contains("; failing: build (`echo compiling;"),
+        "the closing summary\n{}",
+        run.stdout
+    );
+    assert!(
         !dir.path().join("deployed.txt").exists(),
         "a dependent of a failed resource must not run"
     );

@@ -59,12 +59,59 @@ impl Engine {
         }
         if self.scheduler.ci_outcome() == Some(Ok(())) {
             self.announced_up = true;
+            let links: Vec<String> = self
+                .order
+                .iter()
+                .filter_map(|name| {
+                    let urls: Vec<&str> = self.nodes[name]
+                        .resource
+                        .links
+                        .iter()
+                        .map(|l| l.url.as_str())
+                        .collect();
+                    (!urls.is_empty()).then(|| format!("{name} {}", urls.join(" ")))
+                })
+                .collect();
+            let links = match links.len() {
+                0 => String::new(),
+                _ => format!("; links: {}", links.join(", ")),
+            };
             self.logs.engine(&format!(
-                "{} up in {}; watching for changes (Ctrl-C to stop)",
+                "{} up in {}{links}; watching for changes (Ctrl-C to stop)",
                 plural(self.scheduler.required_count(), "resource"),
                 seconds(self.started.elapsed())
             ));
         }
+    }
+
+    /// The closing summary: how many runs, what failed or crashes, how long.
+    fn summarize(&self) {
+        let troubled: Vec<String> = self
+            .order
+            .iter()
+            .filter_map(|name| match self.scheduler.phase(name)? {
+                Phase::Failed(why) => Some(format!("{name} ({why})")),
+                Phase::Crashing { restarts, .. } => Some(format!(
+                    "{name} (crashing, {})",
+                    plural(*restarts as usize, "restart")
+                )),
+                _ => None,
+            })
+            .collect();
+        let failed = match troubled.len() {
+            0 => "nothing failed".to_owned(),
+            _ => format!("failing: {}", troubled.join(", ")),
+        };
+        let took = self.started.elapsed();
+        let took = if took.as_secs() < 60 {
+            seconds(took)
+        } else {
+            humantime::format_duration(std::time::Duration::from_secs(took.as_secs())).to_string()
+        };
+        self.logs.engine(&format!(
+            "summary: {} in {took}; {failed}",
+            plural(self.runs, "run")
+        ));
     }
 
     /// Every 10 s of a long update, sync or start: says it still runs.
@@ -94,6 +141,7 @@ impl Engine {
     /// second stop signal kills at once. Last, lets the watchdog go.
     pub(super) async fn shutdown(&mut self, signals: &mut StopSignals) {
         self.watcher = None;
+        self.summarize();
         for node in self.nodes.values_mut() {
             node.generation += 1;
             if let Some(probe) = node.probe.take() {
