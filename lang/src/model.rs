@@ -105,6 +105,13 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// Whether its updates may overlap others': Kubernetes resources and
+    /// `allow_parallel=True` local resources may; other local resources update
+    /// one at a time (they often share a build tool), as in Tilt.
+    pub fn updates_in_parallel(&self) -> bool {
+        self.allow_parallel || self.kind != ResourceKind::Local
+    }
+
     /// A resource with nothing but a name, a kind and where it was declared; every
     /// other field has its Tilt default (`auto_init`, auto trigger, serial updates).
     pub fn new(name: &str, kind: ResourceKind, defined_at: Location) -> Resource {

@@ -37,6 +37,7 @@ mod local;
 mod reload;
 mod reports;
 mod requests;
+mod runtime;
 mod session;
 mod views;
 

@@ -34,7 +34,7 @@ mod wants;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use loop_lang::model::{Manifest, ResourceKind, TriggerMode};
+use loop_lang::model::{Manifest, TriggerMode};
 
 pub use self::reason::{RunReason, SkipReason, WaitReason};
 use super::state::Phase;
@@ -168,7 +168,7 @@ impl Scheduler {
             index.insert(r.name.clone(), i);
             specs.push(Spec {
                 name: r.name.clone(),
-                parallel: r.allow_parallel || r.kind != ResourceKind::Local,
+                parallel: r.updates_in_parallel(),
                 auto_init: r.auto_init,
                 manual: r.trigger_mode == TriggerMode::Manual,
             });

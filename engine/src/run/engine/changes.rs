@@ -3,13 +3,11 @@
 //! changed file allows one and the resource is up, else a full update.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
-use loop_lang::model::ResourceKind;
-
 use super::Engine;
-use crate::live_update::{self, Plan};
+use crate::live_update::Plan;
 use crate::run::scheduler::{RunEnd, RunReason};
 use crate::run::state::{Phase, RunRecord};
 use crate::watch::WatchEvent;
@@ -80,10 +78,10 @@ impl Engine {
         };
         let verb = if first {
             "starting"
-        } else if resource.serve_cmd.is_some() || resource.kind != ResourceKind::Local {
-            "updating"
-        } else {
+        } else if resource.cmd.is_some() && resource.serve_cmd.is_none() {
             "running"
+        } else {
+            "updating"
         };
         self.logs.status(name, &format!("{verb}: {reason}"));
         self.runs += 1;
@@ -95,70 +93,27 @@ impl Engine {
             });
         }
         self.dirty.push(name.to_owned());
+        let runtime = self.runtime(name);
         if !paths.is_empty() && previous.is_ready() {
-            if let Some(plan) = self.live_update_plan(name, paths) {
-                match plan {
-                    (Plan::Sync(plan), image) => {
-                        let files = plan.copies.len() + plan.deletes.len();
-                        self.scheduler.syncing(name);
-                        match image {
-                            Some(image_ref) => {
-                                self.logs.status(name, &format!("live update: syncing {files} file(s) into the containers of {image_ref}"));
-                                self.start_container_sync(name, image_ref, plan);
-                            }
-                            None => {
-                                self.logs.status(
-                                    name,
-                                    &format!("live update: syncing {files} file(s), no restart"),
-                                );
-                                self.start_sync(name, plan);
-                            }
-                        }
-                        return;
-                    }
-                    (Plan::Nothing, _) => {
-                        self.finished(name, RunEnd::Ready);
-                        return;
-                    }
-                    (Plan::Full { reason }, image) => {
-                        let what =
-                            image.map_or("full update".to_owned(), |i| format!("rebuilding {i}"));
-                        self.logs.status(name, &format!("{what}: {reason}"));
-                    }
+            match runtime.plan(self, name, paths) {
+                Some(Plan::Sync(plan)) => {
+                    self.scheduler.syncing(name);
+                    runtime.sync(self, name, plan);
+                    return;
                 }
+                Some(Plan::Nothing) => {
+                    self.finished(name, RunEnd::Ready);
+                    return;
+                }
+                Some(Plan::Full { reason }) => {
+                    self.logs.status(name, &format!("full update: {reason}"));
+                }
+                None => {}
             }
         }
         if let Some(node) = self.nodes.get_mut(name) {
             node.restarts = 0;
         }
-        if self.nodes[name].resource.kind == ResourceKind::Local {
-            self.start_local_update(name, first);
-        } else {
-            self.start_k8s_update(name);
-        }
-    }
-
-    /// The live-update plan for changed `paths`, when the resource has live
-    /// update steps (for Kubernetes, those of the first image that has them, with
-    /// that image's ref).
-    fn live_update_plan(&self, name: &str, paths: &[PathBuf]) -> Option<(Plan, Option<String>)> {
-        let node = &self.nodes[name];
-        let root = &self.root;
-        if node.resource.kind == ResourceKind::Local {
-            let steps = &node.resource.live_update;
-            if node.serve_group.is_none() || !live_update::has_live_update(steps) {
-                return None;
-            }
-            let run_dir = root.join(&node.resource.serve_dir);
-            return Some((live_update::plan(steps, root, &run_dir, paths), None));
-        }
-        let image = node
-            .resource
-            .images
-            .iter()
-            .filter_map(|r| self.manifest.image(r))
-            .find(|i| live_update::has_live_update(&i.live_update))?;
-        let plan = live_update::plan(&image.live_update, root, Path::new("/"), paths);
-        Some((plan, Some(image.image_ref.clone())))
+        runtime.update(self, name, first);
     }
 }

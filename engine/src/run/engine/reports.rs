@@ -2,10 +2,8 @@
 //! process exited or became ready, a sync ended, a timer fired, a reload was
 //! evaluated), turned into scheduler events.
 
-use loop_lang::model::ResourceKind;
-
-use super::{backoff, plural, seconds, CmdResult, Engine, Msg, RETRY_UNREACHABLE};
-use crate::run::scheduler::{RunEnd, SkipReason};
+use super::{backoff, plural, seconds, CmdResult, Engine, Msg};
+use crate::run::scheduler::RunEnd;
 use crate::run::Mode;
 
 impl Engine {
@@ -92,55 +90,18 @@ impl Engine {
             return;
         };
         let took = node.since.elapsed();
-        let has_serve = node.resource.serve_cmd.is_some();
-        let is_k8s = node.resource.kind != ResourceKind::Local;
+        let runtime = self.runtime(name);
         match result {
-            Ok(_) if is_k8s => {
-                self.logs
-                    .status(name, &format!("ready in {}", seconds(took)));
-                self.finished(name, RunEnd::Ready);
-                self.start_k8s_followers(name);
-            }
-            Err(e)
-                if is_k8s
-                    && self.options.mode == Mode::Run
-                    && e.contains(crate::k8s::apply::UNREACHABLE) =>
-            {
-                self.logs.status(
-                    name,
-                    &format!("{e}; retrying in {}", seconds(RETRY_UNREACHABLE)),
-                );
-                self.finished(name, RunEnd::Failed(e));
-                let tx = self.tx.clone();
-                let owned = name.to_owned();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_UNREACHABLE).await;
-                    let _ = tx.send(Msg::RetryDue {
-                        name: owned,
-                        generation,
-                    });
-                });
-            }
-            Ok(_) if has_serve => {
-                self.start_serve(name);
-                self.finished(name, RunEnd::Starting);
-            }
-            Ok(result) if result.skipped => {
-                let skip = SkipReason::InputsUnchanged;
-                self.logs.status(name, &format!("skipped: {skip}"));
-                self.finished(name, RunEnd::Skipped);
-            }
-            Ok(result) => {
-                self.logs
-                    .status(name, &format!("succeeded in {}", seconds(took)));
-                self.finished(
-                    name,
-                    RunEnd::Succeeded {
-                        outputs_changed: result.outputs_changed,
-                    },
-                );
-            }
-            Err(e) => self.fail(name, e),
+            Ok(result) => runtime.updated(self, name, result, took),
+            Err(e) => match runtime.retry_after(self, &e) {
+                Some(wait) => {
+                    self.logs
+                        .status(name, &format!("{e}; retrying in {}", seconds(wait)));
+                    self.finished(name, RunEnd::Failed(e));
+                    self.retry_later(name, generation, wait);
+                }
+                None => self.fail(name, e),
+            },
         }
         if let Some(node) = self.nodes.get_mut(name) {
             node.begin();

@@ -1,0 +1,168 @@
+//! The runtimes behind one seam: how a local resource and a Kubernetes resource
+//! are updated, live-updated and followed once up. The engine core (starting
+//! runs, handling reports) calls these and never branches on a resource's kind;
+//! the scheduler knows nothing of kinds at all.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use loop_lang::model::ResourceKind;
+
+use super::{seconds, CmdResult, Engine, Msg, RETRY_UNREACHABLE};
+use crate::live_update::{self, Plan, SyncPlan};
+use crate::run::scheduler::{RunEnd, SkipReason};
+use crate::run::Mode;
+
+/// How the engine runs one kind of resource.
+pub(super) trait Runtime: Sync {
+    /// Starts a full update; it reports [`Msg::CmdDone`].
+    fn update(&self, engine: &mut Engine, name: &str, first: bool);
+
+    /// The live-update plan for changed `paths`, when the resource is up and
+    /// has live-update steps for them.
+    fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan>;
+
+    /// Starts a live update; it reports [`Msg::SyncDone`].
+    fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan);
+
+    /// An update succeeded after `took`: start what comes next and tell the scheduler.
+    fn updated(&self, engine: &mut Engine, name: &str, result: CmdResult, took: Duration);
+
+    /// How long to wait before retrying a failed update whose failure may pass.
+    fn retry_after(&self, engine: &Engine, error: &str) -> Option<Duration>;
+}
+
+/// The runtime of a kind of resource.
+pub(super) fn runtime_of(kind: ResourceKind) -> &'static dyn Runtime {
+    match kind {
+        ResourceKind::Local => &Local,
+        ResourceKind::K8s | ResourceKind::K8sUncategorized => &Kube,
+    }
+}
+
+/// Processes on this machine: `cmd`, then `serve_cmd` with its probe.
+struct Local;
+
+impl Runtime for Local {
+    fn update(&self, engine: &mut Engine, name: &str, first: bool) {
+        engine.start_local_update(name, first);
+    }
+
+    fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan> {
+        let node = &engine.nodes[name];
+        let steps = &node.resource.live_update;
+        if node.serve_group.is_none() || !live_update::has_live_update(steps) {
+            return None;
+        }
+        let run_dir = engine.root.join(&node.resource.serve_dir);
+        Some(live_update::plan(steps, &engine.root, &run_dir, paths))
+    }
+
+    fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan) {
+        let files = plan.copies.len() + plan.deletes.len();
+        engine.logs.status(
+            name,
+            &format!("live update: syncing {files} file(s), no restart"),
+        );
+        engine.start_sync(name, plan);
+    }
+
+    fn updated(&self, engine: &mut Engine, name: &str, result: CmdResult, took: Duration) {
+        if engine.nodes[name].resource.serve_cmd.is_some() {
+            engine.start_serve(name);
+            engine.finished(name, RunEnd::Starting);
+        } else if result.skipped {
+            let skip = SkipReason::InputsUnchanged;
+            engine.logs.status(name, &format!("skipped: {skip}"));
+            engine.finished(name, RunEnd::Skipped);
+        } else {
+            engine
+                .logs
+                .status(name, &format!("succeeded in {}", seconds(took)));
+            engine.finished(
+                name,
+                RunEnd::Succeeded {
+                    outputs_changed: result.outputs_changed,
+                },
+            );
+        }
+    }
+
+    fn retry_after(&self, _: &Engine, _: &str) -> Option<Duration> {
+        None
+    }
+}
+
+/// Kubernetes: build the images, apply, follow the rollout; logs and
+/// port-forwards once up; live update into the containers of an image.
+struct Kube;
+
+impl Kube {
+    /// The first image of the resource that has live-update steps.
+    fn live_image<'m>(engine: &'m Engine, name: &str) -> Option<&'m loop_lang::model::Image> {
+        engine.nodes[name]
+            .resource
+            .images
+            .iter()
+            .filter_map(|r| engine.manifest.image(r))
+            .find(|i| live_update::has_live_update(&i.live_update))
+    }
+}
+
+impl Runtime for Kube {
+    fn update(&self, engine: &mut Engine, name: &str, _first: bool) {
+        engine.start_k8s_update(name);
+    }
+
+    fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan> {
+        let image = Self::live_image(engine, name)?;
+        Some(live_update::plan(
+            &image.live_update,
+            &engine.root,
+            Path::new("/"),
+            paths,
+        ))
+    }
+
+    fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan) {
+        let Some(image_ref) = Self::live_image(engine, name).map(|i| i.image_ref.clone()) else {
+            return;
+        };
+        let files = plan.copies.len() + plan.deletes.len();
+        engine.logs.status(
+            name,
+            &format!("live update: syncing {files} file(s) into the containers of {image_ref}"),
+        );
+        engine.start_container_sync(name, image_ref, plan);
+    }
+
+    fn updated(&self, engine: &mut Engine, name: &str, _: CmdResult, took: Duration) {
+        engine
+            .logs
+            .status(name, &format!("ready in {}", seconds(took)));
+        engine.finished(name, RunEnd::Ready);
+        engine.start_k8s_followers(name);
+    }
+
+    fn retry_after(&self, engine: &Engine, error: &str) -> Option<Duration> {
+        (engine.options.mode == Mode::Run && error.contains(crate::k8s::apply::UNREACHABLE))
+            .then_some(RETRY_UNREACHABLE)
+    }
+}
+
+impl Engine {
+    /// The runtime of a resource.
+    pub(super) fn runtime(&self, name: &str) -> &'static dyn Runtime {
+        runtime_of(self.nodes[name].resource.kind)
+    }
+
+    /// Retries an update after `wait` (unless something newer happened by then).
+    pub(super) fn retry_later(&self, name: &str, generation: u64, wait: Duration) {
+        let tx = self.tx.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = tx.send(Msg::RetryDue { name, generation });
+        });
+    }
+}
