@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use loop_lang::diag::SourceMap;
+use loop_lang::loader::LogLine;
 use loop_lang::Diagnostic;
 use loop_stdlib::Evaluation;
 
@@ -40,43 +42,76 @@ pub fn loopfiles(given: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         })
 }
 
+/// Why Loopfiles could not be loaded: what to show the user.
+pub struct LoadFailure {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: SourceMap,
+    /// What `print()`, `warn()` and `local()` logged before the failure.
+    pub log: Vec<LogLine>,
+}
+
+impl LoadFailure {
+    fn message(text: String) -> LoadFailure {
+        LoadFailure {
+            diagnostics: vec![Diagnostic::new(text)],
+            sources: SourceMap::default(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Every diagnostic rendered (file:line:col, snippet, help), without colour.
+    pub fn render(&self) -> String {
+        let parts: Vec<String> = self
+            .diagnostics
+            .iter()
+            .map(|d| d.render(&self.sources, false))
+            .collect();
+        parts.join("\n")
+    }
+}
+
 /// Evaluates and validates; on failure the diagnostic has been printed.
 pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
-    let files = match loopfiles(given) {
-        Ok(files) => files,
-        Err(msg) => {
-            report::error(&msg);
-            return None;
+    match try_load(given, args) {
+        Ok(loaded) => {
+            report::evaluation_log(&loaded.evaluation.log);
+            Some(loaded)
         }
-    };
-    if let Some(missing) = files.iter().find(|f| !Path::new(f).is_file()) {
-        report::error(&format!(
-            "cannot read Loopfile {}: no such file",
-            missing.display()
-        ));
-        return None;
-    }
-    let evaluation = match loop_stdlib::evaluate(&files, args) {
-        Ok(evaluation) => evaluation,
         Err(failure) => {
             report::evaluation_log(&failure.log);
-            report::diagnostic(&failure.diagnostic, &failure.sources);
-            return None;
+            for diag in &failure.diagnostics {
+                report::diagnostic(diag, &failure.sources);
+            }
+            None
         }
-    };
-    report::evaluation_log(&evaluation.log);
+    }
+}
+
+/// Evaluates and validates, printing nothing.
+pub fn try_load(given: &[PathBuf], args: &[String]) -> Result<Loaded, LoadFailure> {
+    let files = loopfiles(given).map_err(LoadFailure::message)?;
+    if let Some(missing) = files.iter().find(|f| !Path::new(f).is_file()) {
+        return Err(LoadFailure::message(format!(
+            "cannot read Loopfile {}: no such file",
+            missing.display()
+        )));
+    }
+    let evaluation = loop_stdlib::evaluate(&files, args).map_err(|failure| LoadFailure {
+        diagnostics: vec![failure.diagnostic],
+        sources: failure.sources,
+        log: failure.log,
+    })?;
     match validate(&evaluation) {
-        Ok((graph, index)) => Some(Loaded {
+        Ok((graph, index)) => Ok(Loaded {
             evaluation,
             graph,
             index,
         }),
-        Err(diagnostics) => {
-            for diag in diagnostics {
-                report::diagnostic(&diag, &evaluation.sources);
-            }
-            None
-        }
+        Err(diagnostics) => Err(LoadFailure {
+            diagnostics,
+            sources: evaluation.sources,
+            log: evaluation.log,
+        }),
     }
 }
 

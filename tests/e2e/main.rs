@@ -6,6 +6,7 @@ mod cluster;
 mod control;
 mod dashboard;
 mod k8s;
+mod mcp;
 mod processes;
 mod run;
 mod signals;

@@ -354,7 +354,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// Percent-encodes a resource name for a URL path or query.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -6,6 +6,7 @@ mod check;
 mod control;
 mod down;
 mod graph;
+mod mcp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,6 +147,13 @@ enum Command {
     Args {
         #[arg(last = true)]
         args: Vec<String>,
+        #[command(flatten)]
+        session: SessionArg,
+    },
+    /// Serve the Model Context Protocol on stdin/stdout, for coding agents: the
+    /// session's status, logs, trigger, enable, disable and wait_settled, and
+    /// affected, graph and check on the Loopfiles.
+    Mcp {
         #[command(flatten)]
         session: SessionArg,
     },
@@ -321,6 +329,7 @@ pub fn main() -> ExitCode {
         Command::Args { args, session } => {
             control::run(session.project, control::Verb::Args { args })
         }
+        Command::Mcp { session } => mcp::run(session.project),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());
