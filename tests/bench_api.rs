@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{cpu_ticks, interrupt, median, rss_mb, start_run};
+use support::{cpu_ticks, interrupt, median, rss_mb, start_run, status_mb};
 
 fn session(dir: &Path) -> (u16, String) {
     let text = std::fs::read_to_string(dir.join(".loop/session.json")).unwrap();
@@ -28,17 +28,6 @@ fn get(port: u16, token: &str, path: &str) -> usize {
     let mut body = Vec::new();
     s.read_to_end(&mut body).unwrap();
     body.len()
-}
-
-fn peak_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<f64>()
-        .unwrap()
-        / 1024.0
 }
 
 fn main() {
@@ -100,7 +89,7 @@ fn main() {
     println!(
         "| RSS of `loop` after 100 MB of log lines (peak) | {:.1} MB ({:.1} MB) | bounded |",
         rss_mb(pid),
-        peak_mb(pid)
+        status_mb(pid, "VmHWM")
     );
     interrupt(&mut child);
 }

@@ -20,19 +20,18 @@ fn now_secs() -> f64 {
         .as_secs_f64()
 }
 
-fn save_to_rerun() {
+/// Milliseconds from each of `saves` saves of `src/main.txt` to the moment the
+/// re-run wrote its start time into `started.txt`, for a project whose only
+/// resource is `resource` (a `local_resource(...)` call).
+fn save_latencies(resource: &str, saves: usize) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("src/main.txt"), "0").unwrap();
-    std::fs::write(
-        dir.path().join("Loopfile"),
-        "local_resource('app', cmd='date +%s.%N > started.txt', deps=['src'])\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("Loopfile"), format!("{resource}\n")).unwrap();
     let (mut child, _) = start_run(dir.path(), "1 resource up");
     let started = dir.path().join("started.txt");
     let mut samples = Vec::new();
-    for i in 0..25 {
+    for i in 0..saves {
         std::thread::sleep(Duration::from_millis(300));
         let _ = std::fs::remove_file(&started);
         let saved = now_secs();
@@ -50,6 +49,14 @@ fn save_to_rerun() {
         samples.push((ran - saved) * 1e3);
     }
     interrupt(&mut child);
+    samples
+}
+
+fn save_to_rerun() {
+    let samples = save_latencies(
+        "local_resource('app', cmd='date +%s.%N > started.txt', deps=['src'])",
+        25,
+    );
     println!("save -> re-run started (cmd running):   median {:6.1} ms over {} saves (debounce 20 ms included)", median(samples.clone()), samples.len());
 }
 
@@ -108,40 +115,12 @@ fn hundred_serves() {
 /// must be gone first. A shell that forks (`cmd; sleep`) leaves an orphaned
 /// zombie in the group that `loop` reaps itself.
 fn serve_restart(label: &str, serve: &str) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/main.txt"), "0").unwrap();
-    std::fs::write(
-        dir.path().join("Loopfile"),
-        format!(
-            "local_resource('app', serve_cmd='date +%s.%N > started.txt; {serve}', deps=['src'])\n"
+    let samples = save_latencies(
+        &format!(
+            "local_resource('app', serve_cmd='date +%s.%N > started.txt; {serve}', deps=['src'])"
         ),
-    )
-    .unwrap();
-    let (mut child, _) = start_run(dir.path(), "1 resource up");
-    let started = dir.path().join("started.txt");
-    let mut samples = Vec::new();
-    for i in 0..15 {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = std::fs::remove_file(&started);
-        let saved = now_secs();
-        std::fs::write(dir.path().join("src/main.txt"), i.to_string()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ran = loop {
-            if let Ok(text) = std::fs::read_to_string(&started) {
-                if let Ok(t) = text.trim().parse::<f64>() {
-                    break t;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the serve process never restarted"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        samples.push((ran - saved) * 1e3);
-    }
-    interrupt(&mut child);
+        15,
+    );
     let m = median(samples.clone());
     println!("save -> serve restarted, {label}: median {m:6.1} ms over {} saves (debounce 20 ms included)", samples.len());
     m

@@ -57,8 +57,19 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 }
 
 pub fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS")
+}
+
+/// A memory figure of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...) in MB.
+pub fn status_mb(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .unwrap();
     line.split_whitespace()
         .nth(1)
         .unwrap()

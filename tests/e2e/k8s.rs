@@ -154,11 +154,33 @@ fn ci_builds_applies_waits_for_the_rollout_and_down_deletes_it() {
         again.stdout
     );
 
+    // The endpoint controllers copied the Service's labels onto objects of their own.
+    let slices = cluster
+        .server
+        .objects()
+        .into_iter()
+        .filter(|o| o["kind"] == "EndpointSlice")
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "loop")
+        .count();
+    assert_eq!(
+        slices, 1,
+        "the test server copies labels as the endpoint controllers do"
+    );
     let down = cluster.run(dir.path(), &["down"]);
     assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
     assert!(
         down.stdout.contains("deleting Deployment/default/web"),
         "{}",
+        down.stdout
+    );
+    assert!(
+        !down.stdout.contains("Endpoint"),
+        "down deletes only what loop applied\n{}",
+        down.stdout
+    );
+    assert!(
+        down.stdout.contains("deleted 3 object(s)"),
+        "exactly the Deployment, Service and ConfigMap it applied\n{}",
         down.stdout
     );
     assert!(cluster.deployment("web").is_none());

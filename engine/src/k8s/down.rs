@@ -1,4 +1,8 @@
-//! `loop down`: delete everything a project applied, found by its labels.
+//! `loop down`: delete everything a project applied, found by its labels, and
+//! only that: controllers copy labels onto objects they make (the endpoint
+//! controllers copy a Service's labels onto its Endpoints and EndpointSlices),
+//! so an object counts only when its managed fields show `loop`'s server-side
+//! apply.
 
 use std::time::Duration;
 
@@ -19,7 +23,20 @@ fn rank(kind: &str) -> u8 {
     }
 }
 
-/// Deletes every object labelled with `project`, waits until they are gone, and
+/// Whether `loop` applied this object (server-side apply as its field manager).
+fn applied_by_loop(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|entry| {
+            entry.manager.as_deref() == Some(owner::FIELD_MANAGER)
+                && entry.operation.as_deref() == Some("Apply")
+        })
+}
+
+/// Deletes every object labelled with `project` that `loop` applied, waits until they are gone, and
 /// returns what was deleted (`Kind/namespace/name`). Namespaces are kept unless
 /// `delete_namespaces`.
 pub async fn down(
@@ -44,7 +61,7 @@ pub async fn down(
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .map_err(|e| error_text(&e))?;
-            for object in list.items {
+            for object in list.items.into_iter().filter(applied_by_loop) {
                 let name = object.metadata.name.clone().unwrap_or_default();
                 let (api, label) = match (&caps.scope, object.metadata.namespace.as_deref()) {
                     (Scope::Namespaced, Some(ns)) => (

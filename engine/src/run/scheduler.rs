@@ -473,13 +473,6 @@ impl Scheduler {
             .collect()
     }
 
-    /// Whether a run of the resource is wanted or waiting for a trigger.
-    pub fn is_manual_pending(&self, name: &str) -> bool {
-        self.index
-            .get(name)
-            .is_some_and(|&id| self.nodes[id].manual_pending.is_some())
-    }
-
     /// How many resources `loop ci` waits for.
     pub fn required_count(&self) -> usize {
         (0..self.nodes.len())

@@ -185,6 +185,15 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         r("batch", "v1", "Job", "jobs", true, &[], &["status"]),
         r(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            &[],
+        ),
+        r(
             "batch",
             "v1",
             "CronJob",

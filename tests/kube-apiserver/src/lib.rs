@@ -1,45 +1,4 @@
-//! A Kubernetes API server on loopback that speaks the real wire protocol, for tests.
-//!
-//! [`ApiServer::start`] binds `127.0.0.1:0` (plain HTTP) and serves, until dropped:
-//!
-//! - discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`,
-//!   and aggregated discovery), including types of established CRDs (`discovery`);
-//! - server-side apply (`application/apply-patch+yaml`), create, replace, JSON merge
-//!   patch, get, list, watch, delete, with `resourceVersion`, label and field
-//!   selectors, and `Status` errors (`apply`, `watch`, `status`);
-//! - simulated controllers and kubelet: Deployments → ReplicaSets → Pods,
-//!   StatefulSets, DaemonSets, Jobs, pods becoming Ready or failing on demand
-//!   (`controllers`);
-//! - pod logs with follow (`logs`);
-//! - exec over websocket (`v5.channel.k8s.io`/`v4.channel.k8s.io`), running real
-//!   local processes in a per-container folder (`exec`);
-//! - port-forward over websocket to real local TCP ports (`portforward`).
-//!
-//! kube-rs talks to it exactly as to a cluster: build a client from
-//! [`ApiServer::kubeconfig`] or [`ApiServer::url`]. The crate's tests
-//! (`tests/kube_client.rs`) drive it with kube 5 + k8s-openapi: discovery,
-//! `Patch::Apply`, selectors, `runtime::watcher`, delete propagation, logs,
-//! `Api::<Pod>::exec` and `Api::<Pod>::portforward`.
-//!
-//! Why built here: no maintained Rust emulator speaks the wire protocol with
-//! exec/port-forward (`kube-fake-client` is an in-memory client, not a server;
-//! `kubernetes-mock` replays expected calls), and no real API server can be run
-//! on the build machines.
-//!
-//! Simplifications (what a real cluster does differently):
-//!
-//! - server-side apply merges maps recursively and treats lists as atomic (no
-//!   merge keys); conflicts are reported per leaf field;
-//! - no admission, no schema validation beyond names and a few required fields,
-//!   no RBAC except what [`ApiServer::forbid`] injects, any bearer token is accepted;
-//! - one node; Deployment rollouts replace all pods at once (old ReplicaSets
-//!   are scaled to 0 and kept); Jobs run a single pod; Services get a cluster IP
-//!   but no Endpoints;
-//! - watches never expire (the whole history is kept), pagination (`limit`/
-//!   `continue`) returns everything in one page;
-//! - exec runs host processes in a folder, not a container (see `exec` for the
-//!   path rewrite rule); no TTY;
-//! - plain HTTP only (no TLS, no HTTP/2, no SPDY: websocket upgrades only).
+#![doc = include_str!("../README.md")]
 
 mod apply;
 mod controllers;
