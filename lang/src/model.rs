@@ -112,6 +112,14 @@ impl Resource {
         self.allow_parallel || self.kind != ResourceKind::Local
     }
 
+    /// Whether a newer version (a change, a trigger, an edited definition)
+    /// cancels a run in progress instead of waiting for it: Kubernetes updates,
+    /// whose rollout wait would otherwise hold a fix back for minutes, as in Tilt.
+    /// A local `cmd` runs to its end.
+    pub fn newer_version_cancels_run(&self) -> bool {
+        self.kind != ResourceKind::Local
+    }
+
     /// A resource with nothing but a name, a kind and where it was declared; every
     /// other field has its Tilt default (`auto_init`, auto trigger, serial updates).
     pub fn new(name: &str, kind: ResourceKind, defined_at: Location) -> Resource {

@@ -493,3 +493,39 @@ fn crash_loop_back_off_is_reported_with_the_last_logs() {
     ci.wait_for_output("Deployment/web: CrashLoopBackOff", 30);
     ci.wait_for_output("| panic: cannot open config", 30);
 }
+
+/// A fix made while a rollout fails is applied at once: the new version cancels
+/// the wait for the old one (before, it waited for the 300 s rollout timeout).
+#[test]
+fn a_fix_during_a_failing_rollout_is_applied_at_once() {
+    let cluster = Cluster::start("kind-test");
+    cluster
+        .server
+        .set_pod_behaviour("web", PodBehaviour::ImagePullBackOff);
+    let dir = shop();
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run", "--port", "0"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("Deployment/web: ImagePullBackOff", 60);
+    // The user fixes the image; the cluster can now pull it.
+    cluster.server.set_pod_behaviour("web", PodBehaviour::Ready);
+    let fixed = APP_YAML.replace(
+        "image: shop/web",
+        "image: shop/web\n        imagePullPolicy: IfNotPresent",
+    );
+    std::fs::write(dir.path().join("app.yaml"), fixed).unwrap();
+    loop_run.wait_for_output(
+        "web │ [loop] a newer version replaces the update in progress",
+        30,
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 30);
+    let web = cluster.deployment("web").unwrap();
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent",
+        "the fix was applied\n{}",
+        loop_run.output()
+    );
+}

@@ -420,6 +420,16 @@ impl Engine {
                     self.logs.status(&name, &format!("skipped: {reason}"));
                 }
                 Action::Wait { name, reason } => self.logs.status(&name, &reason.to_string()),
+                Action::Cancel { name } => {
+                    if let Some(node) = self.nodes.get_mut(&name) {
+                        node.generation += 1;
+                        if let Some(update) = node.update.take() {
+                            update.abort();
+                        }
+                    }
+                    self.logs
+                        .status(&name, "a newer version replaces the update in progress");
+                }
                 Action::Stop { name } => {
                     self.stop_resource(&name);
                     self.logs.status(&name, "disabled: stopped");

@@ -62,6 +62,8 @@ pub enum Action {
     Wait { name: String, reason: WaitReason },
     /// Stop the resource's process (it was disabled).
     Stop { name: String },
+    /// Abandon its run in progress: a newer version replaces it (it starts next).
+    Cancel { name: String },
 }
 
 /// How a run ended.
@@ -86,6 +88,8 @@ pub enum RunEnd {
 struct Spec {
     name: String,
     parallel: bool,
+    /// A newer version cancels a run in progress.
+    cancels: bool,
     auto_init: bool,
     manual: bool,
 }
@@ -155,6 +159,8 @@ pub struct Scheduler {
     touched: Vec<Id>,
     /// Resources whose serve process or rollout is starting.
     starting: usize,
+    /// Running resources a newer version cancels.
+    superseded: Vec<Id>,
 }
 
 impl Scheduler {
@@ -169,6 +175,7 @@ impl Scheduler {
             specs.push(Spec {
                 name: r.name.clone(),
                 parallel: r.updates_in_parallel(),
+                cancels: r.newer_version_cancels_run(),
                 auto_init: r.auto_init,
                 manual: r.trigger_mode == TriggerMode::Manual,
             });
@@ -217,6 +224,7 @@ impl Scheduler {
             fresh: Vec::new(),
             touched: Vec::new(),
             starting: 0,
+            superseded: Vec::new(),
         };
         scheduler.recount();
         scheduler
@@ -415,6 +423,16 @@ impl Scheduler {
     /// The runs that may start now, within the limits, in run order.
     pub fn next_actions(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
+        for id in std::mem::take(&mut self.superseded) {
+            if !self.nodes[id].phase.is_busy() || self.nodes[id].wanted.is_none() {
+                continue;
+            }
+            self.release(id);
+            self.set_phase(id, Phase::Idle);
+            actions.push(Action::Cancel {
+                name: self.specs[id].name.clone(),
+            });
+        }
         while self.running < self.max_parallel {
             let serial = if self.serial_running {
                 None

@@ -69,6 +69,8 @@ pub struct Node {
     pub probe: Option<AbortHandle>,
     /// Kubernetes: the task following logs and holding port-forwards.
     pub followers: Option<AbortHandle>,
+    /// The update in progress, when a newer version may cancel it.
+    pub update: Option<AbortHandle>,
     pub restarts: u32,
     /// When the current phase began.
     pub since: Instant,
@@ -97,6 +99,7 @@ impl Node {
             serve_group: None,
             probe: None,
             followers: None,
+            update: None,
             restarts: 0,
             since: Instant::now(),
             progress_lines: 0,

@@ -28,8 +28,9 @@ impl Engine {
             .iter()
             .filter_map(|r| self.manifest.image(r).cloned())
             .collect();
-        let name = name.to_owned();
-        tokio::spawn(async move {
+        let owned = name.to_owned();
+        let task = tokio::spawn(async move {
+            let name = owned;
             let result = match runtime {
                 Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink)
                     .await
@@ -43,6 +44,9 @@ impl Engine {
                 result,
             });
         });
+        if let Some(node) = self.nodes.get_mut(name) {
+            node.update = Some(task.abort_handle());
+        }
     }
 
     /// Once a Kubernetes resource is first ready: its logs and port-forwards (they

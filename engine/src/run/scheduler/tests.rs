@@ -605,3 +605,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_newer_version_cancels_a_kubernetes_update_in_progress_but_not_a_local_cmd() {
+    let mut m = manifest(&[
+        Decl {
+            name: "web",
+            after: &[],
+            data: &[],
+            parallel: true,
+        },
+        Decl {
+            name: "gen",
+            after: &[],
+            data: &[],
+            parallel: true,
+        },
+    ]);
+    m.resources[0].kind = ResourceKind::K8s;
+    let mut s = scheduler(&m);
+    assert_eq!(started(&s.next_actions()), ["web", "gen"]);
+    s.redefined("web");
+    s.changes(&[change("gen")]);
+    let actions = s.next_actions();
+    assert_eq!(actions[0], Action::Cancel { name: "web".into() });
+    assert_eq!(
+        started(&actions),
+        ["web"],
+        "web starts again at once; gen waits for its run"
+    );
+    s.finished("gen", ok());
+    assert_eq!(started(&s.next_actions()), ["gen"]);
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::{Action, Id, RunReason, Scheduler, SkipReason, WaitReason, Wanted};
 use crate::graph::EdgeKind;
+use crate::run::state::Phase;
 
 impl Scheduler {
     /// Wants a run, unless the resource is manual (then the change waits for a
@@ -42,6 +43,9 @@ impl Scheduler {
             }
         }
         wanted.paths.extend(paths.iter().cloned());
+        if node.phase == Phase::Updating && self.specs[id].cancels {
+            self.superseded.push(id);
+        }
         self.refresh(id);
         if propagates {
             self.fresh.push(id);
