@@ -69,15 +69,29 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, String> {
 /// Text of a kube error: the server's message when it sent one.
 pub fn error_text(err: &kube::Error) -> String {
     match err {
-        kube::Error::Api(status) => format!(
-            "{} ({}, HTTP {})",
-            status.message, status.reason, status.code
-        ),
+        kube::Error::Api(status) => api_status_text(&status.message, &status.reason, status.code),
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
             format!("{UNREACHABLE}: {}", root_cause(err))
         }
         other => other.to_string(),
     }
+}
+
+/// A `Status` error in words: the server's message, then its reason and code,
+/// leaving out what is empty (errors relayed from a node often have no reason).
+fn api_status_text(message: &str, reason: &str, code: u16) -> String {
+    let detail = match (reason.is_empty(), code) {
+        (true, 0) => String::new(),
+        (true, code) => format!(" (HTTP {code})"),
+        (false, 0) => format!(" ({reason})"),
+        (false, code) => format!(" ({reason}, HTTP {code})"),
+    };
+    let message = if message.is_empty() {
+        "the API server refused the request"
+    } else {
+        message
+    };
+    format!("{message}{detail}")
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -248,6 +262,23 @@ fn set_labels(body: &mut Data, path: &[&str], labels: &std::collections::BTreeMa
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn status_errors_leave_out_empty_fields() {
+        use super::api_status_text;
+        assert_eq!(
+            api_status_text("container not found", "", 500),
+            "container not found (HTTP 500)"
+        );
+        assert_eq!(
+            api_status_text("nope", "Forbidden", 403),
+            "nope (Forbidden, HTTP 403)"
+        );
+        assert_eq!(
+            api_status_text("", "", 0),
+            "the API server refused the request"
+        );
+    }
+
     use super::*;
 
     #[test]
