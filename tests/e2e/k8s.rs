@@ -529,3 +529,32 @@ fn a_fix_during_a_failing_rollout_is_applied_at_once() {
         loop_run.output()
     );
 }
+
+/// A context named like production is refused even when its server is on
+/// loopback (a tunnel or `kubectl proxy` to production looks exactly like that).
+#[test]
+fn a_production_name_is_refused_even_on_loopback() {
+    let cluster = Cluster::start("prod-eu");
+    let dir = shop();
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "20s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("refusing to change Kubernetes context \"prod-eu\"")
+            && run.stdout.contains("its name says production (\"prod\")")
+            && run.stdout.contains("allow_k8s_contexts(\"prod-eu\")"),
+        "{}",
+        run.stdout
+    );
+    assert!(cluster.deployment("web").is_none(), "nothing was applied");
+    let allowed = project(&[
+        (
+            "Loopfile",
+            &format!("allow_k8s_contexts('prod-eu')\n{LOOPFILE}"),
+        ),
+        ("app.yaml", APP_YAML),
+        ("src/main.go", "package main\n"),
+    ]);
+    let run = cluster.run(allowed.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "allowed by name\n{}", run.stdout);
+}

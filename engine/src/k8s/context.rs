@@ -57,6 +57,17 @@ pub fn looks_local(context: &str, server: &str) -> bool {
         || host == "host.docker.internal"
 }
 
+/// The word in a context or cluster name that says production (`prod`,
+/// `production`, `prd`, `live`), as a whole word between separators.
+pub fn production_word(name: &str) -> Option<&str> {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|word| {
+            ["prod", "production", "prd", "live"]
+                .iter()
+                .any(|p| word.eq_ignore_ascii_case(p))
+        })
+}
+
 /// Where the kubeconfig comes from: `KUBECONFIG` (first file), else `~/.kube/config`.
 pub fn kubeconfig_path() -> Option<PathBuf> {
     if let Some(paths) = std::env::var_os("KUBECONFIG") {
@@ -87,6 +98,13 @@ pub async fn connect(
             ))
         }
     };
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .unwrap_or_default();
     let options = KubeConfigOptions {
         context: Some(name.clone()),
         ..KubeConfigOptions::default()
@@ -95,6 +113,15 @@ pub async fn connect(
         .await
         .map_err(|e| format!("cannot use Kubernetes context {name:?}: {e}"))?;
     let server = config.cluster_url.to_string();
+    if let Some(word) = production_word(&name).or_else(|| production_word(&cluster_name)) {
+        if !allowed.contains(&name) {
+            return Err(format!(
+                "refusing to change Kubernetes context {name:?} (cluster {cluster_name:?}, server {server}): \
+                 its name says production ({word:?}); a tunnel or `kubectl proxy` to production looks \
+                 like a local cluster. If you mean it, add allow_k8s_contexts({name:?}) to the Loopfile"
+            ));
+        }
+    }
     if !looks_local(&name, &server) && !allowed.contains(&name) {
         return Err(format!(
             "refusing to change Kubernetes context {name:?} (server {server}): it does not look like a local cluster \
@@ -117,7 +144,20 @@ pub async fn connect(
 
 #[cfg(test)]
 mod tests {
-    use super::looks_local;
+    use super::{looks_local, production_word};
+
+    #[test]
+    fn names_that_say_production() {
+        assert_eq!(production_word("prod-eu"), Some("prod"));
+        assert_eq!(
+            production_word("gke_acme_europe-west1_production"),
+            Some("production")
+        );
+        assert_eq!(production_word("Live"), Some("Live"));
+        assert_eq!(production_word("eks-prd-1"), Some("prd"));
+        assert_eq!(production_word("kind-products"), None, "a whole word only");
+        assert_eq!(production_word("kind-dev"), None);
+    }
 
     #[test]
     fn local_contexts_and_loopback_servers() {
