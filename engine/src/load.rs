@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use loop_lang::diag::SourceMap;
 use loop_lang::loader::LogLine;
 use loop_lang::Diagnostic;
-use loop_stdlib::Evaluation;
+use loop_stdlib::{EvalFailure, Evaluation};
 
 use crate::affected::AffectedIndex;
 use crate::graph::Graph;
@@ -96,7 +96,7 @@ pub fn try_load(given: &[PathBuf], args: &[String]) -> Result<Loaded, LoadFailur
             missing.display()
         )));
     }
-    let evaluation = loop_stdlib::evaluate(&files, args).map_err(|failure| LoadFailure {
+    let evaluation = evaluate(&files, args).map_err(|failure| LoadFailure {
         diagnostics: vec![failure.diagnostic],
         sources: failure.sources,
         log: failure.log,
@@ -112,6 +112,37 @@ pub fn try_load(given: &[PathBuf], args: &[String]) -> Result<Loaded, LoadFailur
             sources: evaluation.sources,
             log: evaluation.log,
         }),
+    }
+}
+
+/// The stack that evaluation runs on. Deep `load()`/`include()` chains and deep
+/// nesting recurse in the Starlark parser and evaluator; the same large stack
+/// for every command (a reload used to run on a 2 MiB worker thread and abort
+/// `loop run` on a chain that `loop check` accepted). Only touched pages cost
+/// memory.
+const EVAL_STACK: usize = 512 << 20;
+
+/// Evaluates Loopfiles on a thread of its own with [`EVAL_STACK`].
+pub fn evaluate(files: &[PathBuf], args: &[String]) -> Result<Evaluation, Box<EvalFailure>> {
+    let (files, args) = (files.to_vec(), args.to_vec());
+    let spawned = std::thread::Builder::new()
+        .name("loop-eval".into())
+        .stack_size(EVAL_STACK)
+        .spawn(move || loop_stdlib::evaluate(&files, &args));
+    let failure = |text: &str| {
+        Box::new(EvalFailure {
+            diagnostic: Diagnostic::new(text),
+            sources: SourceMap::default(),
+            log: Vec::new(),
+        })
+    };
+    match spawned {
+        Ok(thread) => thread.join().unwrap_or_else(|_| {
+            Err(failure(
+                "evaluation stopped unexpectedly (an internal error)",
+            ))
+        }),
+        Err(e) => Err(failure(&format!("cannot start the evaluation thread: {e}"))),
     }
 }
 

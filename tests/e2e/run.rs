@@ -806,3 +806,38 @@ fn a_long_update_reports_progress_at_ten_seconds_and_probes_stop_when_stopping()
         run.transcript()
     );
 }
+
+/// A deep include chain: `check` accepts it, and so does every reload of a
+/// running `loop run` (a reload used to run on a small stack and abort `loop`).
+#[test]
+fn a_deep_include_chain_survives_check_and_reloads() {
+    let depth = 3000;
+    let mut files: Vec<(String, String)> = vec![(
+        "Loopfile".into(),
+        "include('d/1/Loopfile')\nlocal_resource('top', serve_cmd='exec sleep 3601')\n".into(),
+    )];
+    for i in 1..=depth {
+        let next = if i < depth {
+            format!("include('../{}/Loopfile')\n", i + 1)
+        } else {
+            String::new()
+        };
+        files.push((format!("d/{i}/Loopfile"), next));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let dir = project(&refs);
+    let check = run_loop(dir.path(), &["check"]);
+    assert_eq!(check.code, 0, "{}", check.transcript());
+    let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
+    loop_run.wait_for_output("1 resource up", 120);
+    let top = dir.path().join("Loopfile");
+    let text = std::fs::read_to_string(&top).unwrap();
+    std::fs::write(&top, format!("{text}# a comment\n")).unwrap();
+    loop_run.wait_for_output("reloaded: 0 added, 0 changed, 0 removed", 120);
+    let (code, out) = loop_run.interrupt();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("overflow"), "{out}");
+}

@@ -26,7 +26,7 @@ impl Engine {
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let files = load::loopfiles(&files).unwrap_or_default();
-            let result = loop_stdlib::evaluate(&files, &args);
+            let result = load::evaluate(&files, &args);
             let _ = tx.send(Msg::Evaluated(Box::new(result)));
         });
     }
