@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use loop_lang::Diagnostic;
-use loop_stdlib::Evaluation;
+use loop_stdlib::{EvalOptions, Evaluation};
 
 use crate::affected::AffectedIndex;
 use crate::graph::Graph;
@@ -41,7 +41,7 @@ pub fn loopfiles(given: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Evaluates and validates; on failure the diagnostic has been printed.
-pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
+pub fn load(given: &[PathBuf], options: &EvalOptions) -> Option<Loaded> {
     let files = match loopfiles(given) {
         Ok(files) => files,
         Err(msg) => {
@@ -56,7 +56,7 @@ pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
         ));
         return None;
     }
-    let evaluation = match loop_stdlib::evaluate(&files, args) {
+    let evaluation = match loop_stdlib::evaluate(&files, options) {
         Ok(evaluation) => evaluation,
         Err(failure) => {
             report::evaluation_log(&failure.log);

@@ -10,6 +10,7 @@ pub mod assemble;
 #[allow(clippy::too_many_arguments)]
 pub mod builtins;
 pub mod decls;
+mod namer;
 pub mod signatures;
 pub mod values;
 
@@ -24,8 +25,38 @@ use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension};
 
 use crate::decls::Declarations;
 
-/// The globals every Loopfile sees: Starlark's standard library plus `loop`'s built-ins.
+/// How to evaluate: the user's arguments, the root, and what Tilt's built-ins
+/// report about the command line.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOptions {
+    /// Arguments after `--`, for `config.parse()`.
+    pub args: Vec<String>,
+    /// `--root DIR`: the project root instead of the discovered one.
+    pub root: Option<PathBuf>,
+    /// `config.tilt_subcommand`: `up`, `ci`, `down` or `alpha` (check, graph,
+    /// affected: what `tilt alpha tiltfile-result` reports).
+    pub subcommand: String,
+    /// `--context`: what `k8s_context()` returns instead of the kubeconfig's.
+    pub k8s_context: Option<String>,
+}
+
+/// What the globals report about this evaluation (`config.main_path`, ...).
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The first top-level Loopfile, absolute.
+    pub main_path: PathBuf,
+    /// `config.tilt_subcommand`.
+    pub subcommand: String,
+}
+
+/// The globals every Loopfile sees: Starlark's standard library plus `loop`'s
+/// built-ins, with placeholder values for `config.main_path` and friends.
 pub fn globals() -> Globals {
+    globals_with(&Context::default())
+}
+
+/// The globals of one evaluation.
+pub fn globals_with(context: &Context) -> Globals {
     GlobalsBuilder::extended_by(&[
         LibraryExtension::StructType,
         LibraryExtension::Print,
@@ -34,6 +65,7 @@ pub fn globals() -> Globals {
         LibraryExtension::Map,
         LibraryExtension::Filter,
         LibraryExtension::Debug,
+        LibraryExtension::SetType,
     ])
     .with(builtins::local::local_builtins)
     .with(builtins::k8s::k8s_builtins)
@@ -41,7 +73,9 @@ pub fn globals() -> Globals {
     .with(builtins::compose::compose_builtins)
     .with(builtins::settings::settings_builtins)
     .with(builtins::os::os_namespace)
-    .with(builtins::config::config_namespace)
+    .with(|b| builtins::config::config_namespace(b, context))
+    .with(builtins::tilt::tilt_builtins)
+    .with(builtins::tilt::shlex_namespace)
     .build()
 }
 
@@ -67,15 +101,34 @@ pub struct EvalFailure {
 
 /// Evaluates top-level Loopfiles (composed into one graph) with the user's
 /// arguments for `config.parse()`.
-pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Box<EvalFailure>> {
+pub fn evaluate(
+    loopfiles: &[PathBuf],
+    options: &EvalOptions,
+) -> Result<Evaluation, Box<EvalFailure>> {
+    let args = &options.args;
+    // Symlinks resolved first, so that the root check sees the real files.
     let paths: Vec<PathBuf> = loopfiles
         .iter()
-        .map(|p| loop_lang::project::absolute(p))
+        .map(|p| {
+            let path = loop_lang::project::absolute(p);
+            loop_lang::project::canonical(&path).unwrap_or(path)
+        })
         .collect();
-    let project = Project::discover(&paths);
-    let globals = globals();
+    let project = Project::discover(&paths, options.root.as_deref()).map_err(|message| {
+        Box::new(EvalFailure {
+            diagnostic: Diagnostic::new(message),
+            sources: SourceMap::default(),
+            log: Vec::new(),
+        })
+    })?;
+    let context = Context {
+        main_path: paths.first().cloned().unwrap_or_default(),
+        subcommand: options.subcommand.clone(),
+    };
+    let globals = globals_with(&context);
     let decls = Declarations {
         config_args: args.to_vec(),
+        k8s_context: options.k8s_context.clone(),
         ..Declarations::default()
     };
     let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)));
@@ -84,7 +137,10 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
             break;
         }
     }
-    let failure = loader.take_failure();
+    let mut failure = loader.take_failure();
+    if failure.is_none() {
+        failure = namer::name_workloads(&loader).err();
+    }
     let (state, report) = loader.finish();
     let LoadReport {
         loopfiles,
