@@ -10,3 +10,4 @@ mod processes;
 mod run;
 mod signals;
 mod support;
+mod tilt;
