@@ -8,7 +8,10 @@ use crate::support::{project, run_loop};
 /// A repository (`.git`) whose service Tiltfile reaches up for shared files.
 fn repo() -> tempfile::TempDir {
     let dir = project(&[
-        ("lib.star", "def svc(name):\n    local_resource(name, serve_cmd='sleep 60')\n"),
+        (
+            "lib.star",
+            "def svc(name):\n    local_resource(name, serve_cmd='sleep 60')\n",
+        ),
         ("Tiltfile", "local_resource('shared', cmd='true')\n"),
         (
             "svc/api/Tiltfile",
@@ -29,9 +32,16 @@ fn the_repository_is_the_root_and_f_names_the_tiltfile() {
         "ok: 2 resources (2 local, 0 kubernetes), 0 images, 2 Tiltfiles, 3 watched files\n"
     );
     // --file works as well, from the service's own folder.
-    let run = run_loop(&dir.path().join("svc/api"), &["graph", "--file", "Tiltfile"]);
+    let run = run_loop(
+        &dir.path().join("svc/api"),
+        &["graph", "--file", "Tiltfile"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("api (local) svc/api/Tiltfile:3:1"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("api (local) svc/api/Tiltfile:3:1"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -41,9 +51,10 @@ fn a_narrower_root_refuses_and_says_how_it_was_chosen() {
     let run = run_loop(&api, &["check", "--root", ".", "Tiltfile"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr
-            .contains("outside the project root")
-            && run.stderr.contains("(chosen with --root); pass --root DIR to widen the root"),
+        run.stderr.contains("outside the project root")
+            && run
+                .stderr
+                .contains("(chosen with --root); pass --root DIR to widen the root"),
         "{}",
         run.stderr
     );
@@ -140,7 +151,11 @@ fn tilt_builtins_evaluate_with_tilt_semantics() {
     }
     // Settings that only turn a Tilt feature off have nothing to warn about.
     assert!(!run.stderr.contains("secret_settings"), "{}", run.stderr);
-    assert!(!run.stderr.contains("docker_prune_settings"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("docker_prune_settings"),
+        "{}",
+        run.stderr
+    );
     let graph: Value = serde_json::from_str(&run.stdout).unwrap();
     let names: Vec<&str> = graph["resources"]
         .as_array()
