@@ -45,8 +45,9 @@ fn main() {
         let mut total = Vec::new();
         for _ in 0..runs {
             let start = Instant::now();
-            let evaluation = loop_stdlib::evaluate(std::slice::from_ref(&path), &[])
-                .expect("the generated Loopfile evaluates");
+            let evaluation =
+                loop_stdlib::evaluate(std::slice::from_ref(&path), &Default::default())
+                    .expect("the generated Loopfile evaluates");
             let evaluated = start.elapsed();
             let graph = Graph::build(&evaluation.manifest).expect("valid graph");
             let index = AffectedIndex::build(&evaluation.manifest, &graph).expect("valid globs");

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use loop_lang::diag::SourceMap;
 use loop_lang::loader::LogLine;
 use loop_lang::Diagnostic;
-use loop_stdlib::{EvalFailure, Evaluation};
+use loop_stdlib::{EvalFailure, EvalOptions, Evaluation};
 
 use crate::affected::AffectedIndex;
 use crate::graph::Graph;
@@ -71,8 +71,8 @@ impl LoadFailure {
 }
 
 /// Evaluates and validates; on failure the diagnostic has been printed.
-pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
-    match try_load(given, args) {
+pub fn load(given: &[PathBuf], options: &EvalOptions) -> Option<Loaded> {
+    match try_load(given, options) {
         Ok(loaded) => {
             report::evaluation_log(&loaded.evaluation.log);
             Some(loaded)
@@ -88,7 +88,7 @@ pub fn load(given: &[PathBuf], args: &[String]) -> Option<Loaded> {
 }
 
 /// Evaluates and validates, printing nothing.
-pub fn try_load(given: &[PathBuf], args: &[String]) -> Result<Loaded, LoadFailure> {
+pub fn try_load(given: &[PathBuf], options: &EvalOptions) -> Result<Loaded, LoadFailure> {
     let files = loopfiles(given).map_err(LoadFailure::message)?;
     if let Some(missing) = files.iter().find(|f| !Path::new(f).is_file()) {
         return Err(LoadFailure::message(format!(
@@ -96,7 +96,7 @@ pub fn try_load(given: &[PathBuf], args: &[String]) -> Result<Loaded, LoadFailur
             missing.display()
         )));
     }
-    let evaluation = evaluate(&files, args).map_err(|failure| LoadFailure {
+    let evaluation = evaluate(&files, options).map_err(|failure| LoadFailure {
         diagnostics: vec![failure.diagnostic],
         sources: failure.sources,
         log: failure.log,
@@ -123,12 +123,12 @@ pub fn try_load(given: &[PathBuf], args: &[String]) -> Result<Loaded, LoadFailur
 const EVAL_STACK: usize = 512 << 20;
 
 /// Evaluates Loopfiles on a thread of its own with [`EVAL_STACK`].
-pub fn evaluate(files: &[PathBuf], args: &[String]) -> Result<Evaluation, Box<EvalFailure>> {
-    let (files, args) = (files.to_vec(), args.to_vec());
+pub fn evaluate(files: &[PathBuf], options: &EvalOptions) -> Result<Evaluation, Box<EvalFailure>> {
+    let (files, options) = (files.to_vec(), options.clone());
     let spawned = std::thread::Builder::new()
         .name("loop-eval".into())
         .stack_size(EVAL_STACK)
-        .spawn(move || loop_stdlib::evaluate(&files, &args));
+        .spawn(move || loop_stdlib::evaluate(&files, &options));
     let failure = |text: &str| {
         Box::new(EvalFailure {
             diagnostic: Diagnostic::new(text),

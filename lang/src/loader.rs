@@ -93,6 +93,8 @@ pub struct Loader {
     sources: RefCell<SourceMap>,
     failure: RefCell<Option<Diagnostic>>,
     log: RefCell<Vec<LogLine>>,
+    /// `exit()` was called: evaluation stops, successfully.
+    exited: std::cell::Cell<bool>,
 }
 
 /// What a finished evaluation leaves besides the built-ins' state.
@@ -117,6 +119,7 @@ impl Loader {
             sources: RefCell::default(),
             failure: RefCell::default(),
             log: RefCell::default(),
+            exited: std::cell::Cell::new(false),
         }
     }
 
@@ -191,6 +194,23 @@ impl Loader {
             *failure = Some(diag);
         }
         Failed
+    }
+
+    /// Stops the evaluation successfully (Tilt's `exit()`): the built-in then
+    /// returns an error that unwinds every file being evaluated, and no failure
+    /// is recorded for it.
+    pub fn request_exit(&self) {
+        self.exited.set(true);
+    }
+
+    /// Whether `exit()` stopped the evaluation.
+    pub fn exited(&self) -> bool {
+        self.exited.get()
+    }
+
+    /// The frozen module of a file evaluated so far.
+    pub fn module(&self, path: &Path) -> Option<FrozenModule> {
+        self.modules.borrow().get(path).cloned()
     }
 
     /// The stored failure, if any.
@@ -314,6 +334,11 @@ impl Loader {
             file: display.to_owned(),
         };
         Module::with_temp_heap(|module| {
+            // Tilt's `__file__`: the absolute path of the file being evaluated.
+            module.set(
+                "__file__",
+                module.heap().alloc(path.to_string_lossy().as_ref()),
+            );
             let result = {
                 let mut eval = Evaluator::new(&module);
                 eval.set_loader(&file_loader);
@@ -322,6 +347,13 @@ impl Loader {
                 eval.eval_module(ast, &self.globals)
             };
             match result {
+                Err(_) if self.exited.get() => {
+                    // Keep what the file defined (a naming function, say).
+                    if let Ok(frozen) = module.freeze() {
+                        self.modules.borrow_mut().insert(path.to_owned(), frozen);
+                    }
+                    Err(Failed)
+                }
                 Err(err) => Err(self.fail(Diagnostic::from_starlark(&err))),
                 Ok(_) => module.freeze().map_err(|err| {
                     self.fail(Diagnostic::new(format!("cannot freeze {display}: {err:?}")))

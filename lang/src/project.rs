@@ -5,18 +5,53 @@ use std::path::{Component, Path, PathBuf};
 /// The marker file that makes a folder the project root.
 pub const ROOT_MARKER: &str = ".loop-root";
 
+/// Files or folders that mark a project root, in order of preference when one
+/// folder holds several: the explicit marker, then repositories.
+pub const ROOT_MARKERS: &[&str] = &[ROOT_MARKER, ".git", ".hg"];
+
+/// How the project root was chosen, for errors that name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootReason {
+    /// `--root DIR` on the command line.
+    Flag,
+    /// The nearest folder holding this marker (`.git`, `.hg` or `.loop-root`).
+    Marker(&'static str),
+    /// No marker: the folder of the only top-level Loopfile.
+    FileFolder,
+    /// No marker: the deepest folder holding every top-level Loopfile.
+    CommonFolder,
+}
+
+impl std::fmt::Display for RootReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootReason::Flag => f.write_str("chosen with --root"),
+            RootReason::Marker(marker) => write!(f, "the folder holding {marker}"),
+            RootReason::FileFolder => f.write_str("the folder of the top-level file"),
+            RootReason::CommonFolder => {
+                f.write_str("the deepest folder holding every top-level file")
+            }
+        }
+    }
+}
+
 /// A project root and where `ext://` modules come from.
 #[derive(Clone, Debug)]
 pub struct Project {
+    /// The root: every loaded or included file must be inside it (symlinks resolved).
     pub root: PathBuf,
+    /// How the root was chosen.
+    pub root_reason: RootReason,
     pub extension_dirs: Vec<PathBuf>,
 }
 
 impl Project {
-    /// Finds the root for a set of top-level Loopfiles: the nearest folder above the
-    /// first one holding a `.loop-root` marker, else the deepest folder holding them all.
-    /// `LOOP_EXTENSIONS_PATH` (`:`-separated) adds extension folders after `extensions/`.
-    pub fn discover(loopfiles: &[PathBuf]) -> Project {
+    /// Finds the root for a set of top-level Loopfiles (absolute, symlinks
+    /// resolved): `root` when given (`--root`), else the nearest folder at or above
+    /// their deepest common folder that holds `.loop-root`, `.git` or `.hg`, else
+    /// that common folder. `LOOP_EXTENSIONS_PATH` (`:`-separated) adds extension
+    /// folders after `extensions/`.
+    pub fn discover(loopfiles: &[PathBuf], root: Option<&Path>) -> Result<Project, String> {
         let dirs: Vec<PathBuf> = loopfiles
             .iter()
             .map(|f| {
@@ -26,21 +61,48 @@ impl Project {
                     .unwrap_or_default()
             })
             .collect();
-        let marked = dirs
-            .first()
-            .and_then(|d| d.ancestors().find(|a| a.join(ROOT_MARKER).is_file()))
-            .filter(|marked| dirs.iter().all(|d| d.starts_with(marked)))
-            .map(Path::to_path_buf);
-        let root = marked.unwrap_or_else(|| common_ancestor(&dirs));
+        let common = common_ancestor(&dirs);
+        let (root, root_reason) = match root {
+            Some(given) => {
+                let root = canonical(&absolute(given))
+                    .map_err(|e| format!("--root {}: {e}", given.display()))?;
+                if !root.is_dir() {
+                    return Err(format!("--root {}: not a folder", given.display()));
+                }
+                if let Some(outside) = loopfiles.iter().find(|f| !f.starts_with(&root)) {
+                    return Err(format!(
+                        "{} is outside the project root {} given with --root",
+                        outside.display(),
+                        root.display()
+                    ));
+                }
+                (root, RootReason::Flag)
+            }
+            None => match marked_ancestor(&common) {
+                Some((dir, marker)) => (dir, RootReason::Marker(marker)),
+                None if loopfiles.len() > 1 => (common, RootReason::CommonFolder),
+                None => (common, RootReason::FileFolder),
+            },
+        };
         let mut extension_dirs = vec![root.join("extensions")];
         if let Some(paths) = std::env::var_os("LOOP_EXTENSIONS_PATH") {
             extension_dirs
                 .extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()));
         }
-        Project {
+        Ok(Project {
             root,
+            root_reason,
             extension_dirs,
-        }
+        })
+    }
+
+    /// Why a path outside the root is refused, with the way to widen the root.
+    fn outside(&self, spec: &str, what: String) -> String {
+        format!(
+            "`{spec}` {what}, outside the project root {} ({}); pass --root DIR to widen the root",
+            self.root.display(),
+            self.root_reason
+        )
     }
 
     /// A path as users see it: relative to the root with `/`, or absolute outside it.
@@ -68,13 +130,16 @@ impl Project {
         };
         let path = normalize(&path);
         if !path.starts_with(&self.root) {
-            return Err(format!(
-                "`{spec}` resolves to {}, outside the project root {}",
-                path.display(),
-                self.root.display()
-            ));
+            return Err(self.outside(spec, format!("resolves to {}", path.display())));
         }
-        Ok(path)
+        // A symlink may point anywhere: the file actually read must be inside too.
+        match canonical(&path) {
+            Ok(real) if !real.starts_with(&self.root) => {
+                Err(self.outside(spec, format!("is a symlink to {}", real.display())))
+            }
+            Ok(real) => Ok(real),
+            Err(_) => Ok(path),
+        }
     }
 
     fn resolve_extension(&self, name: &str) -> Result<PathBuf, String> {
@@ -104,6 +169,24 @@ impl Project {
     pub fn resolve_path(&self, dir: &Path, path: &str) -> PathBuf {
         normalize(&dir.join(path))
     }
+}
+
+/// The nearest folder at or above `dir` holding a root marker, and which one.
+fn marked_ancestor(dir: &Path) -> Option<(PathBuf, &'static str)> {
+    dir.ancestors().find_map(|a| {
+        ROOT_MARKERS
+            .iter()
+            .find(|m| a.join(m).exists())
+            .map(|m| (a.to_path_buf(), *m))
+    })
+}
+
+/// `path` with every symlink resolved (it must exist), as an error in words.
+pub fn canonical(path: &Path) -> Result<PathBuf, String> {
+    std::fs::canonicalize(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
+        _ => e.to_string(),
+    })
 }
 
 /// `path` made absolute against the current directory, lexically normalized.
@@ -161,6 +244,7 @@ mod tests {
     fn project(root: &str) -> Project {
         Project {
             root: PathBuf::from(root),
+            root_reason: RootReason::Marker(".git"),
             extension_dirs: vec![PathBuf::from(root).join("extensions")],
         }
     }
@@ -183,6 +267,8 @@ mod tests {
         );
         let err = p.resolve_module(dir, "../../etc/x.star").unwrap_err();
         assert!(err.contains("outside the project root"), "{err}");
+        assert!(err.contains("(the folder holding .git)"), "{err}");
+        assert!(err.contains("--root DIR"), "{err}");
         assert!(p.resolve_module(dir, "ext://../x").is_err());
     }
 
@@ -190,6 +276,39 @@ mod tests {
     fn root_is_common_ancestor_without_marker() {
         let dirs = [PathBuf::from("/a/b/c"), PathBuf::from("/a/b/d/e")];
         assert_eq!(common_ancestor(&dirs), PathBuf::from("/a/b"));
+    }
+
+    #[test]
+    fn root_is_the_enclosing_repository() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("svc/api")).unwrap();
+        let file = repo.join("svc/api/Tiltfile");
+        let p = Project::discover(std::slice::from_ref(&file), None).unwrap();
+        assert_eq!(p.root, repo);
+        assert_eq!(p.root_reason, RootReason::Marker(".git"));
+        // A marker nearer the file wins.
+        std::fs::write(repo.join("svc/.loop-root"), "").unwrap();
+        let p = Project::discover(std::slice::from_ref(&file), None).unwrap();
+        assert_eq!(p.root, repo.join("svc"));
+        // --root overrides, and must hold the files.
+        let p = Project::discover(std::slice::from_ref(&file), Some(&repo)).unwrap();
+        assert_eq!((p.root, p.root_reason), (repo.clone(), RootReason::Flag));
+        let err = Project::discover(&[file], Some(&repo.join("svc/api/x"))).unwrap_err();
+        assert!(err.contains("--root"), "{err}");
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("p")).unwrap();
+        std::fs::write(base.join("secret.star"), "x = 1").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.star"), base.join("p/lib.star")).unwrap();
+        let p = project(base.join("p").to_str().unwrap());
+        let err = p.resolve_module(&base.join("p"), "lib.star").unwrap_err();
+        assert!(err.contains("is a symlink to"), "{err}");
     }
 
     #[test]

@@ -33,10 +33,25 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         k8s_resources,
         images,
         settings,
+        env,
+        workload_names,
         ..
     } = decls;
+    let mut local_resources = local_resources;
+    // os.putenv/os.unsetenv change Tilt's own environment, which every command
+    // it runs inherits; a resource's own `env` still wins.
+    for resource in &mut local_resources {
+        for (key, value) in &env {
+            if let Some(value) = value {
+                resource
+                    .env
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
     let objects = to_objects(objects)?;
-    let mut k8s = group_objects(&objects);
+    let mut k8s = group_objects(&objects, &workload_names);
     let mut uncategorized: Vec<ObjectRef> = k8s.unattached;
     for decl in &k8s_resources {
         apply_k8s_resource(
@@ -109,8 +124,15 @@ struct Grouped {
 }
 
 fn is_workload(o: &ObjectRef) -> bool {
-    WORKLOAD_KINDS.contains(&o.kind.as_str())
-        || o.body
+    is_workload_body(&o.body)
+}
+
+/// Whether an object (its whole body) runs pods, and so is a resource of its own.
+pub fn is_workload_body(body: &Data) -> bool {
+    body.get("kind")
+        .and_then(Data::as_str)
+        .is_some_and(|k| WORKLOAD_KINDS.contains(&k))
+        || body
             .path(&["spec", "template", "spec", "containers"])
             .is_some()
 }
@@ -211,13 +233,23 @@ fn workload_names(workloads: &[&ObjectRef]) -> Vec<String> {
         .collect()
 }
 
-fn group_objects(objects: &[(ObjectRef, bool)]) -> Grouped {
+/// Resource names given by `workload_to_resource_function`, by `(kind, name, namespace)`.
+type GivenNames = BTreeMap<(String, String, Option<String>), String>;
+
+fn group_objects(objects: &[(ObjectRef, bool)], given: &GivenNames) -> Grouped {
     let workloads: Vec<&ObjectRef> = objects
         .iter()
         .map(|(o, _)| o)
         .filter(|o| is_workload(o))
         .collect();
-    let names = workload_names(&workloads);
+    let names: Vec<String> = workload_names(&workloads)
+        .into_iter()
+        .zip(&workloads)
+        .map(|(name, o)| {
+            let key = (o.kind.clone(), o.name.clone(), o.namespace.clone());
+            given.get(&key).cloned().unwrap_or(name)
+        })
+        .collect();
     let mut resources: Vec<Resource> = workloads
         .iter()
         .zip(&names)

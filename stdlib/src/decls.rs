@@ -1,6 +1,8 @@
 //! What the built-ins collect while Loopfiles evaluate, before assembly into a Manifest.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use loop_lang::data::Data;
 use loop_lang::model::{Image, PortForward, Resource, Settings, TriggerMode};
@@ -63,6 +65,16 @@ pub struct Declarations {
     /// resources to enable, as in Tilt).
     pub config_parsed: bool,
     pub config_flags: Vec<ConfigFlag>,
+    /// `--context`: what `k8s_context()` reports instead of the kubeconfig's.
+    pub k8s_context: Option<String>,
+    /// `os.putenv` (`Some`) and `os.unsetenv` (`None`) so far, as Tilt changes its
+    /// own environment: later `local()` calls and every resource command see them.
+    pub env: BTreeMap<String, Option<String>>,
+    /// Where `workload_to_resource_function` was called: the file whose module
+    /// holds the function, and the call.
+    pub workload_namer: Option<(PathBuf, Location)>,
+    /// Resource names the namer gave, by workload `(kind, name, namespace)`.
+    pub workload_names: BTreeMap<(String, String, Option<String>), String>,
 }
 
 /// The declarations of the running evaluation.

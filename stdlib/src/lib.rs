@@ -10,6 +10,7 @@ pub mod assemble;
 #[allow(clippy::too_many_arguments)]
 pub mod builtins;
 pub mod decls;
+mod namer;
 pub mod signatures;
 pub mod values;
 
@@ -24,8 +25,38 @@ use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension};
 
 use crate::decls::Declarations;
 
-/// The globals every Loopfile sees: Starlark's standard library plus `loop`'s built-ins.
+/// How to evaluate: the user's arguments, the root, and what Tilt's built-ins
+/// report about the command line.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOptions {
+    /// Arguments after `--`, for `config.parse()`.
+    pub args: Vec<String>,
+    /// `--root DIR`: the project root instead of the discovered one.
+    pub root: Option<PathBuf>,
+    /// `config.tilt_subcommand`: `up`, `ci`, `down` or `alpha` (check, graph,
+    /// affected: what `tilt alpha tiltfile-result` reports).
+    pub subcommand: String,
+    /// `--context`: what `k8s_context()` returns instead of the kubeconfig's.
+    pub k8s_context: Option<String>,
+}
+
+/// What the globals report about this evaluation (`config.main_path`, ...).
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The first top-level Loopfile, absolute.
+    pub main_path: PathBuf,
+    /// `config.tilt_subcommand`.
+    pub subcommand: String,
+}
+
+/// The globals every Loopfile sees: Starlark's standard library plus `loop`'s
+/// built-ins, with placeholder values for `config.main_path` and friends.
 pub fn globals() -> Globals {
+    globals_with(&Context::default())
+}
+
+/// The globals of one evaluation.
+pub fn globals_with(context: &Context) -> Globals {
     GlobalsBuilder::extended_by(&[
         LibraryExtension::StructType,
         LibraryExtension::Print,
@@ -34,6 +65,7 @@ pub fn globals() -> Globals {
         LibraryExtension::Map,
         LibraryExtension::Filter,
         LibraryExtension::Debug,
+        LibraryExtension::SetType,
     ])
     .with(builtins::local::local_builtins)
     .with(builtins::k8s::k8s_builtins)
@@ -41,7 +73,9 @@ pub fn globals() -> Globals {
     .with(builtins::compose::compose_builtins)
     .with(builtins::settings::settings_builtins)
     .with(builtins::os::os_namespace)
-    .with(builtins::config::config_namespace)
+    .with(|b| builtins::config::config_namespace(b, context))
+    .with(builtins::tilt::tilt_builtins)
+    .with(builtins::tilt::shlex_namespace)
     .build()
 }
 
@@ -67,15 +101,34 @@ pub struct EvalFailure {
 
 /// Evaluates top-level Loopfiles (composed into one graph) with the user's
 /// arguments for `config.parse()`.
-pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Box<EvalFailure>> {
+pub fn evaluate(
+    loopfiles: &[PathBuf],
+    options: &EvalOptions,
+) -> Result<Evaluation, Box<EvalFailure>> {
+    let args = &options.args;
+    // Symlinks resolved first, so that the root check sees the real files.
     let paths: Vec<PathBuf> = loopfiles
         .iter()
-        .map(|p| loop_lang::project::absolute(p))
+        .map(|p| {
+            let path = loop_lang::project::absolute(p);
+            loop_lang::project::canonical(&path).unwrap_or(path)
+        })
         .collect();
-    let project = Project::discover(&paths);
-    let globals = globals();
+    let project = Project::discover(&paths, options.root.as_deref()).map_err(|message| {
+        Box::new(EvalFailure {
+            diagnostic: Diagnostic::new(message),
+            sources: SourceMap::default(),
+            log: Vec::new(),
+        })
+    })?;
+    let context = Context {
+        main_path: paths.first().cloned().unwrap_or_default(),
+        subcommand: options.subcommand.clone(),
+    };
+    let globals = globals_with(&context);
     let decls = Declarations {
         config_args: args.to_vec(),
+        k8s_context: options.k8s_context.clone(),
         ..Declarations::default()
     };
     let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)));
@@ -84,7 +137,10 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
             break;
         }
     }
-    let failure = loader.take_failure();
+    let mut failure = loader.take_failure();
+    if failure.is_none() {
+        failure = namer::name_workloads(&loader).err();
+    }
     let (state, report) = loader.finish();
     let LoadReport {
         loopfiles,
@@ -128,5 +184,57 @@ pub fn evaluate(loopfiles: &[PathBuf], args: &[String]) -> Result<Evaluation, Bo
             sources,
             log,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use starlark::docs::{DocItem, DocModule};
+
+    fn names(module: &DocModule, prefix: &str, out: &mut Vec<String>) {
+        for (name, item) in &module.members {
+            match item {
+                DocItem::Module(inner) => names(inner, &format!("{prefix}{name}."), out),
+                _ => out.push(format!("{prefix}{name}")),
+            }
+        }
+    }
+
+    /// The README's "Tilt compatibility" section names every built-in of ours
+    /// that Tilt also has (all but Starlark's own and `loop`'s additions).
+    #[test]
+    fn the_readme_lists_every_builtin() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("## Tilt compatibility")
+            .expect("README has a Tilt compatibility section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let starlark_own = starlark::environment::GlobalsBuilder::extended_by(&[
+            starlark::environment::LibraryExtension::StructType,
+            starlark::environment::LibraryExtension::Print,
+            starlark::environment::LibraryExtension::Json,
+            starlark::environment::LibraryExtension::Typing,
+            starlark::environment::LibraryExtension::Map,
+            starlark::environment::LibraryExtension::Filter,
+            starlark::environment::LibraryExtension::Debug,
+        ])
+        .build();
+        let mut standard = Vec::new();
+        names(&starlark_own.documentation(), "", &mut standard);
+        let mut ours = Vec::new();
+        names(&super::globals().documentation(), "", &mut ours);
+        // `loop`'s own additions, not Tilt's.
+        let loop_only = ["data_deps"];
+        let missing: Vec<&String> = ours
+            .iter()
+            .filter(|n| !standard.contains(n) || *n == "struct" || *n == "print")
+            .filter(|n| !loop_only.contains(&n.as_str()))
+            .filter(|n| !section.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README.md's Tilt compatibility section does not list: {missing:?}"
+        );
     }
 }

@@ -31,6 +31,10 @@ impl Signatures {
             diag.help = Some("a function keeps calling itself; Loopfiles have no unbounded recursion: build lists with loops or comprehensions instead".into());
             return;
         }
+        if message.contains("reserved keyword `while`") {
+            diag.help = Some("`while` loops are not available (the Starlark interpreter reserves the keyword): use `for _ in range(N):` with `break`".into());
+            return;
+        }
         if message == "Immutable" {
             diag.help = Some("values from load()ed modules are frozen; copy before changing, e.g. `deps = list(DEFAULT_DEPS)`".into());
             return;

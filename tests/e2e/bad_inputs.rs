@@ -19,7 +19,8 @@ fn every_bad_loopfile_gets_its_exact_error() {
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let extra = std::fs::read_to_string(case.join("args")).unwrap_or_default();
-        let mut args = vec!["check", "--"];
+        // Each case is a project of its own (the repository would be the root).
+        let mut args = vec!["check", "--root", ".", "--"];
         args.extend(extra.split_whitespace());
         let run = run_loop(case, &args);
         let result = catch_unwind(AssertUnwindSafe(|| {

@@ -11,3 +11,4 @@ mod processes;
 mod run;
 mod signals;
 mod support;
+mod tilt;

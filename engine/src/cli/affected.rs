@@ -3,12 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use loop_stdlib::EvalOptions;
+
 use loop_lang::project::absolute;
 
 use crate::load::load;
 
-pub fn run(paths: &[PathBuf], files: &[PathBuf], args: &[String]) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(files, args) else {
+pub fn run(
+    paths: &[PathBuf],
+    files: &[PathBuf],
+    options: &EvalOptions,
+) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files, options) else {
         return Ok(ExitCode::FAILURE);
     };
     let manifest = &loaded.evaluation.manifest;

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use loop_stdlib::EvalOptions;
+
 use loop_lang::model::ResourceKind;
 
 use crate::load::load;
 
-pub fn run(files: &[PathBuf], args: &[String]) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(files, args) else {
+pub fn run(files: &[PathBuf], options: &EvalOptions) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files, options) else {
         return Ok(ExitCode::FAILURE);
     };
     let m = &loaded.evaluation.manifest;
@@ -20,8 +22,63 @@ pub fn run(files: &[PathBuf], args: &[String]) -> anyhow::Result<ExitCode> {
         count(ResourceKind::Local),
         count(ResourceKind::K8s) + count(ResourceKind::K8sUncategorized),
         plural(m.images.len(), "image"),
-        plural(m.loopfiles.len(), "Loopfile"),
+        files_summary(&m.loopfiles),
         plural(m.watched_files.len(), "watched file"),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// "2 Loopfiles", "1 Tiltfile", or "1 Loopfile and 2 Tiltfiles" (by file name:
+/// `Tiltfile*` counts as a Tiltfile, anything else as a Loopfile).
+fn files_summary(files: &[loop_lang::model::LoopfileInfo]) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let tiltfiles = files
+        .iter()
+        .filter(|f| {
+            f.path
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("Tiltfile"))
+        })
+        .count();
+    let loopfiles = files.len() - tiltfiles;
+    match (loopfiles, tiltfiles) {
+        (_, 0) => plural(loopfiles, "Loopfile"),
+        (0, _) => plural(tiltfiles, "Tiltfile"),
+        _ => format!(
+            "{} and {}",
+            plural(loopfiles, "Loopfile"),
+            plural(tiltfiles, "Tiltfile")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loop_lang::model::LoopfileInfo;
+
+    fn files(paths: &[&str]) -> Vec<LoopfileInfo> {
+        paths
+            .iter()
+            .map(|p| LoopfileInfo {
+                path: (*p).to_owned(),
+                depends_on: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counts_tiltfiles_and_loopfiles_by_name() {
+        assert_eq!(files_summary(&files(&["Tiltfile"])), "1 Tiltfile");
+        assert_eq!(
+            files_summary(&files(&["a/Loopfile", "Loopfile"])),
+            "2 Loopfiles"
+        );
+        assert_eq!(
+            files_summary(&files(&["Loopfile", "svc/Tiltfile", "x/Tiltfile.dev"])),
+            "1 Loopfile and 2 Tiltfiles"
+        );
+        assert_eq!(files_summary(&[]), "0 Loopfiles");
+    }
 }

@@ -3,16 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use loop_stdlib::EvalOptions;
+
 use crate::load::load;
 use crate::{k8s, report};
 
 pub fn run(
     files: &[PathBuf],
-    args: &[String],
+    options: &EvalOptions,
     delete_namespaces: bool,
     context: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(files, args) else {
+    let Some(loaded) = load(files, options) else {
         return Ok(ExitCode::FAILURE);
     };
     let settings = loaded.evaluation.manifest.settings.clone();

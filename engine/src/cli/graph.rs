@@ -4,14 +4,20 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use loop_stdlib::EvalOptions;
+
 use loop_lang::model::Manifest;
 
 use super::GraphFormat;
 use crate::graph::{EdgeKind, Graph};
 use crate::load::load;
 
-pub fn run(files: &[PathBuf], args: &[String], format: GraphFormat) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(files, args) else {
+pub fn run(
+    files: &[PathBuf],
+    options: &EvalOptions,
+    format: GraphFormat,
+) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files, options) else {
         return Ok(ExitCode::FAILURE);
     };
     let manifest = &loaded.evaluation.manifest;

@@ -202,7 +202,11 @@ fn evaluate(name: &str, args: &Value) -> Result<String, String> {
         .into_iter()
         .map(PathBuf::from)
         .collect();
-    let loaded = try_load(&files, &[]).map_err(|failure| failure.render())?;
+    let options = loop_stdlib::EvalOptions {
+        subcommand: super::EVAL_ONLY_SUBCOMMAND.to_owned(),
+        ..Default::default()
+    };
+    let loaded = try_load(&files, &options).map_err(|failure| failure.render())?;
     let manifest = &loaded.evaluation.manifest;
     match name {
         "check" => Ok(format!(

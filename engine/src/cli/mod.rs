@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use loop_stdlib::EvalOptions;
+
 use crate::run::{Mode, RunOptions};
 
 #[derive(Parser, Debug)]
@@ -183,6 +185,13 @@ enum Command {
         /// Loopfiles to compose (default: ./Loopfile, else ./Tiltfile).
         #[arg(long = "files", num_args = 1..)]
         loopfiles: Vec<PathBuf>,
+        /// A Loopfile or Tiltfile to compose, as Tilt's `-f` (may be repeated).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Vec<PathBuf>,
+        /// The project root (default: the nearest folder holding .git, .hg or
+        /// .loop-root, else the file's folder).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
         /// Arguments for config.parse().
         #[arg(last = true)]
         args: Vec<String>,
@@ -206,15 +215,43 @@ struct SessionArg {
     project: Option<PathBuf>,
 }
 
-/// Loopfiles to compose, and the user's arguments after `--`.
+/// Loopfiles to compose, the project root, and the user's arguments after `--`.
 #[derive(clap::Args, Debug)]
 struct Files {
     /// Loopfiles to compose into one graph (default: ./Loopfile, else ./Tiltfile).
     loopfiles: Vec<PathBuf>,
+    /// A Loopfile or Tiltfile to compose, as Tilt's `-f` (may be repeated).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Vec<PathBuf>,
+    /// The project root: nothing outside it is loaded or included (default: the
+    /// nearest folder holding .git, .hg or .loop-root, else the file's folder).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Arguments for config.parse().
     #[arg(last = true)]
     args: Vec<String>,
 }
+
+impl Files {
+    /// The Loopfiles named with `-f` and as arguments, in that order.
+    fn all(&self) -> Vec<PathBuf> {
+        self.file.iter().chain(&self.loopfiles).cloned().collect()
+    }
+
+    /// What evaluation needs, for a Tilt subcommand name.
+    fn options(&self, subcommand: &str, context: Option<String>) -> EvalOptions {
+        EvalOptions {
+            args: self.args.clone(),
+            root: self.root.clone(),
+            subcommand: subcommand.to_owned(),
+            k8s_context: context,
+        }
+    }
+}
+
+/// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
+/// under `tilt alpha tiltfile-result`, its command that only evaluates.
+const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {
@@ -236,8 +273,9 @@ pub fn main() -> ExitCode {
             port,
             log_lines,
         } => Ok(crate::run::main(RunOptions {
-            files: files.loopfiles,
+            files: files.all(),
             args: files.args,
+            root: files.root,
             mode: Mode::Run,
             timeout: Duration::MAX,
             grace,
@@ -255,8 +293,9 @@ pub fn main() -> ExitCode {
             context,
             no_cache,
         } => Ok(crate::run::main(RunOptions {
-            files: files.loopfiles,
+            files: files.all(),
             args: files.args,
+            root: files.root,
             mode: Mode::Ci,
             timeout,
             grace,
@@ -271,7 +310,12 @@ pub fn main() -> ExitCode {
             files,
             delete_namespaces,
             context,
-        } => down::run(&files.loopfiles, &files.args, delete_namespaces, context),
+        } => down::run(
+            &files.all(),
+            &files.options("down", context.clone()),
+            delete_namespaces,
+            context,
+        ),
         Command::Status { json, session } => {
             control::run(session.project, control::Verb::Status { json })
         }
@@ -335,13 +379,33 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { files } => check::run(&files.loopfiles, &files.args),
-        Command::Graph { files, format } => graph::run(&files.loopfiles, &files.args, format),
+        Command::Check { files } => {
+            check::run(&files.all(), &files.options(EVAL_ONLY_SUBCOMMAND, None))
+        }
+        Command::Graph { files, format } => graph::run(
+            &files.all(),
+            &files.options(EVAL_ONLY_SUBCOMMAND, None),
+            format,
+        ),
         Command::Affected {
             paths,
             loopfiles,
+            file,
+            root,
             args,
-        } => affected::run(&paths, &loopfiles, &args),
+        } => {
+            let files = Files {
+                loopfiles,
+                file,
+                root,
+                args,
+            };
+            affected::run(
+                &paths,
+                &files.all(),
+                &files.options(EVAL_ONLY_SUBCOMMAND, None),
+            )
+        }
         Command::Watchdog { grace } => Ok(crate::run::watchdog::main(grace)),
     };
     match result {

@@ -113,6 +113,13 @@ pub async fn connect(
         .await
         .map_err(|e| format!("cannot use Kubernetes context {name:?}: {e}"))?;
     let server = config.cluster_url.to_string();
+    if !looks_local(&name, &server) && !allowed.contains(&name) {
+        return Err(format!(
+            "refusing to change Kubernetes context {name:?} (server {server}): it does not look like a local cluster \
+             (kind, k3d, minikube, Docker Desktop, Rancher Desktop or a loopback address). \
+             If you mean it, add allow_k8s_contexts({name:?}) to the Loopfile"
+        ));
+    }
     if let Some(word) = production_word(&name).or_else(|| production_word(&cluster_name)) {
         if !allowed.contains(&name) {
             return Err(format!(
@@ -121,13 +128,6 @@ pub async fn connect(
                  like a local cluster. If you mean it, add allow_k8s_contexts({name:?}) to the Loopfile"
             ));
         }
-    }
-    if !looks_local(&name, &server) && !allowed.contains(&name) {
-        return Err(format!(
-            "refusing to change Kubernetes context {name:?} (server {server}): it does not look like a local cluster \
-             (kind, k3d, minikube, Docker Desktop, Rancher Desktop or a loopback address). \
-             If you mean it, add allow_k8s_contexts({name:?}) to the Loopfile"
-        ));
     }
     let namespace = namespace
         .map(str::to_owned)

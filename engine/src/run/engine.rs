@@ -155,8 +155,8 @@ pub async fn run(options: RunOptions) -> ExitCode {
     // Orphaned descendants are re-parented to `loop`, which stops them on exit.
     let subreaper = orphans::become_subreaper();
     // Evaluation may run `local()` commands: a stop signal ends the wait for it.
-    let (files, args) = (options.files.clone(), options.args.clone());
-    let loading = tokio::task::spawn_blocking(move || load::load(&files, &args));
+    let (files, eval_options) = (options.files.clone(), options.eval_options());
+    let loading = tokio::task::spawn_blocking(move || load::load(&files, &eval_options));
     let loaded = tokio::select! {
         loaded = loading => loaded.ok().flatten(),
         signal = signals.recv() => {

@@ -33,6 +33,8 @@ pub enum Mode {
 pub struct RunOptions {
     pub files: Vec<PathBuf>,
     pub args: Vec<String>,
+    /// `--root DIR`: the project root instead of the discovered one.
+    pub root: Option<PathBuf>,
     pub mode: Mode,
     /// `loop ci`: give up after this long.
     pub timeout: Duration,
@@ -52,6 +54,23 @@ pub struct RunOptions {
     /// `loop run`: the session API's port (`Some(0)`: any free port; `None`:
     /// no server, as in `loop ci`).
     pub port: Option<u16>,
+}
+
+impl RunOptions {
+    /// What evaluation needs: `config.tilt_subcommand` is `up` under `loop run`
+    /// and `ci` under `loop ci`, as in Tilt.
+    pub fn eval_options(&self) -> loop_stdlib::EvalOptions {
+        loop_stdlib::EvalOptions {
+            args: self.args.clone(),
+            root: self.root.clone(),
+            subcommand: match self.mode {
+                Mode::Run => "up",
+                Mode::Ci => "ci",
+            }
+            .to_owned(),
+            k8s_context: self.context.clone(),
+        }
+    }
 }
 
 /// Runs until stopped (run) or done (ci); returns the exit code.

@@ -13,9 +13,21 @@ use starlark::values::{Heap, Value};
 use crate::decls::{declarations, ConfigFlag, FlagKind};
 use crate::values::{string_list, Arg, NONE};
 
-/// Registers the `config` namespace.
-pub fn config_namespace(builder: &mut GlobalsBuilder) {
-    builder.namespace("config", config_functions);
+/// Registers the `config` namespace, with `config.main_path`, `config.main_dir`
+/// and `config.tilt_subcommand` of this evaluation.
+pub fn config_namespace(builder: &mut GlobalsBuilder, context: &crate::Context) {
+    builder.namespace("config", |config| {
+        config_functions(config);
+        let main_path = context.main_path.to_string_lossy().into_owned();
+        let main_dir = context
+            .main_path
+            .parent()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        config.set("main_path", main_path);
+        config.set("main_dir", main_dir);
+        config.set("tilt_subcommand", context.subcommand.clone());
+    });
 }
 
 /// A parsed flag value.

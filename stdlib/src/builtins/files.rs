@@ -262,7 +262,15 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
                 .loader
                 .log(&eval_env.file, false, format!("local: {}", cmd.display()));
         }
-        let mut child = Command::new(&argv[0])
+        let mut process = Command::new(&argv[0]);
+        // os.putenv()/os.unsetenv() so far, then this call's own `env`.
+        for (key, value) in &crate::decls::declarations(eval_env).borrow().env {
+            match value {
+                Some(value) => process.env(key, value),
+                None => process.env_remove(key),
+            };
+        }
+        let mut child = process
             .args(&argv[1..])
             .current_dir(&workdir)
             .envs(string_map(a("env"), env)?)

@@ -7,6 +7,7 @@ pub mod k8s;
 pub mod local;
 pub mod os;
 pub mod settings;
+pub mod tilt;
 
 use starlark::values::structs::{AllocStruct, StructRef};
 use starlark::values::{Heap, Value};

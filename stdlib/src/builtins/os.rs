@@ -1,4 +1,5 @@
-//! `os.getenv`, `os.environ`, `os.getcwd` and `os.path.*`, relative to the Loopfile.
+//! `os.getenv`, `os.putenv`, `os.unsetenv`, `os.environ`, `os.name`, `os.getcwd`
+//! and `os.path.*`, relative to the Loopfile.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -7,17 +8,30 @@ use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::values::dict::AllocDict;
+use starlark::values::none::NoneType;
 use starlark::values::tuple::UnpackTuple;
-use starlark::values::{Heap, Value};
+use starlark::values::Value;
+
+use crate::decls::declarations;
+use crate::values::NONE;
 
 /// Registers the `os` namespace (with `os.path` and a snapshot of `os.environ`).
 pub fn os_namespace(builder: &mut GlobalsBuilder) {
     builder.namespace("os", |os| {
         os_functions(os);
+        os.set("name", "posix");
         let environ: Vec<(String, String)> = std::env::vars().collect();
         os.set("environ", AllocDict(environ));
         os.namespace("path", os_path_functions);
     });
+}
+
+/// An environment variable name must be non-empty and hold no `=` or NUL.
+fn check_env_key(function: &str, key: &str) -> anyhow::Result<()> {
+    if key.is_empty() || key.contains(['=', '\0']) {
+        anyhow::bail!("{function}: {key:?} is not a valid environment variable name");
+    }
+    Ok(())
 }
 
 fn text(path: &Path) -> String {
@@ -48,12 +62,49 @@ fn os_functions(builder: &mut GlobalsBuilder) {
     fn getenv<'v>(
         key: &str,
         default: Option<Value<'v>>,
-        heap: Heap<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        Ok(match std::env::var(key) {
-            Ok(v) => heap.alloc(v),
-            Err(_) => default.unwrap_or(Value::new_none()),
+        let set = match EvalEnv::of(eval) {
+            Ok(env) => declarations(env).borrow().env.get(key).cloned(),
+            Err(_) => None,
+        };
+        let value = match set {
+            Some(value) => value,
+            None => std::env::var(key).ok(),
+        };
+        let heap = eval.heap();
+        Ok(match value {
+            Some(v) => heap.alloc(v),
+            None => default.unwrap_or(Value::new_none()),
         })
+    }
+
+    /// Sets an environment variable for the later `local()` calls and for every
+    /// command the resources run (Tilt sets it in its own environment).
+    fn putenv<'v>(
+        key: &str,
+        value: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        check_env_key("os.putenv", key)?;
+        let env = EvalEnv::of(eval)?;
+        declarations(env)
+            .borrow_mut()
+            .env
+            .insert(key.to_owned(), Some(value.to_owned()));
+        Ok(NONE)
+    }
+
+    /// Unsets an environment variable for the later `local()` calls and for every
+    /// command the resources run.
+    fn unsetenv<'v>(key: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        check_env_key("os.unsetenv", key)?;
+        let env = EvalEnv::of(eval)?;
+        declarations(env)
+            .borrow_mut()
+            .env
+            .insert(key.to_owned(), None);
+        Ok(NONE)
     }
 
     /// The folder of the Loopfile being evaluated.

@@ -10,6 +10,7 @@ use starlark::values::none::NoneType;
 use starlark::values::Value;
 
 use super::local::trigger_mode as parse_trigger_mode;
+use super::tilt::ignored;
 use crate::decls::declarations;
 use crate::values::{string_list, Arg, NONE};
 
@@ -46,7 +47,18 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
         suppress_unused_image_warnings: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (k8s_upsert_timeout_secs, suppress_unused_image_warnings);
+        if k8s_upsert_timeout_secs.is_some() {
+            ignored(
+                eval,
+                "update_settings: k8s_upsert_timeout_secs is ignored by loop".to_owned(),
+            )?;
+        }
+        if suppress_unused_image_warnings.is_some_and(|v| !v.is_none()) {
+            ignored(
+                eval,
+                "update_settings: suppress_unused_image_warnings is ignored by loop".to_owned(),
+            )?;
+        }
         let env = EvalEnv::of(eval)?;
         if let Some(n) = max_parallel_updates {
             if n < 1 {
@@ -101,7 +113,8 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
-    /// The registry that built images are pushed to.
+    /// Accepted for Tilt and recorded, but ignored with a warning: `loop` does
+    /// not push images yet.
     fn default_registry<'v>(
         host: &str,
         host_from_cluster: Option<&str>,
@@ -112,6 +125,10 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
         if host.trim().is_empty() || host.contains(char::is_whitespace) {
             bail!("default_registry: {host:?} is not a registry host");
         }
+        ignored(
+            eval,
+            format!("default_registry: ignored: loop does not push images or rewrite their names to {host:?}"),
+        )?;
         let env = EvalEnv::of(eval)?;
         declarations(env).borrow_mut().settings.default_registry = Some(host.to_owned());
         Ok(NONE)

@@ -22,11 +22,11 @@ impl Engine {
         self.reloading = true;
         self.logs.engine("Loopfile changed: re-evaluating");
         let files = self.options.files.clone();
-        let args = self.options.args.clone();
+        let eval_options = self.options.eval_options();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let files = load::loopfiles(&files).unwrap_or_default();
-            let result = load::evaluate(&files, &args);
+            let result = load::evaluate(&files, &eval_options);
             let _ = tx.send(Msg::Evaluated(Box::new(result)));
         });
     }
