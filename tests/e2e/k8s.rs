@@ -558,3 +558,38 @@ fn a_production_name_is_refused_even_on_loopback() {
     let run = cluster.run(allowed.path(), &["ci", "--timeout", "60s"]);
     assert_eq!(run.code, 0, "allowed by name\n{}", run.stdout);
 }
+
+/// An edited image definition (not only its files) rebuilds and redeploys: a
+/// reload diffs images as well as resources.
+#[test]
+fn an_edited_build_definition_rebuilds_and_redeploys() {
+    let cluster = Cluster::start("kind-test");
+    let dir = shop();
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run", "--port", "0"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let first = cluster.deployment("web").unwrap()["spec"]["template"]["spec"]["containers"][0]
+        ["image"]
+        .clone();
+    let loopfile = LOOPFILE.replace(
+        "\"echo built $EXPECTED_REF > built.txt\"",
+        "\"echo built with -O2 $EXPECTED_REF > built.txt\"",
+    );
+    assert_ne!(loopfile, LOOPFILE);
+    std::fs::write(dir.path().join("Loopfile"), loopfile).unwrap();
+    loop_run.wait_for_output("changed: web", 30);
+    crate::support::wait_until(
+        30,
+        "the new build to be deployed",
+        || {
+            std::fs::read_to_string(dir.path().join("built.txt")).is_ok_and(|b| b.contains("-O2"))
+                && cluster.deployment("web").is_some_and(|d| {
+                    d["spec"]["template"]["spec"]["containers"][0]["image"] != first
+                })
+        },
+        || loop_run.output(),
+    );
+}
