@@ -63,14 +63,20 @@ pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveU
     Ok(steps)
 }
 
-/// The documents of a `k8s_yaml` argument: file names, blobs, or lists of them.
-fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
+/// The YAML documents of an argument that takes file names, blobs, or lists of
+/// them (`k8s_yaml`, `filter_yaml`), with where each came from; `function` names
+/// the built-in in errors.
+pub(crate) fn yaml_sources(
+    env: &EvalEnv,
+    v: Value,
+    function: &str,
+) -> anyhow::Result<Vec<(String, Vec<Data>)>> {
     if let Some(items) = list_items(v) {
-        let mut docs = Vec::new();
+        let mut sources = Vec::new();
         for item in items {
-            docs.extend(yaml_documents(env, item)?);
+            sources.extend(yaml_sources(env, item, function)?);
         }
-        return Ok(docs);
+        return Ok(sources);
     }
     let (text, origin) = if let Some(blob) = Blob::from_value(v) {
         (blob.0.clone(), "the YAML blob".to_owned())
@@ -79,7 +85,7 @@ fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
         env.loader.record_read(&env.file, &file);
         let text = std::fs::read_to_string(&file).map_err(|e| {
             anyhow!(
-                "k8s_yaml: cannot read {}: {}",
+                "{function}: cannot read {}: {}",
                 env.display(&file),
                 io_reason(&e)
             )
@@ -87,38 +93,48 @@ fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
         (text, env.display(&file))
     } else {
         bail!(
-            "k8s_yaml: expected a file name, a blob or a list of them, got {}",
+            "{function}: expected a file name, a blob or a list of them, got {}",
             values::describe(v)
         );
     };
     let docs = Data::from_yaml_stream(&text)
-        .map_err(|e| anyhow!("k8s_yaml: invalid YAML in {origin}: {e}"))?;
-    let mut objects = Vec::new();
-    for doc in docs {
-        if doc.get("kind").and_then(Data::as_str) == Some("List") {
-            objects.extend(
-                doc.get("items")
-                    .map(|i| i.as_list().to_vec())
-                    .unwrap_or_default(),
-            );
-        } else {
-            objects.push(doc);
+        .map_err(|e| anyhow!("{function}: invalid YAML in {origin}: {e}"))?;
+    Ok(vec![(origin, docs)])
+}
+
+/// The objects of a `k8s_yaml` argument: its documents, `List`s flattened, each
+/// checked to be a Kubernetes object.
+fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
+    let mut all = Vec::new();
+    for (origin, docs) in yaml_sources(env, v, "k8s_yaml")? {
+        let mut objects = Vec::new();
+        for doc in docs {
+            if doc.get("kind").and_then(Data::as_str) == Some("List") {
+                objects.extend(
+                    doc.get("items")
+                        .map(|i| i.as_list().to_vec())
+                        .unwrap_or_default(),
+                );
+            } else {
+                objects.push(doc);
+            }
         }
-    }
-    for (i, object) in objects.iter().enumerate() {
-        let kind = object.get("kind").and_then(Data::as_str);
-        let name = object.path(&["metadata", "name"]).and_then(Data::as_str);
-        if kind.is_none()
-            || name.is_none()
-            || object.get("apiVersion").and_then(Data::as_str).is_none()
-        {
-            bail!(
-                "k8s_yaml: document {} of {origin} is not a Kubernetes object: it needs `apiVersion`, `kind` and `metadata.name`",
-                i + 1
-            );
+        for (i, object) in objects.iter().enumerate() {
+            let kind = object.get("kind").and_then(Data::as_str);
+            let name = object.path(&["metadata", "name"]).and_then(Data::as_str);
+            if kind.is_none()
+                || name.is_none()
+                || object.get("apiVersion").and_then(Data::as_str).is_none()
+            {
+                bail!(
+                    "k8s_yaml: document {} of {origin} is not a Kubernetes object: it needs `apiVersion`, `kind` and `metadata.name`",
+                    i + 1
+                );
+            }
         }
+        all.extend(objects);
     }
-    Ok(objects)
+    Ok(all)
 }
 
 fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>> {

@@ -25,7 +25,7 @@ use starlark::values::{
 use starlark_derive::starlark_value;
 
 use crate::decls::{call_site, declarations};
-use crate::values::{self, alloc_strings, list_items, string_map, text_of, Arg, Blob, NONE};
+use crate::values::{self, alloc_strings, string_map, text_of, Arg, Blob, NONE};
 
 /// The hidden module variable holding the `workload_to_resource_function`.
 pub const WORKLOAD_NAMER: &str = "__loop_workload_namer";
@@ -303,7 +303,10 @@ pub fn tilt_builtins(builder: &mut GlobalsBuilder) {
         let namespace = pattern("namespace", namespace)?;
         let kind = pattern("kind", kind)?;
         let api_version = pattern("api_version", api_version)?;
-        let docs = yaml_docs(env, yaml)?;
+        let docs: Vec<Data> = super::k8s::yaml_sources(env, yaml, "filter_yaml")?
+            .into_iter()
+            .flat_map(|(_, docs)| docs)
+            .collect();
         let (mut matching, mut rest) = (Vec::new(), Vec::new());
         for doc in docs {
             let text = |path: &[&str]| {
@@ -373,37 +376,6 @@ pub fn tilt_builtins(builder: &mut GlobalsBuilder) {
         declarations(env).borrow_mut().workload_namer = Some((env.file.clone(), call_site(eval)));
         Ok(NONE)
     }
-}
-
-/// The documents of a YAML argument: file names, blobs, or lists of them.
-fn yaml_docs(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
-    if let Some(items) = list_items(v) {
-        let mut docs = Vec::new();
-        for item in items {
-            docs.extend(yaml_docs(env, item)?);
-        }
-        return Ok(docs);
-    }
-    let (text, origin) = if let Some(blob) = Blob::from_value(v) {
-        (blob.0.clone(), "the YAML blob".to_owned())
-    } else if let Some(path) = v.unpack_str() {
-        let file = env.resolve(path);
-        env.loader.record_read(&env.file, &file);
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            anyhow!(
-                "filter_yaml: cannot read {}: {}",
-                env.display(&file),
-                values::io_reason(&e)
-            )
-        })?;
-        (text, env.display(&file))
-    } else {
-        bail!(
-            "filter_yaml: expected a file name, a blob or a list of them, got {}",
-            values::describe(v)
-        );
-    };
-    Data::from_yaml_stream(&text).map_err(|e| anyhow!("filter_yaml: invalid YAML in {origin}: {e}"))
 }
 
 #[cfg(test)]
