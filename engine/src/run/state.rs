@@ -108,6 +108,14 @@ impl Node {
         }
     }
 
+    /// Starts a new generation (a new process, update or sync): reports of older
+    /// ones are ignored from now on. Returns it, and marks the phase's start.
+    pub fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.begin();
+        self.generation
+    }
+
     /// Marks the start of a new phase (for durations and progress lines).
     pub fn begin(&mut self) {
         self.since = Instant::now();

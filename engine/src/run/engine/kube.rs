@@ -19,9 +19,7 @@ impl Engine {
         let tx = self.tx.clone();
         let runtime = self.k8s.clone();
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
-        node.generation += 1;
-        node.begin();
-        let generation = node.generation;
+        let generation = node.next_generation();
         let resource = node.resource.clone();
         let images: Vec<_> = resource
             .images
@@ -73,9 +71,7 @@ impl Engine {
             return;
         };
         let node = self.nodes.get_mut(name).expect("known resource");
-        node.generation += 1;
-        node.begin();
-        let generation = node.generation;
+        let generation = node.next_generation();
         let resource = node.resource.clone();
         let name = name.to_owned();
         tokio::spawn(async move {

@@ -23,13 +23,11 @@ impl Engine {
         let tx = self.tx.clone();
         let root = self.root.clone();
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
-        node.generation += 1;
-        node.begin();
+        let generation = node.next_generation();
         if let Some(probe) = node.probe.take() {
             probe.abort();
         }
         let old_group = node.serve_group.take();
-        let generation = node.generation;
         let resource = node.resource.clone();
         let dir = root.join(&resource.cmd_dir);
         let steps = &resource.live_update;
@@ -87,9 +85,7 @@ impl Engine {
         let Some(serve) = node.resource.serve_cmd.clone() else {
             return;
         };
-        node.generation += 1;
-        node.begin();
-        let generation = node.generation;
+        let generation = node.next_generation();
         let dir = root.join(&node.resource.serve_dir);
         let mut env = node.resource.env.clone();
         env.extend(node.resource.serve_env.clone());
@@ -154,9 +150,7 @@ impl Engine {
         let logs = self.logs.clone();
         let root = self.root.clone();
         let node = self.nodes.get_mut(name).expect("known resource");
-        node.generation += 1;
-        node.begin();
-        let generation = node.generation;
+        let generation = node.next_generation();
         let log_name = name.to_owned();
         let target = LocalTarget {
             run_dir: root.join(&node.resource.serve_dir),
