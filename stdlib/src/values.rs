@@ -217,8 +217,21 @@ pub fn describe(v: Value) -> String {
     format!("{} `{repr}`", v.get_type())
 }
 
+/// How deeply values may nest to be encoded.
+const MAX_ENCODE_DEPTH: usize = 1_000;
+
 /// A Starlark value as plain data (for encoding and for `k8s_yaml` of values).
+/// A list or dict that contains itself, or nesting deeper than
+/// [`MAX_ENCODE_DEPTH`], is an error (it used to overflow the stack).
 pub fn to_data(v: Value) -> anyhow::Result<Data> {
+    to_data_within(v, &mut Vec::new())
+}
+
+/// [`to_data`] with the containers being encoded, outermost first.
+fn to_data_within<'v>(
+    v: Value<'v>,
+    open: &mut Vec<starlark::values::ValueIdentity<'v>>,
+) -> anyhow::Result<Data> {
     if v.is_none() {
         return Ok(Data::Null);
     }
@@ -234,17 +247,43 @@ pub fn to_data(v: Value) -> anyhow::Result<Data> {
     if let Ok(Some(f)) = StarlarkFloat::unpack_value(v) {
         return Ok(Data::Float(f.0));
     }
+    let container = list_items(v).is_some()
+        || DictRef::from_value(v).is_some()
+        || StructRef::from_value(v).is_some();
+    if container {
+        if open.contains(&v.identity()) {
+            bail!(
+                "cannot encode a value that contains itself ({} inside itself)",
+                v.get_type()
+            );
+        }
+        if open.len() >= MAX_ENCODE_DEPTH {
+            bail!("cannot encode a value nested more than {MAX_ENCODE_DEPTH} levels deep");
+        }
+        open.push(v.identity());
+        let data = container_data(v, open);
+        open.pop();
+        return data;
+    }
+    bail!("cannot encode {}: only None, bools, numbers, strings, lists, dicts and structs can be encoded", describe(v))
+}
+
+/// A list, dict or struct as plain data.
+fn container_data<'v>(
+    v: Value<'v>,
+    open: &mut Vec<starlark::values::ValueIdentity<'v>>,
+) -> anyhow::Result<Data> {
     if let Some(items) = list_items(v) {
         return items
             .into_iter()
-            .map(to_data)
+            .map(|item| to_data_within(item, open))
             .collect::<anyhow::Result<_>>()
             .map(Data::List);
     }
     if let Some(dict) = DictRef::from_value(v) {
         let mut entries = Vec::new();
         for (k, val) in dict.iter() {
-            let key = match to_data(k)? {
+            let key = match to_data_within(k, open)? {
                 Data::String(s) => s,
                 Data::Int(i) => i.to_string(),
                 Data::Bool(b) => b.to_string(),
@@ -253,14 +292,14 @@ pub fn to_data(v: Value) -> anyhow::Result<Data> {
                     describe(k)
                 ),
             };
-            entries.push((key, to_data(val)?));
+            entries.push((key, to_data_within(val, open)?));
         }
         return Ok(Data::Map(entries));
     }
     if let Some(s) = StructRef::from_value(v) {
         let entries = s
             .iter()
-            .map(|(k, val)| Ok((k.as_str().to_owned(), to_data(val)?)))
+            .map(|(k, val)| Ok((k.as_str().to_owned(), to_data_within(val, open)?)))
             .collect::<anyhow::Result<_>>()?;
         return Ok(Data::Map(entries));
     }
