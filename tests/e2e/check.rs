@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{project, repo, run_loop};
+use crate::support::{project, repo, run_loop, run_loop_with};
 
 fn shop() -> std::path::PathBuf {
     repo().join("examples/shop")
@@ -334,5 +334,32 @@ fn missing_loopfile_named_on_the_command_line_is_an_error() {
             .contains("cannot read Loopfile nope/Loopfile: no such file"),
         "{}",
         run.stderr
+    );
+}
+
+/// A `local()` command that runs too long is stopped with the limit and how to
+/// raise it, and nothing it started is left running.
+#[test]
+fn a_slow_local_command_is_stopped_at_the_time_limit() {
+    let dir = project(&[("Loopfile", "x = local('sleep 3711 & sleep 3712')\n")]);
+    let started = std::time::Instant::now();
+    let run = run_loop_with(
+        dir.path(),
+        &["check"],
+        &[("LOOP_LOCAL_TIMEOUT", std::path::Path::new("1s"))],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(
+        run.stderr.contains(
+            "ran longer than 1s and was stopped; raise the limit with LOOP_LOCAL_TIMEOUT"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Loopfile:1:5"), "{}", run.stderr);
+    assert!(
+        crate::support::processes_with("sleep 3711").is_empty()
+            && crate::support::processes_with("sleep 3712").is_empty()
     );
 }

@@ -2,7 +2,7 @@
 //! Every file read here is recorded, so that its change re-evaluates the Loopfile.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{anyhow, bail};
 use loop_lang::data::Data;
@@ -270,32 +270,28 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
                 None => process.env_remove(key),
             };
         }
-        let mut child = process
+        process
             .args(&argv[1..])
             .current_dir(&workdir)
-            .envs(string_map(a("env"), env)?)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                anyhow!(
-                    "local: cannot run `{}` in {}: {}",
-                    argv[0],
-                    eval_env.display(&workdir),
-                    io_reason(&e)
-                )
-            })?;
-        if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
-            std::thread::spawn(move || std::io::Write::write_all(&mut pipe, text.as_bytes()));
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| anyhow!("local: waiting for `{}`: {e}", cmd.display()))?;
+            .envs(string_map(a("env"), env)?);
+        let output = super::bounded::run(process, input, super::bounded::timeout()).map_err(|stop| match stop {
+            super::bounded::Stopped::Io(e) => anyhow!(
+                "local: cannot run `{}` in {}: {}",
+                argv[0],
+                eval_env.display(&workdir),
+                io_reason(&e)
+            ),
+            super::bounded::Stopped::Timeout(limit) => anyhow!(
+                "local: `{}` ran longer than {}s and was stopped; raise the limit with LOOP_LOCAL_TIMEOUT (e.g. LOOP_LOCAL_TIMEOUT=10m)",
+                cmd.display(),
+                limit.as_secs()
+            ),
+            super::bounded::Stopped::TooMuchOutput => anyhow!(
+                "local: `{}` wrote more than {} MiB to stdout and was stopped",
+                cmd.display(),
+                super::bounded::MAX_STDOUT >> 20
+            ),
+        })?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             let code = output
