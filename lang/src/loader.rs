@@ -265,12 +265,10 @@ impl Loader {
                     .help("move what both files need into a third module that neither loads"),
             ));
         }
-        let source = match std::fs::read_to_string(path) {
+        let source = match crate::project::read_text(path) {
             Ok(source) => source,
             Err(err) => {
-                let what = if path.is_dir() {
-                    "it is a folder, not a file".to_owned()
-                } else if err.kind() == std::io::ErrorKind::NotFound {
+                let what = if err.kind() == std::io::ErrorKind::NotFound {
                     "no such file".to_owned()
                 } else {
                     err.to_string()

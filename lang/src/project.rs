@@ -319,3 +319,64 @@ mod tests {
         assert_eq!(p.display(Path::new("/q/x")), "/q/x");
     }
 }
+
+/// Reads a text file that evaluation asked for: only a regular file (a FIFO or
+/// a device would block or never end), as UTF-8 (a leading byte-order mark is
+/// dropped). The error says which of these it was.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(Error::other("it is a folder, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(Error::other(
+            "it is not a regular file (a FIFO, socket or device)",
+        ));
+    }
+    let bytes = std::fs::read(path)?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("it is not UTF-8 text (invalid bytes at offset {at})"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod read_text_tests {
+    use super::read_text;
+
+    #[test]
+    fn fifos_folders_boms_and_bad_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix_mkfifo(&fifo);
+        let err = read_text(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(read_text(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("folder"));
+        let bom = dir.path().join("bom");
+        std::fs::write(&bom, b"\xEF\xBB\xBFx = 1\n").unwrap();
+        assert_eq!(read_text(&bom).unwrap(), "x = 1\n");
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, b"ok\n\xff\n").unwrap();
+        let err = read_text(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("not UTF-8 text (invalid bytes at offset 3)"),
+            "{err}"
+        );
+    }
+
+    fn nix_mkfifo(path: &std::path::Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}

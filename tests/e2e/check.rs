@@ -363,3 +363,37 @@ fn a_slow_local_command_is_stopped_at_the_time_limit() {
             && crate::support::processes_with("sleep 3712").is_empty()
     );
 }
+
+/// A FIFO is refused, not read (reading one blocked `loop` forever); a UTF-8
+/// byte-order mark is accepted.
+#[test]
+fn a_fifo_is_refused_and_a_bom_is_accepted() {
+    let dir = project(&[
+        ("Loopfile", "x = read_file('pipe')\n"),
+        ("bom/Loopfile", "\u{feff}local_resource('a', cmd='true')\n"),
+    ]);
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "read_file: cannot read pipe: it is not a regular file (a FIFO, socket or device)"
+        ),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(dir.path().join("Loopfile"), "load('pipe', 'x')\n").unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("it is not a regular file"),
+        "{}",
+        run.stderr
+    );
+    let bom = run_loop(&dir.path().join("bom"), &["check"]);
+    assert_eq!(bom.code, 0, "{}", bom.transcript());
+}

@@ -27,7 +27,7 @@ fn read<'v>(
 ) -> anyhow::Result<Result<String, Value<'v>>> {
     let file = env.resolve(path);
     env.loader.record_read(&env.file, &file);
-    match std::fs::read_to_string(&file) {
+    match loop_lang::project::read_text(&file) {
         Ok(text) => Ok(Ok(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => match default {
             Some(d) => Ok(Err(d)),

@@ -83,7 +83,7 @@ pub(crate) fn yaml_sources(
     } else if let Some(path) = v.unpack_str() {
         let file = env.resolve(path);
         env.loader.record_read(&env.file, &file);
-        let text = std::fs::read_to_string(&file).map_err(|e| {
+        let text = loop_lang::project::read_text(&file).map_err(|e| {
             anyhow!(
                 "{function}: cannot read {}: {}",
                 env.display(&file),
