@@ -18,6 +18,15 @@ struct Decl<'a> {
     parallel: bool,
 }
 
+fn decl<'a>(name: &'a str, after: &'a [&'a str], data: &'a [&'a str], parallel: bool) -> Decl<'a> {
+    Decl {
+        name,
+        after,
+        data,
+        parallel,
+    }
+}
+
 fn manifest(decls: &[Decl]) -> Manifest {
     let mut manifest = Manifest::default();
     for d in decls {
@@ -64,24 +73,9 @@ fn change(name: &str) -> (String, Vec<PathBuf>, RunReason) {
 #[test]
 fn a_data_downstream_waits_for_its_queued_upstream() {
     let m = manifest(&[
-        Decl {
-            name: "slow",
-            after: &[],
-            data: &[],
-            parallel: false,
-        },
-        Decl {
-            name: "gen",
-            after: &[],
-            data: &[],
-            parallel: false,
-        },
-        Decl {
-            name: "app",
-            after: &[],
-            data: &["gen"],
-            parallel: true,
-        },
+        decl("slow", &[], &[], false),
+        decl("gen", &[], &[], false),
+        decl("app", &[], &["gen"], true),
     ]);
     let mut s = scheduler(&m);
     assert_eq!(started(&s.next_actions()), ["slow"]);
@@ -120,18 +114,8 @@ fn a_data_downstream_waits_for_its_queued_upstream() {
 #[test]
 fn a_failed_upstream_blocks_until_it_succeeds() {
     let m = manifest(&[
-        Decl {
-            name: "gen",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-        Decl {
-            name: "app",
-            after: &[],
-            data: &["gen"],
-            parallel: true,
-        },
+        decl("gen", &[], &[], true),
+        decl("app", &[], &["gen"], true),
     ]);
     let mut s = scheduler(&m);
     assert_eq!(started(&s.next_actions()), ["gen"]);
@@ -156,18 +140,8 @@ fn a_failed_upstream_blocks_until_it_succeeds() {
 #[test]
 fn changes_during_a_run_give_exactly_one_more_run() {
     let m = manifest(&[
-        Decl {
-            name: "gen",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-        Decl {
-            name: "app",
-            after: &[],
-            data: &["gen"],
-            parallel: true,
-        },
+        decl("gen", &[], &[], true),
+        decl("app", &[], &["gen"], true),
     ]);
     let mut s = scheduler(&m);
     s.next_actions();
@@ -193,30 +167,10 @@ fn changes_during_a_run_give_exactly_one_more_run() {
 #[test]
 fn unchanged_outputs_cut_off_the_data_downstream_chain() {
     let m = manifest(&[
-        Decl {
-            name: "gen",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-        Decl {
-            name: "lib",
-            after: &[],
-            data: &["gen"],
-            parallel: true,
-        },
-        Decl {
-            name: "app",
-            after: &[],
-            data: &["lib"],
-            parallel: true,
-        },
-        Decl {
-            name: "docs",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
+        decl("gen", &[], &[], true),
+        decl("lib", &[], &["gen"], true),
+        decl("app", &[], &["lib"], true),
+        decl("docs", &[], &[], true),
     ]);
     let mut s = scheduler(&m);
     for name in ["gen", "docs", "lib", "app"] {
@@ -262,12 +216,7 @@ fn unchanged_outputs_cut_off_the_data_downstream_chain() {
 
 #[test]
 fn manual_resources_collect_changes_until_triggered() {
-    let mut m = manifest(&[Decl {
-        name: "m",
-        after: &[],
-        data: &[],
-        parallel: true,
-    }]);
+    let mut m = manifest(&[decl("m", &[], &[], true)]);
     m.resources[0].trigger_mode = TriggerMode::Manual;
     let mut s = scheduler(&m);
     s.next_actions();
@@ -285,20 +234,7 @@ fn manual_resources_collect_changes_until_triggered() {
 
 #[test]
 fn disabling_stops_and_blocks_downstreams_enabling_starts_again() {
-    let m = manifest(&[
-        Decl {
-            name: "db",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-        Decl {
-            name: "api",
-            after: &["db"],
-            data: &[],
-            parallel: true,
-        },
-    ]);
+    let m = manifest(&[decl("db", &[], &[], true), decl("api", &["db"], &[], true)]);
     let mut s = scheduler(&m);
     s.next_actions();
     s.finished("db", ok());
@@ -322,29 +258,11 @@ fn disabling_stops_and_blocks_downstreams_enabling_starts_again() {
 
 #[test]
 fn a_reload_keeps_state_and_starts_only_new_resources() {
-    let m = manifest(&[Decl {
-        name: "a",
-        after: &[],
-        data: &[],
-        parallel: true,
-    }]);
+    let m = manifest(&[decl("a", &[], &[], true)]);
     let mut s = scheduler(&m);
     s.next_actions();
     s.finished("a", ok());
-    let m2 = manifest(&[
-        Decl {
-            name: "a",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-        Decl {
-            name: "b",
-            after: &["a"],
-            data: &[],
-            parallel: true,
-        },
-    ]);
+    let m2 = manifest(&[decl("a", &[], &[], true), decl("b", &["a"], &[], true)]);
     let graph = Graph::build(&m2).unwrap();
     let mut s2 = Scheduler::new(&m2, &graph, None);
     s2.carry_over(&s);
@@ -608,20 +526,7 @@ proptest! {
 
 #[test]
 fn a_newer_version_cancels_a_kubernetes_update_in_progress_but_not_a_local_cmd() {
-    let mut m = manifest(&[
-        Decl {
-            name: "web",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-        Decl {
-            name: "gen",
-            after: &[],
-            data: &[],
-            parallel: true,
-        },
-    ]);
+    let mut m = manifest(&[decl("web", &[], &[], true), decl("gen", &[], &[], true)]);
     m.resources[0].kind = ResourceKind::K8s;
     let mut s = scheduler(&m);
     assert_eq!(started(&s.next_actions()), ["web", "gen"]);
