@@ -7,13 +7,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::support::{lines, processes_with, project, run_loop, wait_until, Background};
 
 const LOOPFILE: &str = r#"
 config.define_string('greeting')
 cfg = config.parse()
 local_resource('gen', cmd='echo gen >> gen.runs; echo %s' % cfg.get('greeting', 'hello'), deps=['src'])
-local_resource('web', serve_cmd='exec sleep 3401', links=['http://localhost:3401'], resource_deps=['gen'])
+local_resource('web', serve_cmd='echo to stdout; echo to stderr >&2; exec sleep 3401', links=['http://localhost:3401'], resource_deps=['gen'])
 local_resource('deploy', cmd='echo deployed >> deploy.runs', trigger_mode=TRIGGER_MODE_MANUAL, auto_init=False)
 "#;
 
@@ -166,6 +168,30 @@ fn verbs_trigger_disable_enable_wait_logs_and_args_against_a_running_session() {
         !logs.stdout.contains("gen │"),
         "only the named resource\n{}",
         logs.stdout
+    );
+    // The API keeps stdout, stderr and loop's own lines apart.
+    let s = session(d);
+    let (port, token) = (
+        s["port"].as_u64().unwrap() as u16,
+        s["token"].as_str().unwrap(),
+    );
+    let (_, body) = http(
+        port,
+        &format!("GET /api/logs?resource=web HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
+    );
+    let lines: Vec<Value> = serde_json::from_str(body.trim()).unwrap_or_default();
+    let stream_of = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l["text"].as_str().is_some_and(|t| t.starts_with(needle)))
+            .map(|l| l["stream"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(stream_of("to stdout").as_deref(), Some("stdout"), "{body}");
+    assert_eq!(stream_of("to stderr").as_deref(), Some("stderr"), "{body}");
+    assert_eq!(
+        stream_of("[loop] starting").as_deref(),
+        Some("loop"),
+        "{body}"
     );
     let stamped = run_loop(d, &["logs", "gen", "--timestamps"]);
     assert!(

@@ -45,7 +45,8 @@ pub(crate) async fn run(
             tail.push_back(line.to_owned());
         })
     };
-    let status = process::run_to_end(cmd, dir, env, sink, STOP_GRACE).await?;
+    let status =
+        process::run_to_end(cmd, dir, env, process::Output::merged(sink), STOP_GRACE).await?;
     let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Finished {
         status,

@@ -445,6 +445,16 @@ impl Engine {
         Arc::new(move |line: &str| logs.line(&name, line))
     }
 
+    /// Where a resource's processes write: stdout and stderr kept apart.
+    fn output(&self, name: &str) -> process::Output {
+        let logs = self.logs.clone();
+        let owned = name.to_owned();
+        process::Output {
+            stdout: self.sink(name),
+            stderr: Arc::new(move |line: &str| logs.stderr_line(&owned, line)),
+        }
+    }
+
     /// Tells the scheduler how a run ended, and does what it says next.
     fn finished(&mut self, name: &str, end: RunEnd) {
         if let Some(node) = self.nodes.get_mut(name) {

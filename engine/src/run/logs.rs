@@ -37,8 +37,10 @@ const PALETTE: &[AnsiColor] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
-    /// The resource's processes (stdout and stderr).
-    Output,
+    /// The standard output of the resource's processes.
+    Stdout,
+    /// Their standard error.
+    Stderr,
     /// `loop` itself: state changes, reasons, errors.
     Loop,
 }
@@ -104,9 +106,14 @@ impl Logs {
             .or_insert(PALETTE[n % PALETTE.len()]);
     }
 
-    /// One output line of a resource's process.
+    /// One stdout line of a resource's process.
     pub fn line(&self, resource: &str, text: &str) {
-        self.keep(resource, Stream::Output, text);
+        self.keep(resource, Stream::Stdout, text);
+    }
+
+    /// One stderr line of a resource's process.
+    pub fn stderr_line(&self, resource: &str, text: &str) {
+        self.keep(resource, Stream::Stderr, text);
     }
 
     /// A line from `loop` itself (state changes, errors), also kept in the resource's log.

@@ -92,13 +92,30 @@ pub async fn wait(child: &mut Child) -> std::io::Result<ExitStatus> {
 /// Receives each output line of a process.
 pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Where a process's output lines go.
+#[derive(Clone)]
+pub struct Output {
+    pub stdout: LineSink,
+    pub stderr: LineSink,
+}
+
+impl Output {
+    /// Both streams to one sink.
+    pub fn merged(sink: LineSink) -> Output {
+        Output {
+            stdout: sink.clone(),
+            stderr: sink,
+        }
+    }
+}
+
 /// Starts `cmd` in `dir` with `env`, in a new process group, streaming stdout and
-/// stderr lines to `sink`. The child dies with `loop` even if `loop` is killed.
+/// stderr lines to `output`. The child dies with `loop` even if `loop` is killed.
 pub fn spawn(
     cmd: &Cmd,
     dir: &Path,
     env: &BTreeMap<String, String>,
-    sink: LineSink,
+    output: Output,
 ) -> Result<Child, String> {
     let argv = cmd.argv();
     let mut command = Command::new(&argv[0]);
@@ -139,10 +156,10 @@ pub fn spawn(
         format!("cannot run `{}`: {reason}", argv[0])
     })?;
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(forward(out, sink.clone()));
+        tokio::spawn(forward(out, output.stdout));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(forward(err, sink));
+        tokio::spawn(forward(err, output.stderr));
     }
     Ok(child)
 }
@@ -152,7 +169,7 @@ pub fn spawn(
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// Runs `cmd` to its end, like [`spawn`]; then stops what it left running in its
-/// group and waits (up to [`DRAIN`]) until every output line reached `sink`, so
+/// group and waits (up to [`DRAIN`]) until every output line reached `output`, so
 /// a failure's last stderr line is never reported after, or without, the
 /// failure. Fails only when the command cannot be started. Dropping the future
 /// kills the command's group.
@@ -160,17 +177,25 @@ pub async fn run_to_end(
     cmd: &Cmd,
     dir: &Path,
     env: &BTreeMap<String, String>,
-    sink: LineSink,
+    output: Output,
     grace: Duration,
 ) -> Result<ExitStatus, String> {
-    // Every copy of the sink holds a sender: the channel closes once the output
+    // Every copy of the sinks holds a sender: the channel closes once the output
     // forwarders are done with their last line.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let counted: LineSink = Arc::new(move |line: &str| {
-        let _held = &done_tx;
-        sink(line)
-    });
-    let mut child = spawn(cmd, dir, env, counted)?;
+    let counted = |sink: LineSink| -> LineSink {
+        let done_tx = done_tx.clone();
+        Arc::new(move |line: &str| {
+            let _held = &done_tx;
+            sink(line)
+        })
+    };
+    let output = Output {
+        stdout: counted(output.stdout),
+        stderr: counted(output.stderr),
+    };
+    drop(done_tx);
+    let mut child = spawn(cmd, dir, env, output)?;
     let mut guard = KillOnDrop(child.id());
     let status = wait(&mut child).await;
     if let Some(group) = guard.0.take() {

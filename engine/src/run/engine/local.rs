@@ -10,7 +10,6 @@ use loop_lang::model::{LiveUpdateStep, Resource};
 use super::{backoff, seconds, Engine, Msg};
 use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
 use crate::run::engine::CmdResult;
-use crate::run::process::LineSink;
 use crate::run::{outputs, probe, process};
 
 impl Engine {
@@ -20,6 +19,7 @@ impl Engine {
     pub(super) fn start_local_update(&mut self, name: &str, first_run: bool) {
         let grace = self.options.grace;
         let sink = self.sink(name);
+        let output = self.output(name);
         let tx = self.tx.clone();
         let root = self.root.clone();
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
@@ -65,7 +65,7 @@ impl Engine {
                     return;
                 }
             }
-            let result = run_cmd(&resource, &dir, step, may_skip, sink, grace).await;
+            let result = run_cmd(&resource, &dir, step, may_skip, output, grace).await;
             let _ = tx.send(Msg::CmdDone {
                 name,
                 generation,
@@ -77,7 +77,7 @@ impl Engine {
     /// Starts the serve process and its readiness probe. After a crash, with no
     /// probe, it counts as ready once it has stayed up as long as its last backoff.
     pub(super) fn start_serve(&mut self, name: &str) {
-        let sink = self.sink(name);
+        let output = self.output(name);
         let tx = self.tx.clone();
         let logs = self.logs.clone();
         let root = self.root.clone();
@@ -89,8 +89,8 @@ impl Engine {
         let dir = root.join(&node.resource.serve_dir);
         let mut env = node.resource.env.clone();
         env.extend(node.resource.serve_env.clone());
-        sink(&format!("[loop] starting: {}", serve.display()));
-        let mut child = match process::spawn(&serve, &dir, &env, sink) {
+        logs.status(name, &format!("starting: {}", serve.display()));
+        let mut child = match process::spawn(&serve, &dir, &env, output) {
             Ok(child) => child,
             Err(e) => {
                 let _ = tx.send(Msg::ServeExited {
@@ -199,7 +199,7 @@ async fn run_cmd(
     dir: &Path,
     step: Option<outputs::BuildStep>,
     may_skip: bool,
-    sink: LineSink,
+    output: process::Output,
     grace: Duration,
 ) -> Result<CmdResult, String> {
     let Some(cmd) = &resource.cmd else {
@@ -228,8 +228,8 @@ async fn run_cmd(
         }
         None => None,
     };
-    sink(&format!("[loop] running: {}", cmd.display()));
-    let status = process::run_to_end(cmd, dir, &resource.env, sink, grace).await?;
+    (output.stdout)(&format!("[loop] running: {}", cmd.display()));
+    let status = process::run_to_end(cmd, dir, &resource.env, output, grace).await?;
     if !status.success() {
         return Err(format!(
             "`{}` failed with {}",
