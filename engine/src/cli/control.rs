@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use hyper::{Method, StatusCode};
 
 use crate::control::client::Client;
-use crate::control::view::Snapshot;
+use crate::control::view::{unix_ms, Snapshot};
 use crate::report;
 
 /// What to wait for.
@@ -346,11 +346,6 @@ fn print_wait(body: &serde_json::Value) {
     if body["ok"].as_bool() == Some(true) {
         println!("ok");
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Percent-encodes a resource name for a URL path or query.

@@ -341,9 +341,7 @@ async fn wait(ctx: &Context, query: &HashMap<String, Vec<String>>) -> Response<B
             .and_then(|t| t.parse().ok())
             .unwrap_or(600_000),
     );
-    let called = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let called = super::view::unix_ms(SystemTime::now());
     let start = Instant::now();
     for name in &names {
         if ctx.board.resource(name).is_none() {

@@ -1,7 +1,16 @@
 //! What the session API shows: one view per resource and one of the session,
 //! plain data that serializes to the documented JSON (`/api/openapi.json`).
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch: the unit of every `*_ms` time the API
+/// serves (0 for a clock before 1970).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// One resource as the control plane shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use super::{Mode, RunOptions};
 use crate::affected::AffectedIndex;
 use crate::control::board::Board;
 use crate::control::server::Request;
-use crate::control::view::SessionView;
+use crate::control::view::{unix_ms, SessionView};
 use crate::control::Control;
 use crate::graph::Graph;
 use crate::watch::{WatchConfig, WatchEvent, Watcher};
@@ -575,12 +575,6 @@ fn glob_base(dep: &str) -> &str {
         Some(i) => dep[..i].rsplit_once('/').map_or("", |(base, _)| base),
         None => dep,
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn plural(n: usize, word: &str) -> String {

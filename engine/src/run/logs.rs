@@ -132,9 +132,7 @@ impl Logs {
         inner.seq += 1;
         let line = Arc::new(LogLine {
             seq: inner.seq,
-            time_ms: now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            time_ms: crate::control::view::unix_ms(now),
             resource: resource.to_owned(),
             stream,
             text: text.to_owned(),

@@ -1,12 +1,10 @@
 //! What the engine tells the control plane: after each event, the views of the
 //! resources it touched, and whether the session is quiet.
 
-use std::time::SystemTime;
-
 use loop_lang::model::{ResourceKind, TriggerMode};
 
 use super::Engine;
-use crate::control::view::{LinkView, ResourceView, RunView};
+use crate::control::view::{unix_ms, LinkView, ResourceView, RunView};
 use crate::run::state::Phase;
 
 impl Engine {
@@ -67,10 +65,6 @@ impl Engine {
                 _ => None,
             },
         };
-        let millis = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        };
         let (_, skip) = self.scheduler.last_reasons(name);
         Some(ResourceView {
             name: name.to_owned(),
@@ -91,7 +85,7 @@ impl Engine {
             .to_owned(),
             auto_init: r.auto_init,
             last_run: node.last_run.as_ref().map(|run| RunView {
-                start_ms: millis(run.started),
+                start_ms: unix_ms(run.started),
                 reason: run.reason.clone(),
                 duration_ms: run.ended.as_ref().map(|(d, _)| d.as_millis() as u64),
                 result: run.ended.as_ref().map(|(_, result)| match result {
