@@ -481,6 +481,11 @@ impl Scheduler {
             && self.startable_parallel.is_empty()
     }
 
+    /// Drops the record of touched resources (nobody shows them).
+    pub fn forget_touched(&mut self) {
+        self.touched.clear();
+    }
+
     /// The resources whose state may have changed since the last call.
     pub fn take_touched(&mut self) -> Vec<String> {
         let mut ids = std::mem::take(&mut self.touched);

@@ -10,11 +10,12 @@ use crate::run::state::Phase;
 impl Engine {
     /// Publishes the views of every touched resource (no-op without a control plane).
     pub(super) fn publish(&mut self) {
-        let touched = self.scheduler.take_touched();
+        let dirty = std::mem::take(&mut self.dirty);
         let Some(control) = &self.control else {
+            self.scheduler.forget_touched();
             return;
         };
-        let dirty = std::mem::take(&mut self.dirty);
+        let touched = self.scheduler.take_touched();
         for name in touched.iter().chain(&dirty) {
             if let Some(view) = self.view(name) {
                 control.board.set_resource(view);
