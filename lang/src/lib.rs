@@ -9,9 +9,11 @@
 
 pub mod data;
 pub mod diag;
+pub mod limits;
 pub mod loader;
 pub mod location;
 pub mod model;
+pub mod nesting;
 pub mod project;
 
 pub use diag::Diagnostic;

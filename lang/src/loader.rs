@@ -12,17 +12,20 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use starlark::any::ProvidesStaticType;
 use starlark::environment::{FrozenModule, Globals, Module};
-use starlark::eval::{Evaluator, ReturnFileLoader};
+use starlark::eval::{BeforeStmtFunc, Evaluator, ReturnFileLoader};
 use starlark::syntax::{AstModule, Dialect, DialectTypes};
 use starlark::PrintHandler;
 
 use crate::diag::{Diagnostic, SourceMap};
+use crate::limits::{Budget, Limits};
 use crate::location::Location;
 use crate::model::LoopfileInfo;
+use crate::nesting;
 use crate::project::Project;
 
 /// The Starlark dialect of Loopfiles: Bazel/Tilt Starlark with type annotations.
@@ -95,6 +98,9 @@ pub struct Loader {
     log: RefCell<Vec<LogLine>>,
     /// `exit()` was called: evaluation stops, successfully.
     exited: std::cell::Cell<bool>,
+    limits: Limits,
+    /// Statements run so far, by every file (see [`Limits`]).
+    steps: Rc<std::cell::Cell<u64>>,
 }
 
 /// What a finished evaluation leaves besides the built-ins' state.
@@ -120,6 +126,8 @@ impl Loader {
             failure: RefCell::default(),
             log: RefCell::default(),
             exited: std::cell::Cell::new(false),
+            limits: Limits::from_env(),
+            steps: Rc::default(),
         }
     }
 
@@ -285,8 +293,12 @@ impl Loader {
         };
         let source: Arc<str> = source.into();
         self.sources.borrow_mut().insert(&display, source.clone());
+        if let Err(problem) = nesting::check(&source) {
+            let at = nesting_location(&display, problem.position());
+            return Err(self.fail(Diagnostic::new(problem.message()).at(at, "too deep here")));
+        }
         let ast = AstModule::parse(&display, source.to_string(), &self.dialect)
-            .map_err(|e| self.fail(Diagnostic::from_starlark(&e)))?;
+            .map_err(|e| self.fail(parse_failure(&e, &display, &source)))?;
         self.stack.borrow_mut().push(path.to_owned());
         let result = self.evaluate_ast(path, &display, ast);
         self.stack.borrow_mut().pop();
@@ -342,6 +354,10 @@ impl Loader {
                 eval.set_loader(&file_loader);
                 eval.set_print_handler(&printer);
                 eval.extra = Some(&env);
+                eval.before_stmt_for_dap(BeforeStmtFunc::from_dyn(Box::new(Budget {
+                    limits: self.limits,
+                    steps: self.steps.clone(),
+                })));
                 eval.eval_module(ast, &self.globals)
             };
             match result {
@@ -409,5 +425,32 @@ impl PrintHandler for LogPrinter<'_> {
         };
         self.loader.log.borrow_mut().push(line);
         Ok(())
+    }
+}
+
+fn nesting_location(file: &str, at: nesting::Position) -> Location {
+    Location {
+        file: file.to_owned(),
+        line: at.line,
+        col: at.col,
+        width: 1,
+    }
+}
+
+/// A parse error; one at the end of the text caused by a bracket never closed
+/// points at that bracket, not past the last line.
+fn parse_failure(err: &starlark::Error, file: &str, source: &str) -> Diagnostic {
+    let diag = Diagnostic::from_starlark(err);
+    let at_end = diag
+        .location()
+        .is_none_or(|at| at.line >= source.lines().count());
+    match nesting::unclosed_bracket(source) {
+        Some((at, bracket)) if at_end => Diagnostic::new(format!("`{bracket}` is never closed"))
+            .at(nesting_location(file, at), "opened here")
+            .note(match diag.location() {
+                Some(stop) => format!("the parser stopped at {stop}: {}", diag.message),
+                None => format!("the parser stopped: {}", diag.message),
+            }),
+        _ => diag,
     }
 }
