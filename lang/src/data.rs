@@ -77,11 +77,32 @@ impl Data {
 
     /// Parses a stream of YAML documents separated by `---`; empty documents are skipped.
     pub fn from_yaml_stream(text: &str) -> Result<Vec<Data>, String> {
-        serde_saphyr::from_multiple::<Data>(text).map_err(|e| {
+        serde_saphyr::from_multiple_with_options::<Data>(text, yaml_options()).map_err(|e| {
             // The first line says where and what; the rest is a rendered snippet.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
-            first.strip_prefix("error: ").unwrap_or(first).to_owned()
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            match &e {
+                serde_saphyr::Error::Budget { breach, .. } => {
+                    let at = first.split(": budget").next().unwrap_or_default();
+                    format!("{at}: {}", budget_message(breach))
+                }
+                _ if first.ends_with("recursion limit exceeded") => {
+                    let at = first.trim_end_matches("recursion limit exceeded");
+                    format!(
+                        "{at}{}",
+                        budget_message(&serde_saphyr::budget::BudgetBreach::Depth {
+                            depth: YAML_MAX_DEPTH
+                        })
+                    )
+                }
+                _ => match first.split_once(", set DuplicateKeyPolicy") {
+                    Some((duplicate, _)) => format!(
+                        "{duplicate}; a key may appear once in each mapping: remove or rename one"
+                    ),
+                    None => first.to_owned(),
+                },
+            }
         })
     }
 
@@ -218,6 +239,42 @@ impl<'de> Visitor<'de> for DataVisitor {
     }
 }
 
+/// How much YAML one stream may hold. Far above the largest real manifests
+/// (operator bundles of thousands of objects), still a bound on hostile input.
+pub const YAML_MAX_DOCUMENTS: usize = 100_000;
+/// The most nodes (mappings, sequences, scalars) in one YAML stream.
+pub const YAML_MAX_NODES: usize = 20_000_000;
+/// The deepest nesting of mappings and sequences in a YAML document.
+pub const YAML_MAX_DEPTH: usize = 256;
+
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = YAML_MAX_DOCUMENTS;
+    budget.max_nodes = YAML_MAX_NODES;
+    budget.max_events = 4 * YAML_MAX_NODES;
+    budget.max_depth = YAML_MAX_DEPTH;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// A YAML budget breach in words, with the limit.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match breach {
+        B::Documents { .. } => format!("more than {YAML_MAX_DOCUMENTS} documents"),
+        B::Nodes { .. } | B::Events { .. } => format!("more than {YAML_MAX_NODES} nodes"),
+        B::Depth { .. } => format!("nesting deeper than {YAML_MAX_DEPTH} levels"),
+        B::Aliases { .. } | B::Anchors { .. } => {
+            "too many anchors or aliases (an alias bomb?)".to_owned()
+        }
+        other => format!("a size limit ({other:?})"),
+    };
+    format!(
+        "the YAML holds {what}, the most loop reads from one stream; split it into several files"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +310,23 @@ mod tests {
     fn invalid_yaml_is_an_error_with_a_position() {
         let err = Data::from_yaml_stream("kind: [unclosed\n").unwrap_err();
         assert!(err.contains("line") || err.contains(':'), "{err}");
+    }
+
+    #[test]
+    fn large_streams_are_read_and_limits_are_named() {
+        let doc = "kind: ConfigMap\nmetadata:\n  name: c\n";
+        let stream = vec![doc; 1_100].join("---\n");
+        assert_eq!(Data::from_yaml_stream(&stream).unwrap().len(), 1_100);
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let err = Data::from_yaml_stream(&deep).unwrap_err();
+        assert!(err.contains("deeper than 256 levels"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error_that_says_what_to_do() {
+        let err = Data::from_yaml_stream("metadata:\n  name: c\n  name: d\n").unwrap_err();
+        assert!(err.contains("duplicate mapping key: name"), "{err}");
+        assert!(err.contains("remove or rename one"), "{err}");
+        assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
     }
 }
