@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use loop_engine::affected::AffectedIndex;
 use loop_engine::graph::Graph;
-use loop_lang::model::{Manifest, Resource, ResourceKind, TriggerMode};
+use loop_lang::model::{Manifest, Resource, ResourceKind};
 use loop_lang::Location;
 
 const RESOURCES: usize = 10_000;

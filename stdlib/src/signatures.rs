@@ -35,6 +35,23 @@ impl Signatures {
             diag.help = Some("`while` loops are not available (the Starlark interpreter reserves the keyword): use `for _ in range(N):` with `break`".into());
             return;
         }
+        if let Some(rest) = message.strip_prefix("Error unpacking value for parameter `") {
+            // Starlark's own text lacks the closing quote of the type.
+            let (param, ty) = rest.split_once("` of type `").unwrap_or((rest, ""));
+            diag.message = if ty.trim_end_matches('`') == "int" {
+                format!(
+                    "argument `{param}` is out of range: it must be a whole number from {} to {}",
+                    i32::MIN,
+                    i32::MAX
+                )
+            } else {
+                format!(
+                    "argument `{param}` cannot be read as `{}`",
+                    ty.trim_end_matches('`')
+                )
+            };
+            return;
+        }
         if message == "Immutable" {
             diag.help = Some("values from load()ed modules are frozen; copy before changing, e.g. `deps = list(DEFAULT_DEPS)`".into());
             return;

@@ -139,12 +139,26 @@ pub fn path_list(env: &EvalEnv, arg: Arg, v: Option<Value>) -> anyhow::Result<Ve
 }
 
 /// An optional folder argument resolved against the Loopfile's folder; missing,
-/// `None` or `""` mean that folder itself.
+/// `None` or `""` mean that folder itself; one that is not an existing folder is an error.
 pub fn folder(env: &EvalEnv, arg: Arg, v: Option<Value>) -> anyhow::Result<PathBuf> {
-    Ok(match opt_string(arg, v)? {
-        Some(dir) => env.resolve(&dir),
-        None => env.dir.clone(),
-    })
+    let Some(dir) = opt_string(arg, v)? else {
+        return Ok(env.dir.clone());
+    };
+    let path = env.resolve(&dir);
+    let shown = env.display(&path);
+    let shown = if shown == dir {
+        format!("{dir:?}")
+    } else {
+        format!("{dir:?} ({shown})")
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => bail!("{arg}: {shown} is a file, not a folder; give the folder to run in"),
+        Err(e) => bail!(
+            "{arg}: folder {shown} cannot be used: {}; paths are relative to the Loopfile's folder",
+            io_reason(&e)
+        ),
+    }
 }
 
 /// Strings as a Starlark list.
@@ -169,6 +183,25 @@ pub fn string_map(arg: Arg, v: Option<Value>) -> anyhow::Result<BTreeMap<String,
             Ok((key.to_owned(), value))
         })
         .collect()
+}
+
+/// Environment variables: a string map whose names are not empty and hold no `=`
+/// or NUL, and whose values hold no NUL (the OS could not pass them on).
+pub fn env_map(arg: Arg, v: Option<Value>) -> anyhow::Result<BTreeMap<String, String>> {
+    let env = string_map(arg, v)?;
+    for (key, value) in &env {
+        if key.is_empty() {
+            bail!("{arg}: a variable name is empty; give each variable a name, e.g. {{\"PORT\": \"8080\"}}");
+        }
+        if let Some((name, rest)) = key.split_once('=') {
+            let meant = format!("{rest}={value}");
+            bail!("{arg}: variable name {key:?} contains `=`, which a name cannot hold; to set {name} to {meant:?}, write {{{name:?}: {meant:?}}}");
+        }
+        if key.contains('\0') || value.contains('\0') {
+            bail!("{arg}[{key:?}] contains a NUL character, which an environment variable cannot hold");
+        }
+    }
+    Ok(env)
 }
 
 /// A string, number or bool as text (env values are often written as numbers).

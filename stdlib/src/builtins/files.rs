@@ -15,7 +15,7 @@ use starlark::values::none::NoneType;
 use starlark::values::{Heap, Value};
 
 use crate::values::{
-    self, from_data, io_reason, list_items, string_map, text_of, to_data, Arg, Blob, NONE,
+    self, env_map, from_data, io_reason, list_items, text_of, to_data, Arg, Blob, NONE,
 };
 
 /// Reads a file for a built-in, recording it; `default` answers for a missing file.
@@ -273,7 +273,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         process
             .args(&argv[1..])
             .current_dir(&workdir)
-            .envs(string_map(a("env"), env)?);
+            .envs(env_map(a("env"), env)?);
         let output = super::bounded::run(process, input, super::bounded::timeout()).map_err(|stop| match stop {
             super::bounded::Stopped::Io(e) => anyhow!(
                 "local: cannot run `{}` in {}: {}",

@@ -421,6 +421,9 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         if remote_path.is_empty() {
             bail!("sync: remote_path is empty");
         }
+        if climbs_out(remote_path) {
+            bail!("sync: remote_path {remote_path:?} climbs out of the folder it is relative to (the container's working directory, or a local resource's folder); use an absolute path, or a relative one that stays inside");
+        }
         let local = env.display(&env.resolve(local_path));
         let heap = eval.heap();
         Ok(tagged(
@@ -487,4 +490,25 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     fn initial_sync<'v>(heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         Ok(tagged(heap, "initial_sync", vec![]))
     }
+}
+
+/// Whether a relative path's `..` components climb above where it starts.
+fn climbs_out(path: &str) -> bool {
+    use std::path::Component;
+    let path = std::path::Path::new(path);
+    if path.is_absolute() {
+        return false;
+    }
+    let mut depth = 0i32;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
 }

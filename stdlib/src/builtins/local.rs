@@ -12,7 +12,7 @@ use starlark::values::{Heap, Value};
 use super::{field, kind_of, tagged};
 use crate::builtins::k8s::live_update_steps;
 use crate::decls::{call_site, declarations};
-use crate::values::{self, list_items, string_list, string_map, Arg, NONE};
+use crate::values::{self, env_map, list_items, string_list, Arg, NONE};
 
 /// Validates a resource name.
 pub fn check_name(function: &str, name: &str) -> anyhow::Result<()> {
@@ -39,11 +39,11 @@ pub fn command(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Cmd>> {
     }
     if list_items(v).is_some() {
         let argv = string_list(arg, Some(v))?;
-        return Ok(if argv.is_empty() {
-            None
-        } else {
-            Some(Cmd::Argv(argv))
-        });
+        match argv.first().map(String::as_str) {
+            None => bail!("{arg} is an empty list: give the program and its arguments, e.g. [\"make\", \"build\"], or leave {} out", arg.name),
+            Some("") => bail!("{arg}[0] is empty: the first element is the program to run, e.g. [\"make\", \"build\"]"),
+            Some(_) => return Ok(Some(Cmd::Argv(argv))),
+        }
     }
     bail!(
         "{arg} must be a string (run with `sh -c`) or a list of strings (argv), got {}",
@@ -215,8 +215,8 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
             dir: env_.display(&env_.dir),
             cmd_dir: folder(dir, "dir")?,
             serve_dir: folder(serve_dir, "serve_dir")?,
-            env: string_map(a("env"), env)?,
-            serve_env: string_map(a("serve_env"), serve_env)?,
+            env: env_map(a("env"), env)?,
+            serve_env: env_map(a("serve_env"), serve_env)?,
             readiness_probe: probe(a("readiness_probe"), readiness_probe)?,
             auto_init,
             trigger_mode: self::trigger_mode(a("trigger_mode"), trigger_mode)?
