@@ -1,10 +1,13 @@
 //! The corpus of bad Loopfiles under `tests/bad/`: each case must fail `loop check`
 //! with exactly the message in its snapshot (`tests/e2e/snapshots`). Update the
-//! snapshots after an intended change with `INSTA_UPDATE=always cargo test`.
+//! snapshots after an intended change with `INSTA_UPDATE=always cargo test`. A case
+//! may add arguments (an `args` file) and environment variables (an `env` file).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::support::{repo, run_loop};
+use std::path::Path;
+
+use crate::support::{repo, run_loop_with};
 
 #[test]
 fn every_bad_loopfile_gets_its_exact_error() {
@@ -22,7 +25,14 @@ fn every_bad_loopfile_gets_its_exact_error() {
         // Each case is a project of its own (the repository would be the root).
         let mut args = vec!["check", "--root", ".", "--"];
         args.extend(extra.split_whitespace());
-        let run = run_loop(case, &args);
+        // An `env` file holds `NAME=value` lines (lower limits, to keep the case fast).
+        let env_text = std::fs::read_to_string(case.join("env")).unwrap_or_default();
+        let env: Vec<(&str, &Path)> = env_text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k, Path::new(v)))
+            .collect();
+        let run = run_loop_with(case, &args, &env);
         let result = catch_unwind(AssertUnwindSafe(|| {
             assert_eq!(
                 run.code, 1,
