@@ -344,6 +344,8 @@ pub struct Settings {
     /// `config.set_enabled_resources`; `None` means all.
     pub enabled_resources: Option<Vec<String>>,
     pub k8s_namespace: Option<String>,
+    /// Replace the values of applied `Secret`s in logs (`secret_settings(disable_scrub=)`).
+    pub scrub_secrets: bool,
 }
 
 impl Default for Settings {
@@ -356,6 +358,7 @@ impl Default for Settings {
             default_registry: None,
             enabled_resources: None,
             k8s_namespace: None,
+            scrub_secrets: true,
         }
     }
 }

@@ -419,6 +419,47 @@ k8s_resource("web", port_forwards="{local_port}:8080")
 }
 
 #[test]
+fn secret_values_are_scrubbed_from_logs_unless_disabled() {
+    let cluster = Cluster::start("kind-test");
+    // "hunter22" is aHVudGVyMjI= in base64.
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata: {password: aHVudGVyMjI=}\nstringData: {token: s3cr3t-t0ken}\n";
+    let leak = "local_resource('leak', cmd='echo pw=hunter22 raw=aHVudGVyMjI= tok=s3cr3t-t0ken; echo err=hunter22 >&2')\n";
+    let dir = project(&[
+        ("Loopfile", &format!("k8s_yaml('secret.yaml')\n{leak}")),
+        ("secret.yaml", secret),
+    ]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let log = std::fs::read_to_string(dir.path().join(".loop/logs/leak.log")).unwrap();
+    for text in [&run.stdout, &run.stderr, &log] {
+        for value in ["hunter22", "aHVudGVyMjI=", "s3cr3t-t0ken"] {
+            assert!(!text.contains(value), "{value} leaked:\n{text}");
+        }
+    }
+    assert!(
+        run.stdout.contains("pw=[redacted secret db:password] raw=[redacted secret db:password] tok=[redacted secret db:token]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("err=[redacted secret db:password]"),
+        "{}",
+        run.stdout
+    );
+
+    let dir = project(&[
+        (
+            "Loopfile",
+            &format!("secret_settings(disable_scrub=True)\nk8s_yaml('secret.yaml')\n{leak}"),
+        ),
+        ("secret.yaml", secret),
+    ]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("pw=hunter22"), "{}", run.stdout);
+}
+
+#[test]
 fn crds_come_before_their_custom_resources_in_the_loopfile_namespace() {
     let cluster = Cluster::start("kind-test");
     let objects = r#"

@@ -18,6 +18,7 @@ use super::logs::Logs;
 use super::orphans;
 use super::process::{self, LineSink};
 use super::scheduler::{Action, RunEnd, Scheduler};
+use super::secrets::Scrubber;
 use super::signals::StopSignals;
 use super::state::Node;
 use super::{Mode, RunOptions};
@@ -287,6 +288,7 @@ impl Engine {
     /// Takes a new manifest as the current one, creating nodes for new resources
     /// (the scheduler for it is already in place).
     fn install(&mut self, manifest: Manifest) {
+        self.logs.scrub_with(Scrubber::of(&manifest));
         self.order = self.graph.topo_order().map(str::to_owned).collect();
         for resource in &manifest.resources {
             self.logs.register(&resource.name);

@@ -15,6 +15,8 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::secrets::Scrubber;
+
 /// Lines kept in memory per resource unless configured otherwise.
 pub const DEFAULT_RING: usize = 2_000;
 
@@ -64,6 +66,8 @@ pub struct Logs {
     ring: usize,
     inner: Mutex<Inner>,
     follow: broadcast::Sender<Arc<LogLine>>,
+    /// Replaces the values of applied Secrets in every line.
+    scrubber: std::sync::RwLock<Option<Scrubber>>,
 }
 
 #[derive(Default)]
@@ -92,6 +96,7 @@ impl Logs {
                 ..Inner::default()
             }),
             follow: broadcast::channel(FOLLOW_BUFFER).0,
+            scrubber: std::sync::RwLock::new(None),
         })
     }
 
@@ -126,7 +131,17 @@ impl Logs {
         self.keep(ENGINE, Stream::Loop, text);
     }
 
+    /// Scrubs the values of these Secrets from every later line (`None`: nothing).
+    pub fn scrub_with(&self, scrubber: Option<Scrubber>) {
+        *self.scrubber.write().unwrap_or_else(|e| e.into_inner()) = scrubber;
+    }
+
     fn keep(&self, resource: &str, stream: Stream, text: &str) {
+        let scrubbed = match &*self.scrubber.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(scrubber) => Some(scrubber.scrub(text)),
+            None => None,
+        };
+        let text = scrubbed.as_deref().unwrap_or(text);
         let now = SystemTime::now();
         let mut inner = self.lock();
         inner.seq += 1;

@@ -13,6 +13,7 @@ pub mod outputs;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
+pub mod secrets;
 pub mod signals;
 mod state;
 pub mod watchdog;

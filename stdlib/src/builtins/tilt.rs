@@ -224,17 +224,14 @@ pub fn tilt_builtins(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
-    /// Accepted for Tilt, ignored with a warning: `loop` does not scrub secrets from logs.
+    /// Whether the values of the `Secret`s the Loopfiles apply are replaced in every
+    /// log line (on by default, as in Tilt).
     fn secret_settings<'v>(
         #[starlark(default = false)] disable_scrub: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        if !disable_scrub {
-            ignored(
-                eval,
-                "secret_settings: ignored: loop does not scrub Secret values from logs".to_owned(),
-            )?;
-        }
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().settings.scrub_secrets = !disable_scrub;
         Ok(NONE)
     }
 
