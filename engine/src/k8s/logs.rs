@@ -1,8 +1,8 @@
 //! Following the logs of a workload: every container of its current pods, into one
 //! stream, across pod replacements and reconnects, without printing a line twice.
 //!
-//! Once a second the workload's pods are listed; each (pod, container) not yet
-//! followed gets a follower that streams `log?follow=true&timestamps=true`. When a
+//! After every change of the workload's pods (their shared watch, see
+//! [`super::pods`]), each (pod, container) not yet followed gets a follower that streams `log?follow=true&timestamps=true`. When a
 //! stream ends or breaks while the pod still runs, the follower reconnects with a
 //! capped backoff from the second of the last line it saw (`sinceTime` has
 //! one-second precision), and drops the lines it already printed: those older than
@@ -21,18 +21,19 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, LogParams};
 use loop_lang::model::ObjectRef;
-use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::apply::{error_text, Applier};
-use super::rollout;
+use super::pods::{PodWatch, Pods};
 
 /// Where log lines and status lines go.
 pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// How often the workload's pods are listed.
-const POLL: Duration = Duration::from_secs(1);
+/// How long [`workload_pods`] waits for the first list.
+const LIST_WAIT: Duration = Duration::from_secs(30);
+/// How often followers of pods that left are looked at when nothing changes.
+const SWEEP: Duration = Duration::from_secs(10);
 /// How long a follower of a pod that left the workload may keep reading.
 const GRACE: Duration = Duration::from_secs(60);
 
@@ -65,27 +66,24 @@ impl Backoff {
     }
 }
 
-/// The current pods of a workload (a bare Pod is its own workload). A workload that
-/// does not exist (yet) has no pods, unless extra selectors find some.
+/// The current pods of a workload (a bare Pod is its own workload), once its
+/// watch has listed them. A workload that does not exist (yet) has no pods, unless
+/// extra selectors find some.
 pub async fn workload_pods(
     applier: &Applier,
     workload: &ObjectRef,
     extra: &[BTreeMap<String, String>],
 ) -> Result<Vec<Pod>, String> {
-    let body = if workload.kind == "Pod" {
-        Value::Null
-    } else {
-        applier.current(workload).await?.unwrap_or(Value::Null)
-    };
-    rollout::pods(applier, workload, &body, extra).await
-}
-
-/// The namespace of a workload's pods.
-pub(crate) fn namespace_of(applier: &Applier, workload: &ObjectRef) -> String {
-    workload
-        .namespace
-        .clone()
-        .unwrap_or_else(|| applier.cluster.namespace.clone())
+    let watch = Pods::follow(applier, workload, extra).await?;
+    let snapshot = watch
+        .wait_for(LIST_WAIT, |s| {
+            if let Some(e) = &s.error {
+                return Some(Err(e.clone()));
+            }
+            s.synced.then(|| Ok(s.pods.clone()))
+        })
+        .await;
+    snapshot.unwrap_or_else(|| Err(format!("the pods of {} were not listed within {}s", workload.name, LIST_WAIT.as_secs())))
 }
 
 /// Follows a workload's logs until stopped (or dropped).
@@ -171,54 +169,67 @@ async fn watch_pods(
     extra: Vec<BTreeMap<String, String>>,
     sink: Sink,
 ) {
-    let api: Api<Pod> = Api::namespaced(
-        applier.cluster.client.clone(),
-        &namespace_of(&applier, &workload),
-    );
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let watch = loop {
+        match Pods::follow(&applier, &workload, &extra).await {
+            Ok(watch) => break watch,
+            Err(e) => {
+                sink(&format!("cannot follow the pods of {}: {e}", workload.name));
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    };
+    let api: Api<Pod> = Api::namespaced(applier.cluster.client.clone(), watch.namespace());
     let multi = Arc::new(AtomicBool::new(false));
     let mut followers: HashMap<Target, Follower> = HashMap::new();
     let mut last_error = String::new();
+    let mut changes = watch.subscribe();
     loop {
-        match workload_pods(&applier, &workload, &extra).await {
-            Ok(pods) => {
-                last_error.clear();
-                let now = Instant::now();
-                let current: Vec<Target> = pods.iter().flat_map(targets).collect();
-                multi.store(current.len() > 1, Ordering::Relaxed);
-                for target in current {
-                    match followers.get_mut(&target) {
-                        Some(f) => f.seen = now,
-                        None => {
-                            let task = tokio::spawn(follow_container(
-                                api.clone(),
-                                target.clone(),
-                                sink.clone(),
-                                multi.clone(),
-                            ));
-                            followers.insert(
-                                target,
-                                Follower {
-                                    task: Child(task),
-                                    seen: now,
-                                },
-                            );
-                        }
+        changes.borrow_and_update();
+        let snapshot = watch.snapshot();
+        match &snapshot.error {
+            Some(e) if *e != last_error => {
+                sink(&format!("cannot list the pods of {}: {e}", workload.name));
+                last_error = e.clone();
+            }
+            Some(_) => {}
+            None => last_error.clear(),
+        }
+        if snapshot.synced {
+            let now = Instant::now();
+            let current: Vec<Target> = snapshot.pods.iter().flat_map(targets).collect();
+            multi.store(current.len() > 1, Ordering::Relaxed);
+            for target in current {
+                match followers.get_mut(&target) {
+                    Some(f) => f.seen = now,
+                    None => {
+                        let task = tokio::spawn(follow_container(
+                            api.clone(),
+                            watch.clone(),
+                            target.clone(),
+                            sink.clone(),
+                            multi.clone(),
+                        ));
+                        followers.insert(
+                            target,
+                            Follower {
+                                task: Child(task),
+                                seen: now,
+                            },
+                        );
                     }
                 }
-                // A finished follower of a current pod stays, so that its pod's
-                // logs are not printed again; one whose pod left is forgotten.
-                followers.retain(|_, f| {
-                    f.seen == now || (!f.task.0.is_finished() && now - f.seen < GRACE)
-                });
             }
-            Err(e) => {
-                if e != last_error {
-                    sink(&format!("cannot list the pods of {}: {e}", workload.name));
-                    last_error = e;
-                }
-            }
+            // A finished follower of a current pod stays, so that its pod's
+            // logs are not printed again; one whose pod left is forgotten.
+            followers.retain(|_, f| {
+                f.seen == now || (!f.task.0.is_finished() && now - f.seen < GRACE)
+            });
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SWEEP) => {}
+        }
     }
 }
 
@@ -228,7 +239,13 @@ enum Next {
     Stop,
 }
 
-async fn follow_container(api: Api<Pod>, target: Target, sink: Sink, multi: Arc<AtomicBool>) {
+async fn follow_container(
+    api: Api<Pod>,
+    watch: Arc<PodWatch>,
+    target: Target,
+    sink: Sink,
+    multi: Arc<AtomicBool>,
+) {
     let mut dedupe = Dedupe::default();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut last_error = String::new();
@@ -284,7 +301,7 @@ async fn follow_container(api: Api<Pod>, target: Target, sink: Sink, multi: Arc<
                 }
             }
         }
-        if let Next::Stop = after_stream(&api, &target, clean).await {
+        if let Next::Stop = after_stream(&watch, &target, clean) {
             return;
         }
         tokio::time::sleep(backoff.next_delay()).await;
@@ -293,11 +310,11 @@ async fn follow_container(api: Api<Pod>, target: Target, sink: Sink, multi: Arc<
 
 /// Whether to reconnect: not when the pod is gone or replaced, nor after a clean end
 /// of the stream of a finished pod or a finished init container.
-async fn after_stream(api: &Api<Pod>, target: &Target, clean: bool) -> Next {
-    let pod = match api.get_opt(&target.pod).await {
-        Ok(Some(pod)) => pod,
-        Ok(None) => return Next::Stop,
-        Err(_) => return Next::Reconnect,
+fn after_stream(watch: &PodWatch, target: &Target, clean: bool) -> Next {
+    let pod = match watch.find(&target.pod) {
+        Some(pod) => pod,
+        None if watch.snapshot().synced => return Next::Stop,
+        None => return Next::Reconnect,
     };
     if pod.metadata.uid.as_deref().is_some_and(|u| u != target.uid) {
         return Next::Stop;

@@ -6,6 +6,7 @@ pub mod context;
 pub mod down;
 pub mod logs;
 pub mod owner;
+pub mod pods;
 pub mod portforward;
 pub mod rollout;
 pub mod sync;
