@@ -132,7 +132,12 @@ fn logs_forwards_live_updates_restarts_and_down_on_a_real_cluster() {
     let uid = || {
         kubectl(
             &kubeconfig,
-            &[&["get", "pods"][..], &selector, &["-o", "jsonpath={.items[*].metadata.uid}"]].concat(),
+            &[
+                &["get", "pods"][..],
+                &selector,
+                &["-o", "jsonpath={.items[*].metadata.uid}"],
+            ]
+            .concat(),
         )
     };
     let restarts = || {
@@ -141,7 +146,10 @@ fn logs_forwards_live_updates_restarts_and_down_on_a_real_cluster() {
             &[
                 &["get", "pods"][..],
                 &selector,
-                &["-o", "jsonpath={.items[*].status.containerStatuses[0].restartCount}"],
+                &[
+                    "-o",
+                    "jsonpath={.items[*].status.containerStatuses[0].restartCount}",
+                ],
             ]
             .concat(),
         )
@@ -185,11 +193,21 @@ fn logs_forwards_live_updates_restarts_and_down_on_a_real_cluster() {
         || {
             kubectl(
                 &kubeconfig,
-                &["get", "deploy,rs,svc,cm,pods", "-l", "app.kubernetes.io/managed-by=loop", "-o", "name"],
+                &[
+                    "get",
+                    "deploy,rs,svc,cm,pods",
+                    "-l",
+                    "app.kubernetes.io/managed-by=loop",
+                    "-o",
+                    "name",
+                ],
             )
             .is_empty()
-                && kubectl(&kubeconfig, &[&["get", "pods"][..], &selector, &["-o", "name"]].concat())
-                    .is_empty()
+                && kubectl(
+                    &kubeconfig,
+                    &[&["get", "pods"][..], &selector, &["-o", "name"]].concat(),
+                )
+                .is_empty()
         },
         || down.stdout.clone(),
     );

@@ -682,7 +682,10 @@ fn a_port_forward_to_a_service_reaches_its_pod_and_moves_with_it() {
         || ping(local_port).as_deref() == Some("v1:ping"),
         || loop_run.output(),
     );
-    loop_run.wait_for_output(&format!("port-forward {local_port} -> service/api-svc:80"), 10);
+    loop_run.wait_for_output(
+        &format!("port-forward {local_port} -> service/api-svc:80"),
+        10,
+    );
 
     // A changed template replaces the pod; the forward moves to the new one.
     std::fs::write(
@@ -735,9 +738,14 @@ fn a_missing_kubeconfig_is_said_once_with_what_to_do() {
         "{}",
         run.stdout
     );
-    assert!(!run.stdout.contains("'\""), "no double quoting\n{}", run.stdout);
     assert!(
-        run.stdout.contains("failing: web (not connected to Kubernetes"),
+        !run.stdout.contains("'\""),
+        "no double quoting\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("failing: web (not connected to Kubernetes"),
         "{}",
         run.stdout
     );
@@ -767,19 +775,22 @@ fn an_unknown_context_lists_the_contexts_that_exist() {
 #[test]
 fn run_keeps_trying_until_the_kubeconfig_exists() {
     let cluster = Cluster::start("kind-test");
-    let dir = project(&[("Loopfile", "k8s_yaml('app.yaml')\n"), ("app.yaml", APP_YAML)]);
+    let dir = project(&[
+        ("Loopfile", "k8s_yaml('app.yaml')\n"),
+        ("app.yaml", APP_YAML),
+    ]);
     let later = dir.path().join("later-kubeconfig");
-    let loop_run = crate::support::Background::start_with_env(
-        dir.path(),
-        &["run"],
-        &[("KUBECONFIG", &later)],
-    );
+    let loop_run =
+        crate::support::Background::start_with_env(dir.path(), &["run"], &[("KUBECONFIG", &later)]);
     loop_run.wait_for_output("there is no kubeconfig at", 30);
     std::fs::copy(&cluster.kubeconfig, &later).unwrap();
     loop_run.wait_for_output("web │ [loop] ready in", 90);
     assert!(cluster.deployment("web").is_some());
     assert_eq!(
-        loop_run.output().matches("there is no kubeconfig at").count(),
+        loop_run
+            .output()
+            .matches("there is no kubeconfig at")
+            .count(),
         1,
         "the same reason is said once\n{}",
         loop_run.output()

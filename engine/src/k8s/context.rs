@@ -122,7 +122,11 @@ fn read_kubeconfig() -> Result<(PathBuf, Kubeconfig), String> {
 
 /// The error for a context the kubeconfig does not have, listing those it has.
 fn unknown_context(name: &str, path: &std::path::Path, kubeconfig: &Kubeconfig) -> String {
-    let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+    let known: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     let listed = if known.is_empty() {
         "it has no contexts".to_owned()
     } else {
@@ -172,7 +176,12 @@ pub async fn connect(
     };
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| format!("{NOT_CONNECTED}: cannot use context {name:?} of the kubeconfig {}: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "{NOT_CONNECTED}: cannot use context {name:?} of the kubeconfig {}: {e}",
+                path.display()
+            )
+        })?;
     let server = config.cluster_url.to_string();
     if !looks_local(&name, &server) && !allowed.contains(&name) {
         return Err(format!(

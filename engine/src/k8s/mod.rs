@@ -10,6 +10,8 @@ pub mod pods;
 pub mod portforward;
 pub mod rollout;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use apply::Applier;
 pub use context::{connect, Cluster};

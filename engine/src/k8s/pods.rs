@@ -369,7 +369,9 @@ fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone, Copy)]
 enum Target {
     /// Pods into their stream's map; for a bare Pod, the pod is also the workload.
-    Pods { bare_pod: bool },
+    Pods {
+        bare_pod: bool,
+    },
     Workload,
 }
 
@@ -391,7 +393,7 @@ async fn run<K, S>(
             match event {
                 Ok(event) => {
                     st.errors[index] = None;
-                    apply(&mut st, index, target, event);
+                    apply_event(&mut st, index, target, event);
                 }
                 Err(e) => st.errors[index] = Some(watch_error(&e)),
             }
@@ -400,7 +402,7 @@ async fn run<K, S>(
     }
 }
 
-fn apply<K: serde::Serialize + kube::Resource>(
+fn apply_event<K: serde::Serialize + kube::Resource>(
     st: &mut State,
     index: usize,
     target: Target,
@@ -467,5 +469,58 @@ fn watch_error(e: &watcher::Error) -> String {
         }
         watcher::Error::WatchError(status) => format!("cannot watch: {}", status.message),
         other => format!("cannot watch: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::testing::*;
+    use loop_test_apiserver::ApiServer;
+
+    #[test]
+    fn a_service_selects_by_its_selector() {
+        let service = serde_json::json!({"kind": "Service", "spec": {"selector": {"app": "web", "tier": "a"}}});
+        assert_eq!(pod_selectors(&service, &[]), ["app=web,tier=a"]);
+        let deployment = serde_json::json!({"kind": "Deployment", "spec": {"selector": {"matchLabels": {"app": "web"}}}});
+        let extra = [BTreeMap::from([("role".to_owned(), "x".to_owned())])];
+        assert_eq!(pod_selectors(&deployment, &extra), ["app=web", "role=x"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_shared_watch_follows_replaced_pods_without_polling() {
+        let server = ApiServer::start().await;
+        let applier = applier(&server, &server.url()).await;
+        let web = deployment("web", "web:v1");
+        apply(&applier, &web).await;
+        let watch = Pods::follow(&applier, &web, &[]).await.unwrap();
+        let again = Pods::follow(&applier, &web, &[]).await.unwrap();
+        assert!(Arc::ptr_eq(&watch, &again), "one watch per workload");
+        let first = watch
+            .wait_for(WAIT, |s| Some(s.ready_pod()?.metadata.name.clone()?))
+            .await
+            .expect("a ready pod");
+
+        // Idle: no request reads pods or the workload (watches stay open).
+        let before = server.requests().len();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle: Vec<String> = server.requests()[before..].to_vec();
+        assert!(idle.is_empty(), "{idle:?}");
+
+        // A changed template replaces the pod; the snapshot follows.
+        apply(&applier, &deployment("web", "web:v2")).await;
+        let second = watch
+            .wait_for(WAIT, |s| {
+                let name = s.ready_pod()?.metadata.name.clone()?;
+                (name != first && s.pods.len() == 1).then_some(name)
+            })
+            .await
+            .expect("the new pod");
+        let snapshot = watch.snapshot();
+        assert_eq!(
+            snapshot.running_containers("default", "web:whatever"),
+            [("default".to_owned(), second, "app".to_owned())]
+        );
+        assert_eq!(snapshot.workload.unwrap()["metadata"]["name"], "web");
     }
 }

@@ -448,7 +448,13 @@ pub async fn containers_for(
     let snapshot = watch
         .wait_for(LIST_WAIT, |s| s.synced.then(|| s.clone()))
         .await
-        .ok_or_else(|| format!("the pods of {} were not listed within {}s", workload.name, LIST_WAIT.as_secs()))?;
+        .ok_or_else(|| {
+            format!(
+                "the pods of {} were not listed within {}s",
+                workload.name,
+                LIST_WAIT.as_secs()
+            )
+        })?;
     if let Some(e) = snapshot.error {
         return Err(e);
     }

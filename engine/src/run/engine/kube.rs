@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use loop_lang::model::{Manifest, ResourceKind, Settings};
 
 use super::{CmdResult, Engine, Msg};
+use crate::k8s::context::NOT_CONNECTED;
 use crate::live_update::SyncPlan;
 use crate::run::k8s_update::{self, K8sRuntime};
-use crate::k8s::context::NOT_CONNECTED;
 use crate::run::logs::Logs;
 use crate::run::{Mode, RunOptions};
 
@@ -134,9 +134,9 @@ impl K8sLink {
         }
         self.connect(connect).await;
         let link = self.lock();
-        link.runtime.clone().ok_or_else(|| {
-            format!("{NOT_CONNECTED} (see loop's message for why)")
-        })
+        link.runtime
+            .clone()
+            .ok_or_else(|| format!("{NOT_CONNECTED} (see loop's message for why)"))
     }
 
     /// Tries to connect; says why it failed when the reason is new.

@@ -148,7 +148,7 @@ impl Runtime for Kube {
         (engine.options.mode == Mode::Run
             && (error.contains(crate::k8s::apply::UNREACHABLE)
                 || error.starts_with(crate::k8s::context::NOT_CONNECTED)))
-            .then_some(RETRY_UNREACHABLE)
+        .then_some(RETRY_UNREACHABLE)
     }
 }
 
