@@ -1,6 +1,8 @@
 //! Kubernetes figures against the loopback API server (`tests/kube-apiserver`):
 //! server-side apply of 100 objects, and `loop run`'s memory while it follows 50
-//! workloads. Prints medians. Run: `cargo bench --bench k8s`.
+//! workloads, and the API requests per minute of an idle `loop run` with 20
+//! workloads. Prints medians. Run: `cargo bench --bench k8s`; `-- requests` runs
+//! only the request-rate figure.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -177,14 +179,56 @@ fn save_to_container(server: &ApiServer) {
     let _ = child.wait();
 }
 
+/// Requests the API server receives per minute from an idle `loop run` following 20
+/// ready Deployments (their logs, rollouts and pods), counted over one minute after
+/// they are all up (a watch counts once, when it is opened).
+fn idle_requests(server: &ApiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::new();
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: idle{i}}}\nspec:\n  selector: {{matchLabels: {{app: idle{i}}}}}\n  template:\n    metadata: {{labels: {{app: idle{i}}}}}\n    spec: {{containers: [{{name: c, image: busybox}}]}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("app.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("Loopfile"), "k8s_yaml('app.yaml')\n").unwrap();
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        server.kubeconfig("kind-bench"),
+    )
+    .unwrap();
+    let mut child = start_run(dir.path(), "20 resources up");
+    std::thread::sleep(Duration::from_secs(5));
+    let before = server.requests().len();
+    std::thread::sleep(Duration::from_secs(60));
+    let during: Vec<String> = server.requests()[before..].to_vec();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = child.wait();
+    let watches = during.iter().filter(|r| r.contains("watch=")).count();
+    println!(
+        "idle loop run with 20 workloads: {} API requests per minute ({watches} of them watches)",
+        during.len()
+    );
+}
+
 fn main() {
+    let only_requests = std::env::args().any(|a| a == "requests");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let server = runtime.block_on(ApiServer::start());
+    if only_requests {
+        idle_requests(&server);
+        return;
+    }
     runtime.block_on(apply_hundred(&server));
     fifty_workloads(&server);
     save_to_container(&server);
+    let fresh = runtime.block_on(ApiServer::start());
+    idle_requests(&fresh);
 }

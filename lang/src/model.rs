@@ -247,6 +247,8 @@ pub struct PortForward {
     pub container_port: u16,
     pub host: String,
     pub name: Option<String>,
+    /// Forward to this Service's port (`container_port`) instead of the workload.
+    pub service: Option<String>,
 }
 
 /// One step of a live update.

@@ -550,8 +550,8 @@ fn a_fix_during_a_failing_rollout_is_applied_at_once() {
         &[("KUBECONFIG", &cluster.kubeconfig)],
     );
     loop_run.wait_for_output("Deployment/web: ImagePullBackOff", 60);
-    // The user fixes the image; the cluster can now pull it.
-    cluster.server.set_pod_behaviour("web", PodBehaviour::Ready);
+    // The user fixes the image; only the fixed version's pods can pull it (the
+    // rollout, which follows the pods by watch, must not see them ready first).
     let fixed = APP_YAML.replace(
         "image: shop/web",
         "image: shop/web\n        imagePullPolicy: IfNotPresent",
@@ -561,6 +561,7 @@ fn a_fix_during_a_failing_rollout_is_applied_at_once() {
         "web │ [loop] a newer version replaces the update in progress",
         30,
     );
+    cluster.server.set_pod_behaviour("web", PodBehaviour::Ready);
     loop_run.wait_for_output("web │ [loop] ready in", 30);
     let web = cluster.deployment("web").unwrap();
     assert_eq!(
@@ -632,5 +633,207 @@ fn an_edited_build_definition_rebuilds_and_redeploys() {
                 })
         },
         || loop_run.output(),
+    );
+}
+
+/// A TCP server on loopback that answers every read with `tag` + the bytes read.
+fn tagged_echo(tag: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 64];
+                while let Ok(n) = stream.read(&mut buf) {
+                    let mut out = tag.as_bytes().to_vec();
+                    out.extend_from_slice(&buf[..n]);
+                    if n == 0 || stream.write_all(&out).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The reply to `ping` through a new connection to `port` on loopback, if any.
+fn ping(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    conn.write_all(b"ping").ok()?;
+    let mut buf = [0u8; 7];
+    conn.read_exact(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+const SERVICE_YAML: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        image: busybox
+        env: [{name: ROUND, value: "1"}]
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api-svc}
+spec: {selector: {app: api}, ports: [{port: 80, targetPort: http}]}
+"#;
+
+#[test]
+fn a_port_forward_to_a_service_reaches_its_pod_and_moves_with_it() {
+    let cluster = Cluster::start("kind-test");
+    let local_port = crate::support::free_port();
+    let loopfile = format!(
+        "k8s_yaml('app.yaml')\n\
+         k8s_resource('api', port_forwards=[port_forward({local_port}, 80, service='api-svc')])\n"
+    );
+    let dir = project(&[("Loopfile", &loopfile), ("app.yaml", SERVICE_YAML)]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("api │ [loop] ready in", 60);
+    let first = pod_names(&cluster.server, "api");
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Only the named target port (8080) of the pod answers.
+    cluster
+        .server
+        .expose_port(&first[0], 8080, tagged_echo("v1:"));
+    cluster
+        .server
+        .expose_port(&first[0], 80, tagged_echo("no:"));
+    crate::support::wait_until(
+        30,
+        "the forward to the Service to reach the pod's named port",
+        || ping(local_port).as_deref() == Some("v1:ping"),
+        || loop_run.output(),
+    );
+    loop_run.wait_for_output(
+        &format!("port-forward {local_port} -> service/api-svc:80"),
+        10,
+    );
+
+    // A changed template replaces the pod; the forward moves to the new one.
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        SERVICE_YAML.replace("value: \"1\"", "value: \"2\""),
+    )
+    .unwrap();
+    crate::support::wait_until(
+        60,
+        "the pod to be replaced",
+        || {
+            let now = pod_names(&cluster.server, "api");
+            now.len() == 1 && now != first
+        },
+        || loop_run.output(),
+    );
+    let second = pod_names(&cluster.server, "api");
+    cluster
+        .server
+        .expose_port(&second[0], 8080, tagged_echo("v2:"));
+    crate::support::wait_until(
+        30,
+        "the forward to reach the new pod",
+        || ping(local_port).as_deref() == Some("v2:ping"),
+        || loop_run.output(),
+    );
+    loop_run.wait_for_output(&format!("(pod {})", second[0]), 10);
+}
+
+#[test]
+fn a_missing_kubeconfig_is_said_once_with_what_to_do() {
+    let dir = shop();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let run = run_loop_with(
+        dir.path(),
+        &["ci", "--timeout", "20s"],
+        &[("KUBECONFIG", &missing)],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let path = missing.display().to_string();
+    assert_eq!(
+        run.stdout.matches(&path).count(),
+        1,
+        "the path is said once\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("not connected to Kubernetes: there is no kubeconfig at {path} (KUBECONFIG); point KUBECONFIG at a kubeconfig, pick a context with --context, or create a local cluster (`kind create cluster` or `k3d cluster create`)")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("'\""),
+        "no double quoting\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("failing: web (not connected to Kubernetes"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_unknown_context_lists_the_contexts_that_exist() {
+    let cluster = Cluster::start("kind-test");
+    let dir = shop();
+    let run = run_loop_with(
+        dir.path(),
+        &["ci", "--timeout", "20s", "--context", "nope"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(&format!(
+            "not connected to Kubernetes: the kubeconfig {} has no context \"nope\" (its contexts: kind-test); pass one of them with --context",
+            cluster.kubeconfig.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(cluster.deployment("web").is_none());
+}
+
+#[test]
+fn run_keeps_trying_until_the_kubeconfig_exists() {
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        ("Loopfile", "k8s_yaml('app.yaml')\n"),
+        ("app.yaml", APP_YAML),
+    ]);
+    let later = dir.path().join("later-kubeconfig");
+    let loop_run =
+        crate::support::Background::start_with_env(dir.path(), &["run"], &[("KUBECONFIG", &later)]);
+    loop_run.wait_for_output("there is no kubeconfig at", 30);
+    std::fs::copy(&cluster.kubeconfig, &later).unwrap();
+    loop_run.wait_for_output("web │ [loop] ready in", 90);
+    assert!(cluster.deployment("web").is_some());
+    assert_eq!(
+        loop_run
+            .output()
+            .matches("there is no kubeconfig at")
+            .count(),
+        1,
+        "the same reason is said once\n{}",
+        loop_run.output()
     );
 }

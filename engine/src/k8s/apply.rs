@@ -19,6 +19,8 @@ use super::owner;
 pub struct Applier {
     pub cluster: Cluster,
     discovery: Mutex<Option<Discovery>>,
+    /// The shared watches of workloads' pods.
+    pub(crate) pods: super::pods::Pods,
 }
 
 /// An object the server rejected, with the Loopfile line that declared it.
@@ -107,6 +109,7 @@ impl Applier {
         Applier {
             cluster,
             discovery: Mutex::new(None),
+            pods: super::pods::Pods::default(),
         }
     }
 

@@ -76,6 +76,69 @@ pub fn kubeconfig_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
 }
 
+/// Starts every error that means `loop` has no cluster to talk to.
+pub const NOT_CONNECTED: &str = "not connected to Kubernetes";
+
+/// What to do when there is no usable kubeconfig.
+const SETUP_HINT: &str = "point KUBECONFIG at a kubeconfig, pick a context with --context, \
+     or create a local cluster (`kind create cluster` or `k3d cluster create`)";
+
+/// Where the kubeconfig path came from, for messages.
+fn tried() -> &'static str {
+    if std::env::var_os("KUBECONFIG").is_some() {
+        "KUBECONFIG"
+    } else {
+        "the default location"
+    }
+}
+
+/// Reads the kubeconfig, saying once what was tried and what to do.
+fn read_kubeconfig() -> Result<(PathBuf, Kubeconfig), String> {
+    let Some(path) = kubeconfig_path() else {
+        return Err(format!(
+            "{NOT_CONNECTED}: no kubeconfig (KUBECONFIG and HOME are unset); {SETUP_HINT}"
+        ));
+    };
+    if !path.exists() {
+        return Err(format!(
+            "{NOT_CONNECTED}: there is no kubeconfig at {} ({}); {SETUP_HINT}",
+            path.display(),
+            tried()
+        ));
+    }
+    let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| {
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        format!(
+            "{NOT_CONNECTED}: cannot read the kubeconfig {} ({}): {cause}; {SETUP_HINT}",
+            path.display(),
+            tried()
+        )
+    })?;
+    Ok((path, kubeconfig))
+}
+
+/// The error for a context the kubeconfig does not have, listing those it has.
+fn unknown_context(name: &str, path: &std::path::Path, kubeconfig: &Kubeconfig) -> String {
+    let known: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let listed = if known.is_empty() {
+        "it has no contexts".to_owned()
+    } else {
+        format!("its contexts: {}", known.join(", "))
+    };
+    format!(
+        "{NOT_CONNECTED}: the kubeconfig {} has no context {name:?} ({listed}); \
+         pass one of them with --context, or create a local cluster (`kind create cluster` or `k3d cluster create`)",
+        path.display()
+    )
+}
+
 /// Opens a client for `context` (default: the current one), refusing a context
 /// that does not look local unless it is in `allowed`.
 pub async fn connect(
@@ -83,9 +146,7 @@ pub async fn connect(
     namespace: Option<&str>,
     allowed: &[String],
 ) -> Result<Cluster, String> {
-    let path = kubeconfig_path().ok_or("no kubeconfig: set KUBECONFIG or create ~/.kube/config")?;
-    let kubeconfig = Kubeconfig::read_from(&path)
-        .map_err(|e| format!("cannot read the kubeconfig {}: {e}", path.display()))?;
+    let (path, kubeconfig) = read_kubeconfig()?;
     let name = match context
         .map(str::to_owned)
         .or_else(|| kubeconfig.current_context.clone())
@@ -93,11 +154,15 @@ pub async fn connect(
         Some(name) => name,
         None => {
             return Err(format!(
-                "the kubeconfig {} has no current context; pass --context",
+                "{NOT_CONNECTED}: the kubeconfig {} has no current context; pass --context \
+                 (or run `kubectl config use-context NAME`)",
                 path.display()
             ))
         }
     };
+    if !kubeconfig.contexts.iter().any(|c| c.name == name) {
+        return Err(unknown_context(&name, &path, &kubeconfig));
+    }
     let cluster_name = kubeconfig
         .contexts
         .iter()
@@ -111,7 +176,12 @@ pub async fn connect(
     };
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| format!("cannot use Kubernetes context {name:?}: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "{NOT_CONNECTED}: cannot use context {name:?} of the kubeconfig {}: {e}",
+                path.display()
+            )
+        })?;
     let server = config.cluster_url.to_string();
     if !looks_local(&name, &server) && !allowed.contains(&name) {
         return Err(format!(

@@ -1,8 +1,8 @@
 //! Following the logs of a workload: every container of its current pods, into one
 //! stream, across pod replacements and reconnects, without printing a line twice.
 //!
-//! Once a second the workload's pods are listed; each (pod, container) not yet
-//! followed gets a follower that streams `log?follow=true&timestamps=true`. When a
+//! After every change of the workload's pods (their shared watch, see
+//! [`super::pods`]), each (pod, container) not yet followed gets a follower that streams `log?follow=true&timestamps=true`. When a
 //! stream ends or breaks while the pod still runs, the follower reconnects with a
 //! capped backoff from the second of the last line it saw (`sinceTime` has
 //! one-second precision), and drops the lines it already printed: those older than
@@ -21,18 +21,19 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, LogParams};
 use loop_lang::model::ObjectRef;
-use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::apply::{error_text, Applier};
-use super::rollout;
+use super::pods::{PodWatch, Pods};
 
 /// Where log lines and status lines go.
 pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// How often the workload's pods are listed.
-const POLL: Duration = Duration::from_secs(1);
+/// How long [`workload_pods`] waits for the first list.
+const LIST_WAIT: Duration = Duration::from_secs(30);
+/// How often followers of pods that left are looked at when nothing changes.
+const SWEEP: Duration = Duration::from_secs(10);
 /// How long a follower of a pod that left the workload may keep reading.
 const GRACE: Duration = Duration::from_secs(60);
 
@@ -65,27 +66,30 @@ impl Backoff {
     }
 }
 
-/// The current pods of a workload (a bare Pod is its own workload). A workload that
-/// does not exist (yet) has no pods, unless extra selectors find some.
+/// The current pods of a workload (a bare Pod is its own workload), once its
+/// watch has listed them. A workload that does not exist (yet) has no pods, unless
+/// extra selectors find some.
 pub async fn workload_pods(
     applier: &Applier,
     workload: &ObjectRef,
     extra: &[BTreeMap<String, String>],
 ) -> Result<Vec<Pod>, String> {
-    let body = if workload.kind == "Pod" {
-        Value::Null
-    } else {
-        applier.current(workload).await?.unwrap_or(Value::Null)
-    };
-    rollout::pods(applier, workload, &body, extra).await
-}
-
-/// The namespace of a workload's pods.
-pub(crate) fn namespace_of(applier: &Applier, workload: &ObjectRef) -> String {
-    workload
-        .namespace
-        .clone()
-        .unwrap_or_else(|| applier.cluster.namespace.clone())
+    let watch = Pods::follow(applier, workload, extra).await?;
+    let snapshot = watch
+        .wait_for(LIST_WAIT, |s| {
+            if let Some(e) = &s.error {
+                return Some(Err(e.clone()));
+            }
+            s.synced.then(|| Ok(s.pods.clone()))
+        })
+        .await;
+    snapshot.unwrap_or_else(|| {
+        Err(format!(
+            "the pods of {} were not listed within {}s",
+            workload.name,
+            LIST_WAIT.as_secs()
+        ))
+    })
 }
 
 /// Follows a workload's logs until stopped (or dropped).
@@ -171,54 +175,66 @@ async fn watch_pods(
     extra: Vec<BTreeMap<String, String>>,
     sink: Sink,
 ) {
-    let api: Api<Pod> = Api::namespaced(
-        applier.cluster.client.clone(),
-        &namespace_of(&applier, &workload),
-    );
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let watch = loop {
+        match Pods::follow(&applier, &workload, &extra).await {
+            Ok(watch) => break watch,
+            Err(e) => {
+                sink(&format!("cannot follow the pods of {}: {e}", workload.name));
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    };
+    let api: Api<Pod> = Api::namespaced(applier.cluster.client.clone(), watch.namespace());
     let multi = Arc::new(AtomicBool::new(false));
     let mut followers: HashMap<Target, Follower> = HashMap::new();
     let mut last_error = String::new();
+    let mut changes = watch.subscribe();
     loop {
-        match workload_pods(&applier, &workload, &extra).await {
-            Ok(pods) => {
-                last_error.clear();
-                let now = Instant::now();
-                let current: Vec<Target> = pods.iter().flat_map(targets).collect();
-                multi.store(current.len() > 1, Ordering::Relaxed);
-                for target in current {
-                    match followers.get_mut(&target) {
-                        Some(f) => f.seen = now,
-                        None => {
-                            let task = tokio::spawn(follow_container(
-                                api.clone(),
-                                target.clone(),
-                                sink.clone(),
-                                multi.clone(),
-                            ));
-                            followers.insert(
-                                target,
-                                Follower {
-                                    task: Child(task),
-                                    seen: now,
-                                },
-                            );
-                        }
+        changes.borrow_and_update();
+        let snapshot = watch.snapshot();
+        match &snapshot.error {
+            Some(e) if *e != last_error => {
+                sink(&format!("cannot list the pods of {}: {e}", workload.name));
+                last_error = e.clone();
+            }
+            Some(_) => {}
+            None => last_error.clear(),
+        }
+        if snapshot.synced {
+            let now = Instant::now();
+            let current: Vec<Target> = snapshot.pods.iter().flat_map(targets).collect();
+            multi.store(current.len() > 1, Ordering::Relaxed);
+            for target in current {
+                match followers.get_mut(&target) {
+                    Some(f) => f.seen = now,
+                    None => {
+                        let task = tokio::spawn(follow_container(
+                            api.clone(),
+                            watch.clone(),
+                            target.clone(),
+                            sink.clone(),
+                            multi.clone(),
+                        ));
+                        followers.insert(
+                            target,
+                            Follower {
+                                task: Child(task),
+                                seen: now,
+                            },
+                        );
                     }
                 }
-                // A finished follower of a current pod stays, so that its pod's
-                // logs are not printed again; one whose pod left is forgotten.
-                followers.retain(|_, f| {
-                    f.seen == now || (!f.task.0.is_finished() && now - f.seen < GRACE)
-                });
             }
-            Err(e) => {
-                if e != last_error {
-                    sink(&format!("cannot list the pods of {}: {e}", workload.name));
-                    last_error = e;
-                }
-            }
+            // A finished follower of a current pod stays, so that its pod's
+            // logs are not printed again; one whose pod left is forgotten.
+            followers
+                .retain(|_, f| f.seen == now || (!f.task.0.is_finished() && now - f.seen < GRACE));
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SWEEP) => {}
+        }
     }
 }
 
@@ -228,7 +244,13 @@ enum Next {
     Stop,
 }
 
-async fn follow_container(api: Api<Pod>, target: Target, sink: Sink, multi: Arc<AtomicBool>) {
+async fn follow_container(
+    api: Api<Pod>,
+    watch: Arc<PodWatch>,
+    target: Target,
+    sink: Sink,
+    multi: Arc<AtomicBool>,
+) {
     let mut dedupe = Dedupe::default();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut last_error = String::new();
@@ -284,7 +306,7 @@ async fn follow_container(api: Api<Pod>, target: Target, sink: Sink, multi: Arc<
                 }
             }
         }
-        if let Next::Stop = after_stream(&api, &target, clean).await {
+        if let Next::Stop = after_stream(&watch, &target, clean) {
             return;
         }
         tokio::time::sleep(backoff.next_delay()).await;
@@ -293,11 +315,11 @@ async fn follow_container(api: Api<Pod>, target: Target, sink: Sink, multi: Arc<
 
 /// Whether to reconnect: not when the pod is gone or replaced, nor after a clean end
 /// of the stream of a finished pod or a finished init container.
-async fn after_stream(api: &Api<Pod>, target: &Target, clean: bool) -> Next {
-    let pod = match api.get_opt(&target.pod).await {
-        Ok(Some(pod)) => pod,
-        Ok(None) => return Next::Stop,
-        Err(_) => return Next::Reconnect,
+fn after_stream(watch: &PodWatch, target: &Target, clean: bool) -> Next {
+    let pod = match watch.find(&target.pod) {
+        Some(pod) => pod,
+        None if watch.snapshot().synced => return Next::Stop,
+        None => return Next::Reconnect,
     };
     if pod.metadata.uid.as_deref().is_some_and(|u| u != target.uid) {
         return Next::Stop;
@@ -388,364 +410,5 @@ impl Dedupe {
     }
 }
 
-/// Shared by the tests of the Kubernetes runtime that need the loopback API server.
 #[cfg(test)]
-pub(crate) mod testing {
-    use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use loop_lang::data::Data;
-    use loop_lang::location::Location;
-    use loop_lang::model::ObjectRef;
-    use loop_test_apiserver::ApiServer;
-    use tokio::net::TcpListener;
-    use tokio::task::AbortHandle;
-
-    use super::{workload_pods, Sink};
-    use crate::k8s::{Applier, Cluster};
-
-    /// Every wait is bounded by this; nothing asserts on timing.
-    pub const WAIT: Duration = Duration::from_secs(90);
-
-    /// Runs `f` to completion or panics after [`WAIT`], naming `what`.
-    pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-        match tokio::time::timeout(WAIT, f).await {
-            Ok(v) => v,
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-
-    /// Polls `check` until it returns `Some`, or panics after [`WAIT`].
-    pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        within(what, async {
-            loop {
-                if let Some(v) = check().await {
-                    return v;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-    }
-
-    /// An applier talking to `url` (the API server or a proxy in front of it).
-    pub async fn applier(server: &ApiServer, url: &str) -> Arc<Applier> {
-        let yaml = server.kubeconfig("loop-test").replace(&server.url(), url);
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .expect("config");
-        let client = kube::Client::try_from(config).expect("client");
-        Arc::new(Applier::new(Cluster {
-            client,
-            context: "loop-test".into(),
-            server: url.into(),
-            namespace: "default".into(),
-        }))
-    }
-
-    /// The object declared by `yaml`.
-    pub fn object(yaml: &str) -> ObjectRef {
-        let body = Data::from_yaml(yaml).expect("yaml");
-        let json = serde_json::to_value(&body).expect("json");
-        ObjectRef {
-            api_version: json["apiVersion"].as_str().unwrap().into(),
-            kind: json["kind"].as_str().unwrap().into(),
-            name: json["metadata"]["name"].as_str().unwrap().into(),
-            namespace: None,
-            defined_at: Location::default(),
-            body,
-        }
-    }
-
-    /// A Deployment `name` with one replica of one container `app` running `image`.
-    pub fn deployment(name: &str, image: &str) -> ObjectRef {
-        object(&format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\n\
-             spec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  \
-             template:\n    metadata: {{labels: {{app: {name}}}}}\n    \
-             spec: {{containers: [{{name: app, image: '{image}', ports: [{{containerPort: 80}}]}}]}}\n"
-        ))
-    }
-
-    pub async fn apply(applier: &Applier, object: &ObjectRef) {
-        applier
-            .apply(std::slice::from_ref(object), &object.name, "loop-test")
-            .await
-            .expect("apply");
-    }
-
-    /// The name of a Running pod of `workload` other than those in `except`.
-    pub async fn running_pod(applier: &Applier, workload: &ObjectRef, except: &[&str]) -> String {
-        eventually("a running pod", || async {
-            let pods = workload_pods(applier, workload, &[]).await.ok()?;
-            pods.iter()
-                .filter(|p| {
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                        && crate::k8s::rollout::pod_problem(p).is_none()
-                })
-                .filter_map(|p| p.metadata.name.clone())
-                .find(|n| !except.contains(&n.as_str()))
-        })
-        .await
-    }
-
-    /// A sink that records every line.
-    pub fn recorder() -> (Sink, Arc<Mutex<Vec<String>>>) {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let keep = lines.clone();
-        let sink: Sink = Arc::new(move |line: &str| keep.lock().unwrap().push(line.to_owned()));
-        (sink, lines)
-    }
-
-    /// A TCP proxy in front of the API server whose connections can be cut, as a
-    /// network failure would.
-    pub struct Proxy {
-        pub url: String,
-        conns: Arc<Mutex<Vec<AbortHandle>>>,
-        accept: AbortHandle,
-    }
-
-    impl Proxy {
-        pub async fn start(server: &ApiServer) -> Proxy {
-            let upstream: SocketAddr = server
-                .url()
-                .trim_start_matches("http://")
-                .parse()
-                .expect("server address");
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-            let keep = conns.clone();
-            let accept = tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    let task = tokio::spawn(async move {
-                        if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
-                        }
-                    });
-                    let mut conns = keep.lock().unwrap();
-                    conns.retain(|c| !c.is_finished());
-                    conns.push(task.abort_handle());
-                }
-            })
-            .abort_handle();
-            Proxy { url, conns, accept }
-        }
-
-        /// Drops every open connection.
-        pub fn cut(&self) {
-            for c in self.conns.lock().unwrap().drain(..) {
-                c.abort();
-            }
-        }
-    }
-
-    impl Drop for Proxy {
-        fn drop(&mut self) {
-            self.accept.abort();
-            self.cut();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::testing::*;
-    use super::*;
-    use loop_test_apiserver::ApiServer;
-
-    fn ts(s: &str) -> String {
-        s.to_owned()
-    }
-
-    #[test]
-    fn timestamps_are_split_off() {
-        let (t, text) = split_timestamp("2024-01-02T03:04:05.123456789Z hello world");
-        assert_eq!(
-            t.unwrap(),
-            "2024-01-02T03:04:05.123456789Z".parse().unwrap()
-        );
-        assert_eq!(text, "hello world");
-        assert_eq!(split_timestamp("no stamp here"), (None, "no stamp here"));
-        let (t, text) = split_timestamp("2024-01-02T03:04:05Z");
-        assert!(t.is_some());
-        assert_eq!(text, "");
-    }
-
-    #[test]
-    fn a_reconnect_prints_only_new_lines() {
-        let mut d = Dedupe::default();
-        assert_eq!(d.resume_from(), None);
-        let first = [
-            ts("2024-01-02T03:04:05.1Z one"),
-            ts("2024-01-02T03:04:05.2Z two"),
-            ts("2024-01-02T03:04:05.2Z two"),
-            ts("2024-01-02T03:04:05.2Z twin"),
-        ];
-        let printed: Vec<_> = first.iter().filter_map(|l| d.accept(l)).collect();
-        assert_eq!(printed, ["one", "two", "two", "twin"]);
-        assert_eq!(
-            d.resume_from().unwrap(),
-            "2024-01-02T03:04:05Z".parse().unwrap()
-        );
-        // The server sends the whole second again, then new lines, one of them a
-        // third "two" at the same instant.
-        d.reconnect();
-        let second = [
-            ts("2024-01-02T03:04:05.1Z one"),
-            ts("2024-01-02T03:04:05.2Z two"),
-            ts("2024-01-02T03:04:05.2Z two"),
-            ts("2024-01-02T03:04:05.2Z twin"),
-            ts("2024-01-02T03:04:05.2Z two"),
-            ts("2024-01-02T03:04:06Z three"),
-            ts("2024-01-02T03:04:06Z three"),
-        ];
-        let printed: Vec<_> = second.iter().filter_map(|l| d.accept(l)).collect();
-        assert_eq!(printed, ["two", "three", "three"]);
-        d.reconnect();
-        let third = [
-            ts("2024-01-02T03:04:06Z three"),
-            ts("2024-01-02T03:04:06Z three"),
-            ts("2024-01-02T03:04:07Z four"),
-        ];
-        let printed: Vec<_> = third.iter().filter_map(|l| d.accept(l)).collect();
-        assert_eq!(printed, ["four"]);
-        // Lines without a timestamp are never dropped.
-        assert_eq!(d.accept("plain"), Some("plain"));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<_> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
-    }
-
-    fn snapshot(lines: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
-        lines.lock().unwrap().clone()
-    }
-
-    async fn wait_for(lines: &std::sync::Mutex<Vec<String>>, what: &str) -> Vec<String> {
-        eventually(what, || async {
-            let now = snapshot(lines);
-            now.iter().any(|l| l.ends_with(what)).then_some(now)
-        })
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn follows_reconnects_and_replaced_pods_without_repeating() {
-        let server = ApiServer::start().await;
-        let proxy = Proxy::start(&server).await;
-        let applier = applier(&server, &proxy.url).await;
-        let web = deployment("web", "web:v1");
-        apply(&applier, &web).await;
-        let first = running_pod(&applier, &web, &[]).await;
-
-        let (sink, lines) = recorder();
-        let follower = follow_logs(applier.clone(), web.clone(), Vec::new(), sink);
-        for line in ["one", "two", "two", "three"] {
-            server.append_log(&first, "app", line);
-        }
-        wait_for(&lines, "three").await;
-        assert_eq!(snapshot(&lines), ["one", "two", "two", "three"]);
-
-        // Break every connection, several times; lines appended meanwhile arrive,
-        // and those sent again after each reconnect are not printed twice.
-        proxy.cut();
-        server.append_log(&first, "app", "four");
-        wait_for(&lines, "four").await;
-        proxy.cut();
-        proxy.cut();
-        server.append_log(&first, "app", "five");
-        server.append_log(&first, "app", "five");
-        wait_for(&lines, "five").await;
-        proxy.cut();
-        server.append_log(&first, "app", "six");
-        wait_for(&lines, "six").await;
-        assert_eq!(
-            snapshot(&lines),
-            ["one", "two", "two", "three", "four", "five", "five", "six"]
-        );
-
-        // The follower did reconnect, from the second of the last line seen.
-        let resumed = server
-            .requests()
-            .iter()
-            .filter(|r| r.contains(&format!("/pods/{first}/log?")) && r.contains("sinceTime="))
-            .count();
-        assert!(resumed >= 1, "{:?}", server.requests());
-
-        // A changed template replaces the pod; the new pod's logs follow.
-        apply(&applier, &deployment("web", "web:v2")).await;
-        let second = running_pod(&applier, &web, &[&first]).await;
-        server.append_log(&second, "app", "from the new pod");
-        wait_for(&lines, "from the new pod").await;
-        // Wait until the old pod is gone, then check nothing was repeated.
-        eventually("the old pod to go", || async {
-            let pods = workload_pods(&applier, &web, &[]).await.ok()?;
-            pods.iter()
-                .all(|p| p.metadata.name.as_deref() != Some(first.as_str()))
-                .then_some(())
-        })
-        .await;
-        server.append_log(&second, "app", "last");
-        let all = wait_for(&lines, "last").await;
-        let texts: Vec<&str> = all
-            .iter()
-            .map(|l| match l.strip_prefix('[') {
-                Some(rest) => rest.split_once("] ").map_or(l.as_str(), |(_, t)| t),
-                None => l.as_str(),
-            })
-            .collect();
-        assert_eq!(
-            texts,
-            [
-                "one",
-                "two",
-                "two",
-                "three",
-                "four",
-                "five",
-                "five",
-                "six",
-                "from the new pod",
-                "last"
-            ],
-            "{all:?}"
-        );
-        follower.stop();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn several_containers_are_prefixed() {
-        let server = ApiServer::start().await;
-        let applier = applier(&server, &server.url()).await;
-        let pod = object(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: duo, labels: {app: duo}}\n\
-             spec: {containers: [{name: a, image: 'a:1'}, {name: b, image: 'b:1'}]}\n",
-        );
-        apply(&applier, &pod).await;
-        running_pod(&applier, &pod, &[]).await;
-        let (sink, lines) = recorder();
-        let _follower = follow_logs(applier.clone(), pod.clone(), Vec::new(), sink);
-        server.append_log("duo", "a", "from a");
-        server.append_log("duo", "b", "from b");
-        wait_for(&lines, "from a").await;
-        wait_for(&lines, "from b").await;
-        let mut all = snapshot(&lines);
-        all.sort();
-        assert_eq!(all, ["[duo/a] from a", "[duo/b] from b"]);
-    }
-}
+mod tests;

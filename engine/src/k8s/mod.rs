@@ -6,9 +6,12 @@ pub mod context;
 pub mod down;
 pub mod logs;
 pub mod owner;
+pub mod pods;
 pub mod portforward;
 pub mod rollout;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use apply::Applier;
 pub use context::{connect, Cluster};

@@ -1,18 +1,21 @@
 //! `port_forwards` of a `k8s_resource`: a local port that reaches a container port of
-//! the workload's current ready pod through the API server.
+//! the workload's current ready pod through the API server, or a port of a
+//! Service (`port_forward(8080, 80, service="web")`): then the newest ready pod
+//! behind the Service's selector, at the container port the Service port's
+//! `targetPort` names (a number, or a named container port of that pod).
 //!
 //! Every accepted connection is bridged to its own port-forward stream to the pod
-//! (kube-rs `Api::<Pod>::portforward`). The pod is resolved again when the cached
-//! choice is older than a couple of seconds or a forward to it failed, so a replaced
-//! pod is picked up by the next connection. When there is no ready pod or the API
-//! server refuses the forward, the connection waits, retrying with a capped backoff,
-//! for a bounded time, and is then closed.
+//! (kube-rs `Api::<Pod>::portforward`). The pod is picked for each connection from
+//! the shared watch of the workload's (or Service's) pods ([`super::pods`]), so a
+//! replaced pod is picked up by the next connection. When there is no ready pod or
+//! the API server refuses the forward, the connection waits, retrying with a capped
+//! backoff, for a bounded time, and is then closed.
 //!
 //! A health check opens a forward to the current pod every few seconds and checks
 //! that the tunnel comes up and reaches the port. After several failures in a row
 //! the forward is declared wedged (the known failure of long-lived forwards after a
-//! pod restart): the cached pod is dropped and live connections are closed, so that
-//! the next connection starts from scratch. Stopping releases the local port.
+//! pod restart): live connections are closed, so that the next connection starts
+//! from scratch. Stopping releases the local port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,8 +30,11 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use serde_json::Value;
+
 use super::apply::{error_text, Applier};
-use super::logs::{namespace_of, workload_pods, Backoff, Sink};
+use super::logs::{Backoff, Sink};
+use super::pods::{namespace_of, PodWatch, Pods};
 use super::rollout::pod_problem;
 
 /// Timings of a forwarder; the defaults suit people, tests shorten them.
@@ -45,8 +51,6 @@ pub struct Tuning {
     /// Retry delays: from `backoff_min`, doubling, up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// How long a resolved pod is reused before it is looked up again.
-    pub pod_ttl: Duration,
     /// Bound on opening one forward through the API server.
     pub open_timeout: Duration,
 }
@@ -60,7 +64,6 @@ impl Default for Tuning {
             client_wait: Duration::from_secs(30),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
-            pod_ttl: Duration::from_secs(2),
             open_timeout: Duration::from_secs(10),
         }
     }
@@ -101,7 +104,14 @@ impl PortForwarder {
             "" => "127.0.0.1",
             h => h.trim_start_matches('[').trim_end_matches(']'),
         };
-        let target = format!("{}:{}", workload.name, forward.container_port);
+        let target = match &forward.service {
+            Some(service) => format!("service/{service}:{}", forward.container_port),
+            None => format!("{}:{}", workload.name, forward.container_port),
+        };
+        let destination = match &forward.service {
+            Some(service) => Destination::Service(service_ref(&workload, &applier, service)),
+            None => Destination::Workload(workload, extra),
+        };
         let listener = TcpListener::bind((host, forward.local_port))
             .await
             .map_err(|e| {
@@ -126,16 +136,15 @@ impl PortForwarder {
         let shared = Arc::new(Shared {
             pods: Api::namespaced(
                 applier.cluster.client.clone(),
-                &namespace_of(&applier, &workload),
+                &namespace_of(&applier, destination.object()),
             ),
             applier,
-            workload,
-            extra,
-            container_port: forward.container_port,
+            destination,
+            port: forward.container_port,
             label: label.clone(),
             sink,
             tuning,
-            cached: Mutex::new(None),
+            watch: tokio::sync::Mutex::new(None),
             announced: Mutex::new(String::new()),
             reported: Mutex::new(String::new()),
             generation: watch::Sender::new(0),
@@ -177,18 +186,99 @@ impl Drop for PortForwarder {
     }
 }
 
+/// Where a forward goes.
+enum Destination {
+    /// The pods of a workload (with extra selectors), at a container port.
+    Workload(ObjectRef, Vec<BTreeMap<String, String>>),
+    /// The pods behind a Service, at the target of a Service port.
+    Service(ObjectRef),
+}
+
+impl Destination {
+    fn object(&self) -> &ObjectRef {
+        match self {
+            Destination::Workload(o, _) | Destination::Service(o) => o,
+        }
+    }
+}
+
+/// A Service named by a forward, in the namespace of the resource's workload (its
+/// declared body is filled in from the server when the forward first needs it).
+fn service_ref(workload: &ObjectRef, applier: &Applier, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        name: name.into(),
+        namespace: Some(namespace_of(applier, workload)),
+        defined_at: workload.defined_at.clone(),
+        body: loop_lang::data::Data::default(),
+    }
+}
+
+/// The container port a Service port leads to on `pod`: its `targetPort`, a number
+/// or the name of a container port (absent: the same number).
+pub fn target_port(service: &Value, port: u16, pod: &Pod) -> Result<u16, String> {
+    let name = service["metadata"]["name"].as_str().unwrap_or_default();
+    let ports = service["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(found) = ports
+        .iter()
+        .find(|p| p["port"].as_u64() == Some(u64::from(port)))
+    else {
+        let known: Vec<String> = ports
+            .iter()
+            .filter_map(|p| p["port"].as_u64())
+            .map(|p| p.to_string())
+            .collect();
+        return Err(format!(
+            "Service {name} has no port {port} (its ports: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    match &found["targetPort"] {
+        Value::Null => Ok(port),
+        Value::String(named) => match named.parse::<u16>() {
+            Ok(number) => Ok(number),
+            Err(_) => pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(named.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "Service {name} port {port} targets the container port named {named:?}, \
+                         which pod {} does not declare",
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    )
+                }),
+        },
+        other => other
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| format!("Service {name} port {port} has an invalid targetPort {other}")),
+    }
+}
+
 /// What the connections and the health check share.
 struct Shared {
     applier: Arc<Applier>,
     pods: Api<Pod>,
-    workload: ObjectRef,
-    extra: Vec<BTreeMap<String, String>>,
-    container_port: u16,
+    destination: Destination,
+    /// The container port, or the Service port.
+    port: u16,
     label: String,
     sink: Sink,
     tuning: Tuning,
-    /// The pod connections go to, and when it was resolved.
-    cached: Mutex<Option<(String, Instant)>>,
+    /// The watch of the destination's pods, once started.
+    watch: tokio::sync::Mutex<Option<Arc<PodWatch>>>,
     /// The pod last announced as the target.
     announced: Mutex<String>,
     /// The last problem reported (each is said once).
@@ -236,73 +326,88 @@ impl Shared {
         }
     }
 
-    fn invalidate(&self) {
-        *lock(&self.cached) = None;
-    }
-
-    /// The newest ready pod of the workload (cached for `pod_ttl`).
-    async fn pod(&self, fresh: bool) -> Result<String, OpenError> {
-        if !fresh {
-            if let Some((pod, at)) = lock(&self.cached).clone() {
-                if at.elapsed() < self.tuning.pod_ttl {
-                    return Ok(pod);
-                }
+    /// The shared watch of the destination's pods (started on first use).
+    async fn watch(&self) -> Result<Arc<PodWatch>, OpenError> {
+        let mut watch = self.watch.lock().await;
+        if let Some(found) = watch.as_ref() {
+            return Ok(found.clone());
+        }
+        let found = match &self.destination {
+            Destination::Workload(workload, extra) => {
+                Pods::follow(&self.applier, workload, extra).await
+            }
+            Destination::Service(service) => {
+                let body = self
+                    .applier
+                    .current(service)
+                    .await
+                    .map_err(|e| {
+                        OpenError::Failed(format!("cannot read Service {}: {e}", service.name))
+                    })?
+                    .ok_or_else(|| {
+                        OpenError::NoPod(format!("Service {} does not exist (yet)", service.name))
+                    })?;
+                let mut service = service.clone();
+                service.body = serde_json::from_value(body)
+                    .map_err(|e| OpenError::Failed(format!("Service {}: {e}", service.name)))?;
+                Pods::follow(&self.applier, &service, &[]).await
             }
         }
-        let pods = workload_pods(&self.applier, &self.workload, &self.extra)
-            .await
-            .map_err(|e| OpenError::Failed(format!("cannot list the pods: {e}")))?;
-        let ready = pods
-            .iter()
-            .filter(|p| {
-                p.metadata.deletion_timestamp.is_none()
-                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                    && pod_problem(p).is_none()
-            })
-            .max_by(|a, b| {
-                a.metadata
-                    .creation_timestamp
-                    .cmp(&b.metadata.creation_timestamp)
-            })
-            .and_then(|p| p.metadata.name.clone());
-        let Some(pod) = ready else {
-            let why = pods
+        .map_err(|e| OpenError::Failed(format!("cannot follow the pods: {e}")))?;
+        *watch = Some(found.clone());
+        Ok(found)
+    }
+
+    /// The newest ready pod of the destination, and the container port to reach.
+    async fn pod(&self) -> Result<(String, u16), OpenError> {
+        let snapshot = self.watch().await?.snapshot();
+        if let Some(e) = &snapshot.error {
+            return Err(OpenError::Failed(format!("cannot list the pods: {e}")));
+        }
+        let Some(pod) = snapshot.ready_pod() else {
+            let why = snapshot
+                .pods
                 .iter()
                 .find_map(pod_problem)
                 .unwrap_or_else(|| "it has no pods".into());
             return Err(OpenError::NoPod(format!(
                 "waiting for a ready pod of {}: {why}",
-                self.workload.name
+                self.destination.object().name
             )));
         };
-        *lock(&self.cached) = Some((pod.clone(), Instant::now()));
-        Ok(pod)
+        let port = match (&self.destination, &snapshot.workload) {
+            (Destination::Workload(..), _) => self.port,
+            (Destination::Service(_), Some(service)) => {
+                target_port(service, self.port, pod).map_err(OpenError::NoPod)?
+            }
+            (Destination::Service(s), None) => {
+                return Err(OpenError::NoPod(format!(
+                    "Service {} does not exist (yet)",
+                    s.name
+                )))
+            }
+        };
+        Ok((pod.metadata.name.clone().unwrap_or_default(), port))
     }
 
-    /// Opens a forward to the container port of the current pod.
-    async fn open(&self, fresh: bool) -> Result<(String, Tunnel), OpenError> {
-        let pod = self.pod(fresh).await?;
+    /// Opens a forward to the current pod.
+    async fn open(&self) -> Result<(String, u16, Tunnel), OpenError> {
+        let (pod, port) = self.pod().await?;
         let opened = tokio::time::timeout(
             self.tuning.open_timeout,
-            self.pods.portforward(&pod, &[self.container_port]),
+            self.pods.portforward(&pod, &[port]),
         )
         .await;
         match opened {
-            Ok(Ok(forwarder)) => Ok((pod, Tunnel(forwarder))),
-            Ok(Err(e)) => {
-                self.invalidate();
-                Err(OpenError::Failed(format!(
-                    "cannot forward to pod {pod}: {}",
-                    error_text(&e)
-                )))
-            }
-            Err(_) => {
-                self.invalidate();
-                Err(OpenError::Failed(format!(
-                    "the API server did not open a forward to pod {pod} within {}s",
-                    self.tuning.open_timeout.as_secs()
-                )))
-            }
+            Ok(Ok(forwarder)) => Ok((pod, port, Tunnel(forwarder))),
+            Ok(Err(e)) => Err(OpenError::Failed(format!(
+                "cannot forward to pod {pod}: {}",
+                error_text(&e)
+            ))),
+            Err(_) => Err(OpenError::Failed(format!(
+                "the API server did not open a forward to pod {pod} within {}s",
+                self.tuning.open_timeout.as_secs()
+            ))),
         }
     }
 
@@ -343,13 +448,11 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
     let mut backoff = Backoff::new(shared.tuning.backoff_min, shared.tuning.backoff_max);
     let mut generation = shared.generation.subscribe();
     generation.borrow_and_update();
-    let mut fresh = false;
-    let (pod, mut forwarder) = loop {
-        match shared.open(fresh).await {
+    let (pod, port, mut forwarder) = loop {
+        match shared.open().await {
             Ok(opened) => break opened,
             Err(e) => {
                 shared.report(e.text());
-                fresh = true;
                 let delay = backoff.next_delay();
                 if Instant::now() + delay > deadline {
                     shared.report(&format!(
@@ -363,7 +466,6 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
             }
         }
     };
-    let port = shared.container_port;
     let (Some(mut upstream), Some(error)) =
         (forwarder.0.take_stream(port), forwarder.0.take_error(port))
     else {
@@ -379,7 +481,6 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
         message = error => {
-            shared.invalidate();
             shared.report(&format!("error from pod {pod}: {}", message.trim()));
         }
         _ = generation.changed() => {}
@@ -407,7 +508,6 @@ async fn health(shared: Arc<Shared>) {
                 if failures >= shared.tuning.wedged_after {
                     failures = 0;
                     (shared.sink)(&format!("{} is wedged; re-creating", shared.label));
-                    shared.invalidate();
                     lock(&shared.announced).clear();
                     lock(&shared.reported).clear();
                     shared.generation.send_modify(|g| *g += 1);
@@ -420,8 +520,7 @@ async fn health(shared: Arc<Shared>) {
 /// One health check: a fresh forward to the current pod that reaches the port (no
 /// error from the pod within `health_grace`, and the tunnel stays up meanwhile).
 async fn probe(shared: &Shared) -> Result<String, OpenError> {
-    let (pod, mut forwarder) = shared.open(true).await?;
-    let port = shared.container_port;
+    let (pod, port, mut forwarder) = shared.open().await?;
     let stream = forwarder.0.take_stream(port);
     let outcome = match forwarder.0.take_error(port) {
         Some(error) => match tokio::time::timeout(shared.tuning.health_grace, error).await {
@@ -438,265 +537,8 @@ async fn probe(shared: &Shared) -> Result<String, OpenError> {
     };
     drop(stream);
     drop(forwarder);
-    if outcome.is_err() {
-        shared.invalidate();
-    }
     outcome
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::k8s::logs::testing::*;
-    use loop_test_apiserver::ApiServer;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A TCP server on loopback that answers every read with `tag` + the bytes read.
-    async fn echo(tag: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    loop {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                let mut out = tag.as_bytes().to_vec();
-                                out.extend_from_slice(&buf[..n]);
-                                if socket.write_all(&out).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
-
-    /// A loopback address where nothing listens.
-    async fn closed_port() -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    }
-
-    fn forward(local_port: u16, container_port: u16) -> PortForward {
-        PortForward {
-            local_port,
-            container_port,
-            host: String::new(),
-            name: None,
-        }
-    }
-
-    /// Sends `message` through a new connection to `addr`; the reply, or `None` when
-    /// the connection closed first.
-    async fn exchange(addr: SocketAddr, message: &str, reply_len: usize) -> Option<String> {
-        let mut socket = TcpStream::connect(addr).await.ok()?;
-        socket.write_all(message.as_bytes()).await.ok()?;
-        let mut buf = vec![0u8; reply_len];
-        match tokio::time::timeout(Duration::from_secs(20), socket.read_exact(&mut buf)).await {
-            Ok(Ok(_)) => Some(String::from_utf8_lossy(&buf).into_owned()),
-            _ => None,
-        }
-    }
-
-    /// Retries [`exchange`] until the reply is `expected`.
-    async fn reaches(addr: SocketAddr, message: &str, expected: &str) {
-        eventually(expected, || async {
-            (exchange(addr, message, expected.len()).await.as_deref() == Some(expected))
-                .then_some(())
-        })
-        .await
-    }
-
-    fn quick() -> Tuning {
-        Tuning {
-            health_interval: Duration::from_millis(300),
-            wedged_after: 3,
-            health_grace: Duration::from_millis(300),
-            client_wait: Duration::from_secs(60),
-            backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_millis(500),
-            pod_ttl: Duration::from_millis(500),
-            open_timeout: Duration::from_secs(20),
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn forwards_reconnects_follows_the_pod_and_releases_the_port() {
-        let server = ApiServer::start().await;
-        let applier = applier(&server, &server.url()).await;
-        let web = deployment("web", "web:v1");
-        apply(&applier, &web).await;
-        let first = running_pod(&applier, &web, &[]).await;
-        server.expose_port(&first, 80, echo("v1:").await);
-
-        let (sink, lines) = recorder();
-        let forwarder = PortForwarder::start_with(
-            applier.clone(),
-            web.clone(),
-            Vec::new(),
-            forward(0, 80),
-            sink,
-            Tuning::default(),
-        )
-        .await
-        .unwrap();
-        let addr = forwarder.local_addr();
-        assert_eq!(addr.ip().to_string(), "127.0.0.1");
-        assert_eq!(exchange(addr, "ping", 7).await.as_deref(), Some("v1:ping"));
-
-        // A live connection is cut when the forward breaks; the next one works.
-        let mut live = TcpStream::connect(addr).await.unwrap();
-        live.write_all(b"a").await.unwrap();
-        let mut buf = [0u8; 4];
-        within("echo on the live connection", live.read_exact(&mut buf))
-            .await
-            .unwrap();
-        server.break_port_forwards();
-        let mut rest = Vec::new();
-        let n = within(
-            "the broken connection to close",
-            live.read_to_end(&mut rest),
-        )
-        .await
-        .unwrap_or(0);
-        assert_eq!(n, 0);
-        assert_eq!(
-            exchange(addr, "again", 8).await.as_deref(),
-            Some("v1:again")
-        );
-
-        // A changed template replaces the pod; connections reach the new one.
-        apply(&applier, &deployment("web", "web:v2")).await;
-        let second = running_pod(&applier, &web, &[&first]).await;
-        server.expose_port(&second, 80, echo("v2:").await);
-        reaches(addr, "new", "v2:new").await;
-        assert!(
-            lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains(&format!("(pod {second})"))),
-            "{:?}",
-            lines.lock().unwrap()
-        );
-
-        // Stopping releases the port at once.
-        forwarder.stop().await;
-        let again = std::net::TcpListener::bind(addr);
-        assert!(again.is_ok(), "{again:?}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_wedged_forward_is_recreated() {
-        let server = ApiServer::start().await;
-        let applier = applier(&server, &server.url()).await;
-        let web = deployment("web", "web:v1");
-        apply(&applier, &web).await;
-        running_pod(&applier, &web, &[]).await;
-        // The pod's port leads nowhere: every forward fails.
-        server.expose_port("web", 80, closed_port().await);
-
-        let (sink, lines) = recorder();
-        let forwarder = PortForwarder::start_with(
-            applier.clone(),
-            web.clone(),
-            Vec::new(),
-            forward(0, 80),
-            sink,
-            quick(),
-        )
-        .await
-        .unwrap();
-        let label = forwarder.label().to_owned();
-        assert_eq!(
-            label,
-            format!("port-forward {} -> web:80", forwarder.local_addr().port())
-        );
-        eventually("the wedged forward to be noticed", || async {
-            lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| *l == format!("{label} is wedged; re-creating"))
-                .then_some(())
-        })
-        .await;
-
-        // Once the port answers, connections work again.
-        server.expose_port("web", 80, echo("ok:").await);
-        reaches(forwarder.local_addr(), "x", "ok:x").await;
-        drop(forwarder);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_connection_waits_for_a_ready_pod_then_gives_up() {
-        let server = ApiServer::start().await;
-        let applier = applier(&server, &server.url()).await;
-        let web = deployment("web", "web:v1");
-        let (sink, lines) = recorder();
-        let forwarder = PortForwarder::start_with(
-            applier.clone(),
-            web.clone(),
-            Vec::new(),
-            forward(0, 80),
-            sink,
-            Tuning {
-                client_wait: Duration::from_secs(1),
-                ..quick()
-            },
-        )
-        .await
-        .unwrap();
-        // Nothing deployed: the connection is closed after client_wait.
-        let mut socket = TcpStream::connect(forwarder.local_addr()).await.unwrap();
-        let mut rest = Vec::new();
-        let n = within(
-            "the waiting connection to close",
-            socket.read_to_end(&mut rest),
-        )
-        .await
-        .unwrap_or(0);
-        assert_eq!(n, 0);
-        assert!(
-            lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("waiting for a ready pod of web")),
-            "{:?}",
-            lines.lock().unwrap()
-        );
-
-        // Deployed later: a connection made while it starts gets through.
-        server.expose_port("web", 80, echo("up:").await);
-        apply(&applier, &web).await;
-        reaches(forwarder.local_addr(), "y", "up:y").await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_busy_local_port_is_a_clear_error() {
-        let server = ApiServer::start().await;
-        let applier = applier(&server, &server.url()).await;
-        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = busy.local_addr().unwrap().port();
-        let (sink, _) = recorder();
-        let err = PortForwarder::start(
-            applier,
-            deployment("web", "web:v1"),
-            Vec::new(),
-            forward(port, 80),
-            sink,
-        )
-        .await
-        .err()
-        .expect("the bind fails");
-        assert!(err.contains(&port.to_string()), "{err}");
-        assert!(err.contains("already in use"), "{err}");
-    }
-}
+mod tests;

@@ -1,94 +1,27 @@
 //! Following a workload until its pods are Running and Ready (Jobs: Complete),
 //! with the reason users need when they are not: ImagePullBackOff,
-//! CrashLoopBackOff, Unschedulable, a failing readiness probe.
+//! CrashLoopBackOff, Unschedulable, a failing readiness probe. The workload and
+//! its pods come from their shared watch ([`super::pods`]), not from polling.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DynamicObject};
 use loop_lang::model::ObjectRef;
 use serde_json::Value;
 
-use super::apply::{error_text, Applier};
+use super::apply::Applier;
+use super::pods::{Pods, Snapshot};
 
 /// Where a rollout is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rollout {
     Ready,
-    /// Not ready yet, and why.
+    /// Not ready yet, and why (empty: only a moment, not worth saying).
     Waiting(String),
     /// Cannot become ready (a failed Job).
     Failed(String),
-}
-
-/// The label selector of a workload's pods (plus `extra_pod_selectors`, OR-ed).
-pub fn pod_selectors(workload: &Value, extra: &[BTreeMap<String, String>]) -> Vec<String> {
-    let match_labels = workload["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .or_else(|| workload["spec"]["template"]["metadata"]["labels"].as_object())
-        .or_else(|| {
-            workload["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].as_object()
-        });
-    let mut selectors = Vec::new();
-    if let Some(labels) = match_labels {
-        let parts: Vec<String> = labels
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-            .collect();
-        if !parts.is_empty() {
-            selectors.push(parts.join(","));
-        }
-    }
-    for labels in extra {
-        selectors.push(
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    selectors
-}
-
-/// The current pods of a workload.
-pub async fn pods(
-    applier: &Applier,
-    object: &ObjectRef,
-    workload: &Value,
-    extra: &[BTreeMap<String, String>],
-) -> Result<Vec<Pod>, String> {
-    let namespace = object
-        .namespace
-        .clone()
-        .unwrap_or_else(|| applier.cluster.namespace.clone());
-    let api: Api<Pod> = Api::namespaced(applier.cluster.client.clone(), &namespace);
-    if object.kind == "Pod" {
-        return match api
-            .get_opt(&object.name)
-            .await
-            .map_err(|e| error_text(&e))?
-        {
-            Some(pod) => Ok(vec![pod]),
-            None => Ok(Vec::new()),
-        };
-    }
-    let mut found: Vec<Pod> = Vec::new();
-    for selector in pod_selectors(workload, extra) {
-        let list = api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| error_text(&e))?;
-        for pod in list.items {
-            if pod.metadata.deletion_timestamp.is_none()
-                && !found.iter().any(|p| p.metadata.uid == pod.metadata.uid)
-            {
-                found.push(pod);
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// Why a pod is not ready, if it is not.
@@ -192,17 +125,60 @@ async fn last_logs(applier: &Applier, pod: &Pod) -> String {
     }
 }
 
-/// One look at a workload's rollout.
+/// The version of a workload that `loop` applied: a snapshot older than it says
+/// nothing about this rollout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub uid: Option<String>,
+    pub generation: Option<i64>,
+}
+
+impl Applied {
+    /// The version of `object` among the objects the server returned from apply.
+    pub fn find(applied: &[DynamicObject], object: &ObjectRef) -> Applied {
+        applied
+            .iter()
+            .find(|o| {
+                o.metadata.name.as_deref() == Some(object.name.as_str())
+                    && o.types.as_ref().is_some_and(|t| t.kind == object.kind)
+            })
+            .map(|o| Applied {
+                uid: o.metadata.uid.clone(),
+                generation: o.metadata.generation,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `workload` (as watched) is this version or a later one.
+    fn seen_in(&self, workload: &Value) -> bool {
+        let meta = &workload["metadata"];
+        let same = self.uid.as_deref().is_none_or(|u| meta["uid"] == u);
+        let generation = meta["generation"].as_i64().unwrap_or(0);
+        same && self.generation.is_none_or(|g| generation >= g)
+    }
+}
+
+/// One look at a workload's rollout, from what its watch knows.
 pub async fn check(
     applier: &Applier,
     object: &ObjectRef,
-    extra: &[BTreeMap<String, String>],
-) -> Result<Rollout, String> {
-    let Some(workload) = applier.current(object).await? else {
-        return Ok(Rollout::Waiting(format!(
-            "{} {} does not exist yet",
-            object.kind, object.name
-        )));
+    applied: &Applied,
+    snapshot: &Snapshot,
+) -> Rollout {
+    if let Some(error) = &snapshot.error {
+        return Rollout::Waiting(format!("cannot follow the rollout: {error}"));
+    }
+    let workload = match &snapshot.workload {
+        Some(w) if snapshot.synced && applied.seen_in(w) => w,
+        // Not listed yet, or not the applied version yet: a moment, no reason.
+        _ if !snapshot.synced => return Rollout::Waiting(String::new()),
+        Some(_) => return Rollout::Waiting(String::new()),
+        None => {
+            return Rollout::Waiting(format!(
+                "{} {} does not exist yet",
+                object.kind, object.name
+            ))
+        }
     };
     let status = &workload["status"];
     if object.kind == "Job" {
@@ -211,27 +187,24 @@ pub async fn check(
             .iter()
             .any(|c| c["type"] == "Complete" && c["status"] == "True")
         {
-            return Ok(Rollout::Ready);
+            return Rollout::Ready;
         }
         if let Some(failed) = conditions
             .iter()
             .find(|c| c["type"] == "Failed" && c["status"] == "True")
         {
-            return Ok(Rollout::Failed(format!(
+            return Rollout::Failed(format!(
                 "Job failed: {}",
                 failed["message"].as_str().unwrap_or_default()
-            )));
+            ));
         }
     }
-    let pods = pods(applier, object, &workload, extra).await?;
+    let pods = &snapshot.pods;
     if let Some((pod, problem)) = pods.iter().find_map(|p| pod_problem(p).map(|why| (p, why))) {
         if problem.starts_with("CrashLoopBackOff") {
-            return Ok(Rollout::Waiting(format!(
-                "{problem}{}",
-                last_logs(applier, pod).await
-            )));
+            return Rollout::Waiting(format!("{problem}{}", last_logs(applier, pod).await));
         }
-        return Ok(Rollout::Waiting(problem));
+        return Rollout::Waiting(problem);
     }
     let generation = workload["metadata"]["generation"].as_i64().unwrap_or(0);
     let observed = status["observedGeneration"].as_i64().unwrap_or(generation);
@@ -250,47 +223,53 @@ pub async fn check(
         _ => pods.len() as i64,
     };
     if object.kind == "Job" {
-        return Ok(Rollout::Waiting("the Job has not completed yet".into()));
+        return Rollout::Waiting("the Job has not completed yet".into());
     }
     if observed < generation {
-        return Ok(Rollout::Waiting(
-            "waiting for the controller to see the change".into(),
-        ));
+        return Rollout::Waiting("waiting for the controller to see the change".into());
     }
     if wanted > 0 && (ready < wanted || pods.is_empty()) {
-        return Ok(Rollout::Waiting(format!("{ready}/{wanted} pods ready")));
+        return Rollout::Waiting(format!("{ready}/{wanted} pods ready"));
     }
-    Ok(Rollout::Ready)
+    Rollout::Ready
 }
 
-/// Checks every half second until ready, telling `on_reason` each new reason;
+/// Follows the rollout of `applied` (by watch: it looks again after every change
+/// of the workload or its pods) until ready, telling `on_reason` each new reason;
 /// gives up after `deadline` with the last reason.
 pub async fn wait_ready(
     applier: &Applier,
     object: &ObjectRef,
     extra: &[BTreeMap<String, String>],
+    applied: &Applied,
     deadline: Duration,
     on_reason: impl Fn(&str),
 ) -> Result<(), String> {
-    let start = tokio::time::Instant::now();
+    let watch = Pods::follow(applier, object, extra).await?;
+    let mut changes = watch.subscribe();
+    let end = tokio::time::Instant::now() + deadline;
     let mut last = String::new();
     loop {
-        let reason = match check(applier, object, extra).await {
-            Ok(Rollout::Ready) => return Ok(()),
-            Ok(Rollout::Failed(why)) => return Err(why),
-            Ok(Rollout::Waiting(why)) => why,
-            Err(e) => format!("cannot read the rollout: {e}"),
+        changes.borrow_and_update();
+        let reason = match check(applier, object, applied, &watch.snapshot()).await {
+            Rollout::Ready => return Ok(()),
+            Rollout::Failed(why) => return Err(why),
+            Rollout::Waiting(why) => why,
         };
-        if reason != last {
+        if reason != last && !reason.is_empty() {
             on_reason(&reason);
             last = reason;
         }
-        if start.elapsed() > deadline {
-            return Err(format!(
-                "rollout not ready after {}s: {last}",
-                deadline.as_secs()
-            ));
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() {
+                return Err(format!("stopped following the rollout: {last}"));
+            },
+            () = tokio::time::sleep_until(end) => {
+                return Err(format!(
+                    "rollout not ready after {}s: {last}",
+                    deadline.as_secs()
+                ));
+            }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -29,13 +29,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{Api, AttachParams};
 use loop_lang::model::{Cmd, ObjectRef};
-use loop_stdlib::assemble::image_name;
 use tokio::io::AsyncWriteExt;
 
 use crate::live_update::pump_lines;
 
 use super::apply::{error_text, Applier};
-use super::rollout;
+use super::pods::Pods;
 use crate::live_update::{SyncError, SyncPlan, SyncReport, SyncTarget};
 
 /// The budget of one exec request's command: the sum over its arguments of
@@ -435,55 +434,38 @@ fn delete_batches(paths: &[String]) -> Vec<Vec<String>> {
     batches
 }
 
-/// Finds the running containers of a workload's pods (selected as
-/// [`rollout::pods`] does, with `extra_selectors`) whose image matches
-/// `image_ref` by name, ignoring the tag or digest (see
-/// [`loop_stdlib::assemble::image_name`]); sorted. A workload that does not
-/// exist (yet) has none. Pods being deleted, containers not running and init
-/// containers are left out.
+/// Finds the running containers of a workload's pods (from their shared watch,
+/// see [`super::pods`], with `extra_selectors`) whose image matches `image_ref`
+/// (see [`Snapshot::running_containers`](super::pods::Snapshot::running_containers));
+/// sorted. A workload that does not exist (yet) has none.
 pub async fn containers_for(
     applier: &Applier,
     workload: &ObjectRef,
     extra_selectors: &[BTreeMap<String, String>],
     image_ref: &str,
 ) -> Result<Vec<(String, String, String)>, String> {
-    let Some(current) = applier.current(workload).await? else {
-        return Ok(Vec::new());
-    };
-    let pods = rollout::pods(applier, workload, &current, extra_selectors).await?;
-    let wanted = image_name(image_ref);
-    let default_namespace = workload
-        .namespace
-        .clone()
-        .unwrap_or_else(|| applier.cluster.namespace.clone());
-    let mut found = Vec::new();
-    for pod in &pods {
-        let (Some(name), Some(spec), Some(status)) = (&pod.metadata.name, &pod.spec, &pod.status)
-        else {
-            continue;
-        };
-        if status.phase.as_deref() != Some("Running") {
-            continue;
-        }
-        let namespace = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| default_namespace.clone());
-        for container in &spec.containers {
-            let image = container.image.as_deref().unwrap_or_default();
-            let running = status.container_statuses.iter().flatten().any(|s| {
-                s.name == container.name && s.state.as_ref().is_some_and(|st| st.running.is_some())
-            });
-            if running && image_name(image) == wanted {
-                found.push((namespace.clone(), name.clone(), container.name.clone()));
-            }
-        }
+    let watch = Pods::follow(applier, workload, extra_selectors).await?;
+    let snapshot = watch
+        .wait_for(LIST_WAIT, |s| s.synced.then(|| s.clone()))
+        .await
+        .ok_or_else(|| {
+            format!(
+                "the pods of {} were not listed within {}s",
+                workload.name,
+                LIST_WAIT.as_secs()
+            )
+        })?;
+    if let Some(e) = snapshot.error {
+        return Err(e);
     }
-    found.sort();
-    found.dedup();
-    Ok(found)
+    if snapshot.workload.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(snapshot.running_containers(watch.namespace(), image_ref))
 }
+
+/// How long [`containers_for`] waits for the first list of a workload's pods.
+const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests;

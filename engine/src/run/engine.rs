@@ -13,7 +13,6 @@ use loop_lang::model::Manifest;
 use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{self, unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::k8s_update::K8sRuntime;
 use super::logs::Logs;
 use super::orphans;
 use super::process::{self, LineSink};
@@ -135,7 +134,7 @@ struct Engine {
     announced_up: bool,
     watcher: Option<Watcher>,
     /// The cluster runtime, or why there is none, when Kubernetes resources exist.
-    k8s: Result<Option<Arc<K8sRuntime>>, String>,
+    k8s: kube::K8sLink,
     /// The session API (`loop run`).
     control: Option<Control>,
     /// Resources whose view changed outside the scheduler (runs, errors).
@@ -231,7 +230,7 @@ pub async fn run(options: RunOptions) -> ExitCode {
         started: Instant::now(),
         announced_up: false,
         watcher: None,
-        k8s: Ok(None),
+        k8s: kube::K8sLink::default(),
         control: None,
         dirty: Vec::new(),
         runs: 0,

@@ -78,6 +78,7 @@ pub async fn update(
             &runtime.applier,
             workload,
             &extra,
+            &rollout::Applied::find(&applied, workload),
             ROLLOUT_DEADLINE,
             move |reason| {
                 log(&format!(

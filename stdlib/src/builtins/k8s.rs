@@ -153,7 +153,7 @@ fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>>
         .into_iter()
         .map(|item| {
             if let Ok(port) = values::int::<u16>(arg, item) {
-                return Ok(PortForward { local_port: port, container_port: port, host: "localhost".into(), name: None });
+                return Ok(PortForward { local_port: port, container_port: port, host: "localhost".into(), name: None, service: None });
             }
             if let Some(s) = item.unpack_str() {
                 let parts: Vec<&str> = s.split(':').collect();
@@ -162,7 +162,7 @@ fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>>
                     [l, c] => (parse_port(l)?, parse_port(c)?),
                     _ => bail!("{arg}: {s:?} must look like \"8000\" or \"8000:80\" (local:container)"),
                 };
-                return Ok(PortForward { local_port: local, container_port: container, host: "localhost".into(), name: None });
+                return Ok(PortForward { local_port: local, container_port: container, host: "localhost".into(), name: None, service: None });
             }
             if kind_of(item).as_deref() == Some("port_forward") {
                 let get = |n| field(item, n).filter(|v| !v.is_none());
@@ -170,7 +170,8 @@ fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>>
                 let container = get("container_port").map_or(Ok(local), |v| values::int(arg, v))?;
                 let host = get("host").and_then(|h| h.unpack_str()).unwrap_or("localhost").to_owned();
                 let name = get("name").and_then(|h| h.unpack_str()).map(str::to_owned);
-                return Ok(PortForward { local_port: local, container_port: container, host, name });
+                let service = get("service").and_then(|h| h.unpack_str()).map(str::to_owned);
+                return Ok(PortForward { local_port: local, container_port: container, host, name, service });
             }
             bail!("{arg} must hold ports, \"local:container\" strings or port_forward() values, got {}", values::describe(item))
         })
@@ -295,13 +296,15 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
-    /// A port forward for `k8s_resource(port_forwards=[...])`.
+    /// A port forward for `k8s_resource(port_forwards=[...])`; with `service`, to
+    /// that Service's port `container_port` (a ready pod behind its selector).
     fn port_forward<'v>(
         local_port: i32,
         container_port: Option<i32>,
         name: Option<&str>,
         link_path: Option<&str>,
         host: Option<&str>,
+        service: Option<&str>,
         heap: Heap<'v>,
     ) -> anyhow::Result<Value<'v>> {
         let _ = link_path;
@@ -322,6 +325,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
                 ),
                 ("name", opt(name)),
                 ("host", opt(host)),
+                ("service", opt(service)),
             ],
         ))
     }

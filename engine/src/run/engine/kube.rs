@@ -1,12 +1,19 @@
 //! Kubernetes resources in the engine: connecting, full updates, logs and
 //! port-forwards once ready, and live updates into containers.
+//!
+//! The connection is made at start; while there is none (no kubeconfig, an
+//! unknown context, a cluster not created yet), each update tries again, so that
+//! `loop run`, which retries failed Kubernetes updates periodically and on every
+//! change, picks the cluster up as soon as it exists. The reason is printed once
+//! (again only when it changes); resources fail with a short [`NOT_CONNECTED`].
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use loop_lang::model::{Manifest, ResourceKind};
+use loop_lang::model::{Manifest, ResourceKind, Settings};
 
 use super::{CmdResult, Engine, Msg};
+use crate::k8s::context::NOT_CONNECTED;
 use crate::live_update::SyncPlan;
 use crate::run::k8s_update::{self, K8sRuntime};
 use crate::run::logs::Logs;
@@ -17,7 +24,13 @@ impl Engine {
     pub(super) fn start_k8s_update(&mut self, name: &str) {
         let sink = self.sink(name);
         let tx = self.tx.clone();
-        let runtime = self.k8s.clone();
+        let link = self.k8s.clone();
+        let connect = Connect {
+            context: self.options.context.clone(),
+            settings: self.manifest.settings.clone(),
+            root: self.root.clone(),
+            logs: self.logs.clone(),
+        };
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
         let generation = node.next_generation();
         let resource = node.resource.clone();
@@ -29,11 +42,10 @@ impl Engine {
         let owned = name.to_owned();
         let task = tokio::spawn(async move {
             let name = owned;
-            let result = match runtime {
-                Ok(Some(runtime)) => k8s_update::update(runtime, resource, images, sink)
+            let result = match link.runtime_or_connect(&connect).await {
+                Ok(runtime) => k8s_update::update(runtime, resource, images, sink)
                     .await
                     .map(|()| CmdResult::default()),
-                Ok(None) => Err("no Kubernetes cluster is connected".to_owned()),
                 Err(why) => Err(why),
             };
             let _ = tx.send(Msg::CmdDone {
@@ -53,7 +65,7 @@ impl Engine {
         if self.options.mode == Mode::Ci {
             return;
         }
-        let Ok(Some(runtime)) = self.k8s.clone() else {
+        let Some(runtime) = self.k8s.runtime() else {
             return;
         };
         let sink = self.sink(name);
@@ -67,7 +79,7 @@ impl Engine {
     pub(super) fn start_container_sync(&mut self, name: &str, image_ref: String, plan: SyncPlan) {
         let tx = self.tx.clone();
         let sink = self.sink(name);
-        let Ok(Some(runtime)) = self.k8s.clone() else {
+        let Some(runtime) = self.k8s.runtime() else {
             return;
         };
         let node = self.nodes.get_mut(name).expect("known resource");
@@ -86,45 +98,107 @@ impl Engine {
     }
 }
 
+/// The connection to the cluster (or why there is none), shared with update tasks.
+#[derive(Clone, Default)]
+pub(super) struct K8sLink(Arc<Mutex<Link>>);
+
+#[derive(Default)]
+struct Link {
+    runtime: Option<Arc<K8sRuntime>>,
+    /// Why the last attempt failed (printed once).
+    error: Option<String>,
+}
+
+/// What connecting needs.
+pub(super) struct Connect {
+    context: Option<String>,
+    settings: Settings,
+    root: PathBuf,
+    logs: Arc<Logs>,
+}
+
+impl K8sLink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connected runtime, if any.
+    pub(super) fn runtime(&self) -> Option<Arc<K8sRuntime>> {
+        self.lock().runtime.clone()
+    }
+
+    /// The runtime, connecting first when there is none yet.
+    async fn runtime_or_connect(&self, connect: &Connect) -> Result<Arc<K8sRuntime>, String> {
+        if let Some(runtime) = self.runtime() {
+            return Ok(runtime);
+        }
+        self.connect(connect).await;
+        let link = self.lock();
+        link.runtime
+            .clone()
+            .ok_or_else(|| format!("{NOT_CONNECTED} (see loop's message for why)"))
+    }
+
+    /// Tries to connect; says why it failed when the reason is new.
+    async fn connect(&self, c: &Connect) {
+        let settings = &c.settings;
+        let result = crate::k8s::connect(
+            c.context.as_deref(),
+            settings.k8s_namespace.as_deref(),
+            &settings.allowed_k8s_contexts,
+        )
+        .await;
+        let mut link = self.lock();
+        if link.runtime.is_some() {
+            return;
+        }
+        match result {
+            Ok(cluster) => {
+                c.logs.engine(&format!(
+                    "Kubernetes context {} ({}), namespace {}",
+                    cluster.context, cluster.server, cluster.namespace
+                ));
+                let record = crate::image::Record::load(&c.root, &|warning| c.logs.engine(warning));
+                let project = crate::k8s::owner::project_id(&c.root);
+                link.error = None;
+                link.runtime = Some(Arc::new(K8sRuntime {
+                    applier: Arc::new(crate::k8s::Applier::new(cluster)),
+                    record,
+                    project,
+                    root: c.root.clone(),
+                }));
+            }
+            Err(why) => {
+                if link.error.as_deref() != Some(why.as_str()) {
+                    c.logs.engine(&why);
+                    link.error = Some(why);
+                }
+            }
+        }
+    }
+}
+
 /// Connects to the cluster when the manifest has Kubernetes resources.
 pub(super) async fn connect_k8s(
     options: &RunOptions,
     manifest: &Manifest,
     root: &Path,
-    logs: &Logs,
-) -> Result<Option<Arc<K8sRuntime>>, String> {
+    logs: &Arc<Logs>,
+) -> K8sLink {
+    let link = K8sLink::default();
     if manifest
         .resources
         .iter()
         .all(|r| r.kind == ResourceKind::Local)
     {
-        return Ok(None);
+        return link;
     }
-    let settings = &manifest.settings;
-    match crate::k8s::connect(
-        options.context.as_deref(),
-        settings.k8s_namespace.as_deref(),
-        &settings.allowed_k8s_contexts,
-    )
-    .await
-    {
-        Ok(cluster) => {
-            logs.engine(&format!(
-                "Kubernetes context {} ({}), namespace {}",
-                cluster.context, cluster.server, cluster.namespace
-            ));
-            let record = crate::image::Record::load(root, &|warning| logs.engine(warning));
-            let project = crate::k8s::owner::project_id(root);
-            Ok(Some(Arc::new(K8sRuntime {
-                applier: Arc::new(crate::k8s::Applier::new(cluster)),
-                record,
-                project,
-                root: root.to_owned(),
-            })))
-        }
-        Err(why) => {
-            logs.engine(&why);
-            Err(why)
-        }
-    }
+    let connect = Connect {
+        context: options.context.clone(),
+        settings: manifest.settings.clone(),
+        root: root.to_owned(),
+        logs: logs.clone(),
+    };
+    link.connect(&connect).await;
+    link
 }

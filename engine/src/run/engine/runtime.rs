@@ -145,8 +145,10 @@ impl Runtime for Kube {
     }
 
     fn retry_after(&self, engine: &Engine, error: &str) -> Option<Duration> {
-        (engine.options.mode == Mode::Run && error.contains(crate::k8s::apply::UNREACHABLE))
-            .then_some(RETRY_UNREACHABLE)
+        (engine.options.mode == Mode::Run
+            && (error.contains(crate::k8s::apply::UNREACHABLE)
+                || error.starts_with(crate::k8s::context::NOT_CONNECTED)))
+        .then_some(RETRY_UNREACHABLE)
     }
 }
 
