@@ -95,6 +95,8 @@ pub struct Loader {
     log: RefCell<Vec<LogLine>>,
     /// `exit()` was called: evaluation stops, successfully.
     exited: std::cell::Cell<bool>,
+    /// Texts evaluated instead of the files on disk (unsaved editor buffers).
+    overlay: Arc<HashMap<PathBuf, String>>,
 }
 
 /// What a finished evaluation leaves besides the built-ins' state.
@@ -120,7 +122,14 @@ impl Loader {
             failure: RefCell::default(),
             log: RefCell::default(),
             exited: std::cell::Cell::new(false),
+            overlay: Arc::default(),
         }
+    }
+
+    /// Evaluates these texts instead of the files at their (absolute) paths.
+    pub fn with_overlay(mut self, overlay: Arc<HashMap<PathBuf, String>>) -> Loader {
+        self.overlay = overlay;
+        self
     }
 
     /// The built-ins' state, as given to [`Loader::new`].
@@ -265,7 +274,11 @@ impl Loader {
                     .help("move what both files need into a third module that neither loads"),
             ));
         }
-        let source = match crate::project::read_text(path) {
+        let read = match self.overlay.get(path) {
+            Some(text) => Ok(text.clone()),
+            None => crate::project::read_text(path),
+        };
+        let source = match read {
             Ok(source) => source,
             Err(err) => {
                 let what = if err.kind() == std::io::ErrorKind::NotFound {

@@ -69,6 +69,7 @@ impl RunOptions {
             }
             .to_owned(),
             k8s_context: self.context.clone(),
+            ..Default::default()
         }
     }
 }
