@@ -159,6 +159,10 @@ enum Command {
         #[command(flatten)]
         session: SessionArg,
     },
+    /// Serve the Language Server Protocol on stdin/stdout, for editors:
+    /// diagnostics as `loop check` reports them, completion, hover and go to
+    /// definition for Loopfiles, Tiltfiles and `.star` files.
+    Lsp,
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -245,13 +249,14 @@ impl Files {
             root: self.root.clone(),
             subcommand: subcommand.to_owned(),
             k8s_context: context,
+            ..EvalOptions::default()
         }
     }
 }
 
 /// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
 /// under `tilt alpha tiltfile-result`, its command that only evaluates.
-const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
+pub(crate) const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {
@@ -374,6 +379,7 @@ pub fn main() -> ExitCode {
             control::run(session.project, control::Verb::Args { args })
         }
         Command::Mcp { session } => mcp::run(session.project),
+        Command::Lsp => crate::lsp::run(),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());
