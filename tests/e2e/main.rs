@@ -5,6 +5,7 @@ mod check;
 mod cluster;
 mod control;
 mod dashboard;
+mod docs;
 mod k8s;
 mod lsp;
 mod mcp;

@@ -4,6 +4,7 @@
 mod affected;
 mod check;
 mod control;
+mod docs;
 mod down;
 mod graph;
 mod mcp;
@@ -163,6 +164,15 @@ enum Command {
     /// diagnostics as `loop check` reports them, completion, hover and go to
     /// definition for Loopfiles, Tiltfiles and `.star` files.
     Lsp,
+    /// Print the reference of the built-ins (all of them, or NAME's: its
+    /// signature, arguments and doc).
+    Docs {
+        /// A built-in, e.g. `local_resource` or `os.path.join`.
+        name: Option<String>,
+        /// Markdown: without NAME, the whole reference (`docs/builtins.md`).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -380,6 +390,7 @@ pub fn main() -> ExitCode {
         }
         Command::Mcp { session } => mcp::run(session.project),
         Command::Lsp => crate::lsp::run(),
+        Command::Docs { name, markdown } => docs::run(name, markdown),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());
