@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{project, repo, run_loop};
+use crate::support::{project, repo, run_loop, Background};
 
 /// Every wait for the server is bounded by this.
 const BOUND: Duration = Duration::from_secs(60);
@@ -235,6 +235,39 @@ fn an_error_in_a_loaded_file_is_reported_there() {
 }
 
 #[test]
+fn an_included_file_is_checked_within_its_composition() {
+    let top = "include('svc/Loopfile')\nlocal_resource('web', cmd='true', resource_deps=['api'])\n";
+    let svc = "local_resource('api', cmd='true', resource_deps=['db'])\n";
+    let dir = project(&[("Loopfile", top), ("svc/Loopfile", svc)]);
+    let (top_uri, svc_uri) = (
+        uri(&dir.path().join("Loopfile")),
+        uri(&dir.path().join("svc/Loopfile")),
+    );
+    let mut lsp = Lsp::start(dir.path());
+    // Opening the included file checks the whole composition, from the top.
+    lsp.open(&svc_uri, svc);
+    let diags = lsp.diagnostics(&svc_uri);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0]["message"].as_str().unwrap().contains("`db`"),
+        "{diags:?}"
+    );
+    // `web`, declared in the top-level file, is known in the included one.
+    let text = "local_resource('api', cmd='true', resource_deps=[''])\n";
+    lsp.change(&svc_uri, 2, text);
+    assert_eq!(lsp.diagnostics(&svc_uri).len(), 1);
+    let names = labels(&lsp.at("textDocument/completion", &svc_uri, 0, 50));
+    assert!(names.contains(&"web".to_owned()), "{names:?}");
+    lsp.change(&svc_uri, 3, "local_resource('api', cmd='true')\n");
+    assert_eq!(lsp.diagnostics(&svc_uri), Vec::<Value>::new());
+    // Definition from the top-level file into the included one.
+    lsp.open(&top_uri, top);
+    lsp.diagnostics(&top_uri);
+    let def = lsp.at("textDocument/definition", &top_uri, 1, 51);
+    assert_eq!(def["uri"], json!(svc_uri), "{def}");
+}
+
+#[test]
 fn completes_built_ins_with_their_docs() {
     let dir = project(&[("Loopfile", "")]);
     let file = uri(&dir.path().join("Loopfile"));
@@ -343,6 +376,29 @@ fn resource_names_complete_hover_and_lead_to_their_declaration() {
     lsp.change(&file, 2, &broken);
     assert_eq!(lsp.diagnostics(&file).len(), 1);
     assert!(labels(&lsp.at("textDocument/completion", &file, 3, 37)).contains(&"db".to_owned()));
+}
+
+#[test]
+fn hover_shows_the_live_state_of_a_running_session() {
+    let top = "local_resource('gen', cmd='true')\nlocal_resource('deploy', cmd='true', trigger_mode=TRIGGER_MODE_MANUAL, auto_init=False, resource_deps=['gen'])\n";
+    let dir = project(&[("Loopfile", top)]);
+    let file = uri(&dir.path().join("Loopfile"));
+    let mut lsp = Lsp::start(dir.path());
+    lsp.open(&file, top);
+    assert_eq!(lsp.diagnostics(&file), Vec::<Value>::new());
+    let hover = lsp.at("textDocument/hover", &file, 1, 17);
+    let text = hover["contents"]["value"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("**deploy**") && !text.contains("live:"),
+        "{text}"
+    );
+    let run = Background::start(dir.path(), &["run", "--port", "0"]);
+    run.wait_for_output("watching for changes", 60);
+    let hover = lsp.at("textDocument/hover", &file, 1, 17);
+    let text = hover["contents"]["value"].as_str().unwrap().to_owned();
+    assert!(text.contains("live: **"), "{text}");
+    assert!(text.contains("waits to be triggered"), "{text}");
+    drop(run);
 }
 
 #[test]

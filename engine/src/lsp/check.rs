@@ -61,16 +61,20 @@ pub fn path_of(uri: &Uri) -> Option<PathBuf> {
     }
 }
 
-/// Loopfiles that might compose `file`, outermost first, ending with `file`.
+/// Loopfiles that might compose `file`, outermost first, ending with `file`:
+/// those in the folders above it up to the nearest holding a root marker
+/// (`.git`, `.hg`, `.loop-root`), else up to `/`.
 pub fn candidates(file: &Path, overlay: &Overlay) -> Vec<PathBuf> {
-    let root = Project::discover(&[file.to_owned()], None)
-        .map(|p| p.root)
-        .unwrap_or_default();
-    let mut dirs: Vec<&Path> = file
-        .ancestors()
-        .skip(1)
-        .take_while(|d| d.starts_with(&root))
-        .collect();
+    let mut dirs: Vec<&Path> = Vec::new();
+    for dir in file.ancestors().skip(1) {
+        dirs.push(dir);
+        if loop_lang::project::ROOT_MARKERS
+            .iter()
+            .any(|m| dir.join(m).exists())
+        {
+            break;
+        }
+    }
     dirs.reverse();
     let mut out: Vec<PathBuf> = Vec::new();
     for dir in dirs {
