@@ -4,7 +4,7 @@
 //! every single-file case of the bad-input corpus.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -330,6 +330,17 @@ fn definition_follows_load_and_completes_exports() {
     lsp.change(&top_uri, 4, "include('lib.star')\n");
     lsp.diagnostics(&top_uri);
     let def = lsp.at("textDocument/definition", &top_uri, 0, 11);
+    assert!(def.to_string().contains(&lib_uri), "{def}");
+    // `//` starts at the project root, in load() and in strings.
+    lsp.change(
+        &top_uri,
+        5,
+        "load('//lib.star', 'helper')\nhelper('x')\nread_file('//lib.star')\n",
+    );
+    lsp.diagnostics(&top_uri);
+    let def = lsp.at("textDocument/definition", &top_uri, 1, 2);
+    assert!(def.to_string().contains(&lib_uri), "{def}");
+    let def = lsp.at("textDocument/definition", &top_uri, 2, 14);
     assert!(def.to_string().contains(&lib_uri), "{def}");
 }
 

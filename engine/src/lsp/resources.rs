@@ -192,7 +192,7 @@ fn hover(state: &State, at: &TextDocumentPositionParams) -> Option<Hover> {
     let text = state.docs.get(&path)?;
     let mut value = format!("**{}** ({} resource), {}", r.name, r.kind, declared(r));
     let root = state.tops.get(&path).and_then(|top| {
-        loop_lang::Project::discover(&[top.clone()], None)
+        loop_lang::Project::discover(std::slice::from_ref(top), None)
             .ok()
             .map(|p| p.root)
     });
