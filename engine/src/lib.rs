@@ -9,6 +9,7 @@ pub mod image;
 pub mod k8s;
 pub mod live_update;
 pub mod load;
+pub mod lsp;
 pub mod report;
 pub mod run;
 pub mod watch;

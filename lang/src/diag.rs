@@ -40,6 +40,11 @@ impl SourceMap {
         self.files.insert(display_path.to_owned(), source);
     }
 
+    /// The display paths of the files held.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
     /// The text of a 1-based line of a file, if known.
     pub fn line(&self, file: &str, line: usize) -> Option<&str> {
         self.files.get(file)?.lines().nth(line.checked_sub(1)?)

@@ -101,6 +101,8 @@ pub struct Loader {
     limits: Limits,
     /// Statements run so far, by every file (see [`Limits`]).
     steps: Rc<std::cell::Cell<u64>>,
+    /// Texts evaluated instead of the files on disk (unsaved editor buffers).
+    overlay: Arc<HashMap<PathBuf, String>>,
 }
 
 /// What a finished evaluation leaves besides the built-ins' state.
@@ -128,7 +130,14 @@ impl Loader {
             exited: std::cell::Cell::new(false),
             limits: Limits::from_env(),
             steps: Rc::default(),
+            overlay: Arc::default(),
         }
+    }
+
+    /// Evaluates these texts instead of the files at their (absolute) paths.
+    pub fn with_overlay(mut self, overlay: Arc<HashMap<PathBuf, String>>) -> Loader {
+        self.overlay = overlay;
+        self
     }
 
     /// The built-ins' state, as given to [`Loader::new`].
@@ -273,7 +282,11 @@ impl Loader {
                     .help("move what both files need into a third module that neither loads"),
             ));
         }
-        let source = match crate::project::read_text(path) {
+        let read = match self.overlay.get(path) {
+            Some(text) => Ok(text.clone()),
+            None => crate::project::read_text(path),
+        };
+        let source = match read {
             Ok(source) => source,
             Err(err) => {
                 let what = if err.kind() == std::io::ErrorKind::NotFound {

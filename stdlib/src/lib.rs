@@ -38,7 +38,13 @@ pub struct EvalOptions {
     pub subcommand: String,
     /// `--context`: what `k8s_context()` returns instead of the kubeconfig's.
     pub k8s_context: Option<String>,
+    /// Unsaved editor buffers: their text is evaluated instead of the file on
+    /// disk (`loop lsp`).
+    pub overlay: Overlay,
 }
+
+/// File contents that take the place of what is on disk, by absolute path.
+pub type Overlay = std::sync::Arc<std::collections::HashMap<PathBuf, String>>;
 
 /// What the globals report about this evaluation (`config.main_path`, ...).
 #[derive(Clone, Debug, Default)]
@@ -131,7 +137,8 @@ pub fn evaluate(
         k8s_context: options.k8s_context.clone(),
         ..Declarations::default()
     };
-    let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)));
+    let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)))
+        .with_overlay(options.overlay.clone());
     for path in &paths {
         if loader.eval_loopfile(path, None).is_err() {
             break;

@@ -4,6 +4,7 @@
 mod affected;
 mod check;
 mod control;
+mod docs;
 mod down;
 mod graph;
 mod mcp;
@@ -159,6 +160,19 @@ enum Command {
         #[command(flatten)]
         session: SessionArg,
     },
+    /// Serve the Language Server Protocol on stdin/stdout, for editors:
+    /// diagnostics as `loop check` reports them, completion, hover and go to
+    /// definition for Loopfiles, Tiltfiles and `.star` files.
+    Lsp,
+    /// Print the reference of the built-ins (all of them, or NAME's: its
+    /// signature, arguments and doc).
+    Docs {
+        /// A built-in, e.g. `local_resource` or `os.path.join`.
+        name: Option<String>,
+        /// Markdown: without NAME, the whole reference (`docs/builtins.md`).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -245,13 +259,14 @@ impl Files {
             root: self.root.clone(),
             subcommand: subcommand.to_owned(),
             k8s_context: context,
+            ..EvalOptions::default()
         }
     }
 }
 
 /// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
 /// under `tilt alpha tiltfile-result`, its command that only evaluates.
-const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
+pub(crate) const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {
@@ -374,6 +389,8 @@ pub fn main() -> ExitCode {
             control::run(session.project, control::Verb::Args { args })
         }
         Command::Mcp { session } => mcp::run(session.project),
+        Command::Lsp => crate::lsp::run(),
+        Command::Docs { name, markdown } => docs::run(name, markdown),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());

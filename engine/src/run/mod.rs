@@ -70,6 +70,7 @@ impl RunOptions {
             }
             .to_owned(),
             k8s_context: self.context.clone(),
+            ..Default::default()
         }
     }
 }
