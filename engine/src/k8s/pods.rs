@@ -497,7 +497,7 @@ mod tests {
         let again = Pods::follow(&applier, &web, &[]).await.unwrap();
         assert!(Arc::ptr_eq(&watch, &again), "one watch per workload");
         let first = watch
-            .wait_for(WAIT, |s| Some(s.ready_pod()?.metadata.name.clone()?))
+            .wait_for(WAIT, |s| s.ready_pod()?.metadata.name.clone())
             .await
             .expect("a ready pod");
 

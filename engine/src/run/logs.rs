@@ -137,10 +137,12 @@ impl Logs {
     }
 
     fn keep(&self, resource: &str, stream: Stream, text: &str) {
-        let scrubbed = match &*self.scrubber.read().unwrap_or_else(|e| e.into_inner()) {
-            Some(scrubber) => Some(scrubber.scrub(text)),
-            None => None,
-        };
+        let scrubbed = self
+            .scrubber
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|scrubber| scrubber.scrub(text));
         let text = scrubbed.as_deref().unwrap_or(text);
         let now = SystemTime::now();
         let mut inner = self.lock();

@@ -517,8 +517,8 @@ proptest! {
             let i = *model.running.iter().nth(pick % model.running.len()).unwrap();
             finish(&mut s, &mut model, i, false)?;
         }
-        for i in 0..model.n {
-            let runs = model.starts[i] - before[i];
+        for (i, (&started, &was)) in model.starts.iter().zip(&before).enumerate().take(model.n) {
+            let runs = started - was;
             prop_assert_eq!(runs, usize::from(affected.contains(&i)), "r{} ran {} times", i, runs);
         }
     }
