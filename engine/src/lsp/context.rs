@@ -49,9 +49,14 @@ fn file_of(uri: &LspUri) -> Result<&Path, String> {
 impl LspContext for LoopContext {
     fn parse_file_with_contents(&self, uri: &LspUri, content: String) -> LspEvalResult {
         let name = uri.path().to_string_lossy();
+        // The parser recurses per nesting level: a text nested too deep (which the
+        // diagnostics report) is not parsed here at all.
+        let ast = loop_lang::nesting::check(&content)
+            .ok()
+            .and_then(|()| AstModule::parse(&name, content, &loop_lang::loader::dialect()).ok());
         LspEvalResult {
             diagnostics: Vec::new(),
-            ast: AstModule::parse(&name, content, &loop_lang::loader::dialect()).ok(),
+            ast,
         }
     }
 
