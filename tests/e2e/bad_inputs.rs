@@ -7,16 +7,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use std::path::Path;
 
-use crate::support::{repo, run_loop_with};
+use crate::support::{bad_cases, run_loop_with};
 
 #[test]
 fn every_bad_loopfile_gets_its_exact_error() {
-    let corpus = repo().join("tests/bad");
-    let mut cases: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    cases.sort();
+    let cases = bad_cases();
     assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
     let mut failed = Vec::new();
     for case in &cases {

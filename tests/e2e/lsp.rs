@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{project, repo, run_loop, Background};
+use crate::support::{bad_cases, project, run_loop, Background};
 
 /// Every wait for the server is bounded by this.
 const BOUND: Duration = Duration::from_secs(60);
@@ -470,12 +470,7 @@ fn check_error(stderr: &str) -> (String, Option<(String, u64, u64)>) {
 
 #[test]
 fn every_single_file_bad_case_gets_the_same_error_as_check() {
-    let corpus = repo().join("tests/bad");
-    let mut cases: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    cases.sort();
+    let cases = bad_cases();
     let mut compared = 0;
     let mut failed = Vec::new();
     for case in &cases {

@@ -231,3 +231,13 @@ pub fn processes_with(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// The folders of the bad-input corpus (`tests/bad/*`), sorted.
+pub fn bad_cases() -> Vec<PathBuf> {
+    let mut cases: Vec<_> = std::fs::read_dir(repo().join("tests/bad"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    cases
+}
