@@ -91,9 +91,7 @@ impl Data {
                     let at = first.trim_end_matches("recursion limit exceeded");
                     format!(
                         "{at}{}",
-                        budget_message(&serde_saphyr::budget::BudgetBreach::Depth {
-                            depth: YAML_MAX_DEPTH
-                        })
+                        too_large(format!("nesting deeper than {YAML_MAX_DEPTH} levels"))
                     )
                 }
                 _ => match first.split_once(", set DuplicateKeyPolicy") {
@@ -270,6 +268,10 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         }
         other => format!("a size limit ({other:?})"),
     };
+    too_large(what)
+}
+
+fn too_large(what: String) -> String {
     format!(
         "the YAML holds {what}, the most loop reads from one stream; split it into several files"
     )

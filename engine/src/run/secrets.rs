@@ -29,7 +29,7 @@ impl Scrubber {
         let mut patterns = Vec::new();
         let mut labels = Vec::new();
         for object in manifest.resources.iter().flat_map(|r| &r.objects) {
-            if object.kind != "Secret" || !object.api_version.trim_start_matches('/').eq("v1") {
+            if object.kind != "Secret" || object.api_version != "v1" {
                 continue;
             }
             let name = match &object.namespace {
