@@ -6,6 +6,7 @@ pub mod cli;
 pub mod control;
 pub mod graph;
 pub mod image;
+pub mod isolation;
 pub mod k8s;
 pub mod live_update;
 pub mod load;

@@ -122,8 +122,21 @@ pub fn try_load(given: &[PathBuf], options: &EvalOptions) -> Result<Loaded, Load
 /// memory.
 const EVAL_STACK: usize = 512 << 20;
 
-/// Evaluates Loopfiles on a thread of its own with [`EVAL_STACK`].
+/// Evaluates Loopfiles: in a process of its own when [`crate::isolation`] is
+/// enabled (the `loop` binary), else in this one.
 pub fn evaluate(files: &[PathBuf], options: &EvalOptions) -> Result<Evaluation, Box<EvalFailure>> {
+    if crate::isolation::enabled() {
+        crate::isolation::evaluate(files, options)
+    } else {
+        evaluate_here(files, options)
+    }
+}
+
+/// Evaluates Loopfiles in this process, on a thread of its own with [`EVAL_STACK`].
+pub fn evaluate_here(
+    files: &[PathBuf],
+    options: &EvalOptions,
+) -> Result<Evaluation, Box<EvalFailure>> {
     let (files, options) = (files.to_vec(), options.clone());
     let spawned = std::thread::Builder::new()
         .name("loop-eval".into())

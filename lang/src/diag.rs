@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::location::Location;
 
@@ -35,6 +36,21 @@ pub struct SourceMap {
     files: HashMap<String, Arc<str>>,
 }
 
+impl Serialize for SourceMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.files.iter().map(|(k, v)| (k, &**v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SourceMap, D::Error> {
+        let files = HashMap::<String, String>::deserialize(d)?;
+        Ok(SourceMap {
+            files: files.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        })
+    }
+}
+
 impl SourceMap {
     pub fn insert(&mut self, display_path: &str, source: Arc<str>) {
         self.files.insert(display_path.to_owned(), source);
@@ -52,21 +68,21 @@ impl SourceMap {
 }
 
 /// A highlighted span with a short label.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Label {
     pub at: Location,
     pub text: String,
 }
 
 /// One frame of the Starlark call stack: the function, and where in it the call was.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
     pub function: String,
     pub at: Location,
 }
 
 /// A user-facing error.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub message: String,
     /// Where it happened; the first label is the primary one.

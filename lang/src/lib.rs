@@ -7,6 +7,7 @@
 //!
 //! [`Globals`]: starlark::environment::Globals
 
+pub mod current;
 pub mod data;
 pub mod diag;
 pub mod limits;

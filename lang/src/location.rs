@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use starlark::codemap::FileSpan;
 
 /// A position in a source file: the file's path relative to the project root,
@@ -44,8 +44,42 @@ impl fmt::Display for Location {
     }
 }
 
+/// `file:line:col` in human-readable formats (the JSON of `loop graph`); every
+/// field, the span's width included, in binary ones (evaluation results passed
+/// between processes).
 impl Serialize for Location {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            (&self.file, self.line, self.col, self.width).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Location {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Location, D::Error> {
+        if !d.is_human_readable() {
+            let (file, line, col, width) = Deserialize::deserialize(d)?;
+            return Ok(Location {
+                file,
+                line,
+                col,
+                width,
+            });
+        }
+        let text = String::deserialize(d)?;
+        let parsed = text.rsplitn(3, ':').collect::<Vec<_>>();
+        match parsed[..] {
+            [col, line, file] => Ok(Location {
+                file: file.to_owned(),
+                line: line.parse().map_err(serde::de::Error::custom)?,
+                col: col.parse().map_err(serde::de::Error::custom)?,
+                width: 1,
+            }),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected file:line:col, found {text:?}"
+            ))),
+        }
     }
 }

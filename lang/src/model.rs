@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::Data;
 use crate::location::Location;
 
 /// Everything a composed set of Loopfiles declares.
-#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct Manifest {
     pub resources: Vec<Resource>,
     pub images: Vec<Image>,
@@ -36,7 +36,7 @@ impl Manifest {
 }
 
 /// A Loopfile that was evaluated, and what its evaluation read.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoopfileInfo {
     pub path: String,
     /// Files whose change re-evaluates this Loopfile (itself included).
@@ -44,7 +44,7 @@ pub struct LoopfileInfo {
 }
 
 /// What a resource runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     /// `local_resource`: commands on this machine.
@@ -56,7 +56,7 @@ pub enum ResourceKind {
 }
 
 /// When a resource updates after its files change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerMode {
     #[default]
@@ -66,7 +66,7 @@ pub enum TriggerMode {
 }
 
 /// One node of the graph.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
     pub name: String,
     pub kind: ResourceKind,
@@ -192,8 +192,23 @@ impl Serialize for Cmd {
     }
 }
 
+impl<'de> Deserialize<'de> for Cmd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cmd, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Shell(String),
+            Argv(Vec<String>),
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Shell(text) => Cmd::Shell(text),
+            Form::Argv(argv) => Cmd::Argv(argv),
+        })
+    }
+}
+
 /// A Kubernetes object declared through `k8s_yaml`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectRef {
     pub api_version: String,
     pub kind: String,
@@ -202,12 +217,11 @@ pub struct ObjectRef {
     pub namespace: Option<String>,
     pub defined_at: Location,
     /// The full object, as declared.
-    #[serde(skip)]
     pub body: Data,
 }
 
 /// A readiness probe (Tilt's `probe()`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     pub initial_delay_secs: f64,
     pub period_secs: f64,
@@ -217,7 +231,7 @@ pub struct Probe {
     pub action: ProbeAction,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProbeAction {
     Http {
@@ -235,13 +249,13 @@ pub enum ProbeAction {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Link {
     pub url: String,
     pub name: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PortForward {
     pub local_port: u16,
     pub container_port: u16,
@@ -252,7 +266,7 @@ pub struct PortForward {
 }
 
 /// One step of a live update.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum LiveUpdateStep {
     /// Copy files under `local` (root-relative) to `remote`.
@@ -274,7 +288,7 @@ pub enum LiveUpdateStep {
     InitialSync,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageKind {
     Docker,
@@ -282,7 +296,7 @@ pub enum ImageKind {
 }
 
 /// An image built by `docker_build` or `custom_build`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Image {
     #[serde(rename = "ref")]
     pub image_ref: String,
@@ -333,13 +347,12 @@ impl Image {
 }
 
 /// Settings declared by Loopfile calls.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub max_parallel_updates: u32,
     /// Gitignore-style patterns never watched (`watch_settings(ignore=...)`).
     pub watch_ignore: Vec<String>,
     /// Where each `watch_ignore` pattern was declared.
-    #[serde(skip)]
     pub watch_ignore_at: Vec<Location>,
     pub allowed_k8s_contexts: Vec<String>,
     pub default_registry: Option<String>,

@@ -2,6 +2,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 /// The marker file that makes a folder the project root.
 pub const ROOT_MARKER: &str = ".loop-root";
 
@@ -10,12 +12,12 @@ pub const ROOT_MARKER: &str = ".loop-root";
 pub const ROOT_MARKERS: &[&str] = &[ROOT_MARKER, ".git", ".hg"];
 
 /// How the project root was chosen, for errors that name it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RootReason {
     /// `--root DIR` on the command line.
     Flag,
     /// The nearest folder holding this marker (`.git`, `.hg` or `.loop-root`).
-    Marker(&'static str),
+    Marker(String),
     /// No marker: the folder of the only top-level Loopfile.
     FileFolder,
     /// No marker: the deepest folder holding every top-level Loopfile.
@@ -36,7 +38,7 @@ impl std::fmt::Display for RootReason {
 }
 
 /// A project root and where `ext://` modules come from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Project {
     /// The root: every loaded or included file must be inside it (symlinks resolved).
     pub root: PathBuf,
@@ -79,7 +81,7 @@ impl Project {
                 (root, RootReason::Flag)
             }
             None => match marked_ancestor(&common) {
-                Some((dir, marker)) => (dir, RootReason::Marker(marker)),
+                Some((dir, marker)) => (dir, RootReason::Marker(marker.to_owned())),
                 None if loopfiles.len() > 1 => (common, RootReason::CommonFolder),
                 None => (common, RootReason::FileFolder),
             },
@@ -244,7 +246,7 @@ mod tests {
     fn project(root: &str) -> Project {
         Project {
             root: PathBuf::from(root),
-            root_reason: RootReason::Marker(".git"),
+            root_reason: RootReason::Marker(".git".to_owned()),
             extension_dirs: vec![PathBuf::from(root).join("extensions")],
         }
     }
@@ -287,7 +289,7 @@ mod tests {
         let file = repo.join("svc/api/Tiltfile");
         let p = Project::discover(std::slice::from_ref(&file), None).unwrap();
         assert_eq!(p.root, repo);
-        assert_eq!(p.root_reason, RootReason::Marker(".git"));
+        assert_eq!(p.root_reason, RootReason::Marker(".git".to_owned()));
         // A marker nearer the file wins.
         std::fs::write(repo.join("svc/.loop-root"), "").unwrap();
         let p = Project::discover(std::slice::from_ref(&file), None).unwrap();

@@ -21,13 +21,14 @@ use loop_lang::diag::SourceMap;
 use loop_lang::loader::{LoadReport, LogLine};
 use loop_lang::model::Manifest;
 use loop_lang::{Diagnostic, Loader, Project};
+use serde::{Deserialize, Serialize};
 use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension};
 
 use crate::decls::Declarations;
 
 /// How to evaluate: the user's arguments, the root, and what Tilt's built-ins
 /// report about the command line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EvalOptions {
     /// Arguments after `--`, for `config.parse()`.
     pub args: Vec<String>,
@@ -86,7 +87,7 @@ pub fn globals_with(context: &Context) -> Globals {
 }
 
 /// A successful evaluation.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     pub manifest: Manifest,
     /// The project root and extension folders.
@@ -98,7 +99,7 @@ pub struct Evaluation {
 }
 
 /// A failed evaluation: the error, and what is needed to render it.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct EvalFailure {
     pub diagnostic: Diagnostic,
     pub sources: SourceMap,

@@ -397,3 +397,36 @@ fn a_fifo_is_refused_and_a_bom_is_accepted() {
     let bom = run_loop(&dir.path().join("bom"), &["check"]);
     assert_eq!(bom.code, 0, "{}", bom.transcript());
 }
+
+/// A 30,000-deep `load()` chain evaluates (it used to take minutes: every load
+/// scanned the chain of files being evaluated).
+#[test]
+fn a_thirty_thousand_deep_load_chain_evaluates() {
+    let depth = 30_000;
+    let mut files: Vec<(String, String)> = (0..depth)
+        .map(|i| {
+            let text = if i + 1 < depth {
+                format!("load('m{}.star', 'v')\n", i + 1)
+            } else {
+                "v = 1\n".to_owned()
+            };
+            (format!("m{i}.star"), text)
+        })
+        .collect();
+    files.push((
+        "Loopfile".into(),
+        "load('m0.star', 'v')\nlocal_resource('r', cmd='echo %d' % v)\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let dir = project(&refs);
+    let check = run_loop(dir.path(), &["check"]);
+    assert_eq!(check.code, 0, "{}", check.transcript());
+    assert!(
+        check.stdout.contains("30001 watched files"),
+        "{}",
+        check.stdout
+    );
+}

@@ -838,3 +838,80 @@ fn a_deep_include_chain_survives_check_and_reloads() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("overflow"), "{out}");
 }
+
+/// Limits that no statement hook sees (one huge allocation, a comprehension that
+/// never ends) stop the evaluation process, not `loop run`: the graph keeps
+/// running, and a `local()` command of the abandoned evaluation is killed.
+#[test]
+fn a_reload_past_the_evaluation_limits_keeps_the_graph_and_leaves_nothing_behind() {
+    let service = "local_resource('svc', serve_cmd='exec sleep 3611')\n";
+    let dir = project(&[("Loopfile", service)]);
+    let env = [
+        ("LOOP_EVAL_MAX_MEMORY_MB", Path::new("64")),
+        ("LOOP_EVAL_TIMEOUT", Path::new("3")),
+    ];
+    let loop_run = Background::start_with_env(dir.path(), &["run", "--port", "0"], &env);
+    loop_run.wait_for_output("1 resource up", 60);
+    let loopfile = dir.path().join("Loopfile");
+
+    std::fs::write(&loopfile, format!("{service}x = [0] * 1000000000\n")).unwrap();
+    loop_run.wait_for_output("evaluation needs more than 128 MiB", 60);
+    loop_run.wait_for_output("the previous graph keeps running", 20);
+
+    // A comprehension that never ends, after a local() that outlives the limit.
+    let endless = "found = [1 for i in range(2000000000) for j in range(2000000000) if i < 0]";
+    std::fs::write(
+        &loopfile,
+        format!("{service}local('sleep 3612; echo done')\n{endless}\n"),
+    )
+    .unwrap();
+    loop_run.wait_for_output("evaluation ran longer than 3s", 60);
+    wait_until(
+        10,
+        "the local() command of the abandoned evaluation to be killed",
+        || processes_with("sleep 3612").is_empty(),
+        || format!("{:?}", processes_with("sleep 3612")),
+    );
+    assert_eq!(
+        processes_with("sleep 3611").len(),
+        1,
+        "{}",
+        loop_run.output()
+    );
+
+    std::fs::write(
+        &loopfile,
+        format!("{service}local_resource('more', cmd='true')\n"),
+    )
+    .unwrap();
+    loop_run.wait_for_output("reloaded: 1 added, 0 changed, 0 removed", 60);
+    let (code, out) = loop_run.interrupt();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+/// A `ci` timeout names ten of the resources it waited for and counts the rest,
+/// in one short line however many there are.
+#[test]
+fn a_ci_timeout_with_thousands_waiting_names_ten_and_counts_the_rest() {
+    let port = free_port();
+    let mut loopfile = format!(
+        "local_resource('gate', serve_cmd='exec sleep 3621', readiness_probe=probe(period_secs=1, tcp_socket=tcp_socket_action({port})))\n"
+    );
+    for i in 0..2000 {
+        loopfile.push_str(&format!(
+            "local_resource('r{i}', cmd='true', resource_deps=['gate'])\n"
+        ));
+    }
+    let dir = project(&[("Loopfile", &loopfile)]);
+    let run = run_loop(dir.path(), &["ci", "--timeout", "3s", "--grace", "200ms"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("ci timed out after 3s"))
+        .unwrap_or_else(|| panic!("no timeout line\n{}", run.stdout));
+    assert!(line.contains("waiting for 2001 resources: "), "{line}");
+    assert!(line.contains(" and 1991 more"), "{line}");
+    assert!(line.len() < 400, "{} characters: {line}", line.len());
+}

@@ -210,6 +210,10 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Internal: evaluates Loopfiles for `loop` in a process of its own (see
+    /// `isolation`); reads the request on stdin, answers on stdout.
+    #[command(name = "__eval", hide = true)]
+    Eval,
     /// Internal: the watchdog that `loop run`/`loop ci` start, which stops what
     /// `loop` started if `loop` dies (see `run::watchdog`).
     #[command(name = "__watchdog", hide = true)]
@@ -424,6 +428,7 @@ pub fn main() -> ExitCode {
             )
         }
         Command::Watchdog { grace } => Ok(crate::run::watchdog::main(grace)),
+        Command::Eval => Ok(crate::isolation::child_main()),
     };
     match result {
         Ok(code) => code,

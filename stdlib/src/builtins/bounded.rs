@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,24 +40,30 @@ pub enum Stopped {
 pub fn timeout() -> Duration {
     std::env::var("LOOP_LOCAL_TIMEOUT")
         .ok()
-        .and_then(|t| parse_duration(&t))
+        .and_then(|t| loop_lang::limits::parse_duration(&t))
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
-/// `90`, `90s`, `10m` or `1h`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+/// The process group of the command running now (0: none), for [`stop_running`].
+static RUNNING: AtomicI32 = AtomicI32::new(0);
+
+/// Clears [`RUNNING`] when the command is over, however [`run`] returns.
+struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Kills the process group of the command running now, if any: the evaluation
+/// process calls it when it is stopped from outside, so that no `local()`
+/// command outlives an abandoned evaluation.
+pub fn stop_running() {
+    let group = RUNNING.swap(0, Ordering::Relaxed);
+    if group > 0 {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
 }
 
 /// Runs `command` (stdin, stdout and stderr are set here) within `limit`.
@@ -77,6 +83,8 @@ pub fn run(
         .process_group(0);
     let mut child = command.spawn().map_err(Stopped::Io)?;
     let group = Pid::from_raw(child.id() as i32);
+    RUNNING.store(group.as_raw(), Ordering::Relaxed);
+    let _running = Running;
     if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
         std::thread::spawn(move || std::io::Write::write_all(&mut pipe, text.as_bytes()));
     }
@@ -181,14 +189,6 @@ fn reader(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("soon"), None);
-    }
 
     #[test]
     fn a_slow_command_and_its_children_are_stopped_at_the_limit() {

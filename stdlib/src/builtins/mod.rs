@@ -1,6 +1,6 @@
 //! The built-in functions, grouped by what they declare or read.
 
-mod bounded;
+pub mod bounded;
 pub mod compose;
 pub mod config;
 pub mod files;
