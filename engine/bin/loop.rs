@@ -3,6 +3,9 @@
 static ALLOCATOR: loop_engine::isolation::BudgetAllocator = loop_engine::isolation::BudgetAllocator;
 
 fn main() -> std::process::ExitCode {
-    loop_engine::isolation::enable();
+    // Evaluations run in `loop __eval`; without a path to itself, in this process.
+    if let Ok(exe) = std::env::current_exe() {
+        loop_engine::isolation::enable(exe);
+    }
     loop_engine::cli::main()
 }

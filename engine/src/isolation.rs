@@ -19,14 +19,15 @@
 //!   a child that dies without answering is reported with its last stderr lines.
 //!
 //! Only the `loop` binary isolates ([`enable`]); tests and benchmarks, whose
-//! executable is not `loop`, evaluate in their own process.
+//! executable is not `loop`, evaluate in their own process unless they name a
+//! `loop` binary to use.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use loop_lang::diag::SourceMap;
@@ -35,18 +36,18 @@ use loop_lang::Diagnostic;
 use loop_stdlib::{EvalFailure, EvalOptions, Evaluation};
 use serde::{Deserialize, Serialize};
 
-/// Whether [`crate::load::evaluate`] runs evaluations in a child process.
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The `loop` binary whose `__eval` runs evaluations, once [`enable`]d.
+static EXE: OnceLock<PathBuf> = OnceLock::new();
 
-/// Makes every evaluation of this process run in `loop __eval` (the `loop`
-/// binary calls it; its executable must answer `__eval`).
-pub fn enable() {
-    ENABLED.store(true, Ordering::Relaxed);
+/// Makes every evaluation of this process run in `LOOP __eval`, where `loop`
+/// is the path of a `loop` binary (the `loop` binary passes its own).
+pub fn enable(loop_binary: PathBuf) {
+    let _ = EXE.set(loop_binary);
 }
 
 /// Whether evaluations run in a child process.
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    EXE.get().is_some()
 }
 
 /// What the parent sends.
@@ -80,8 +81,9 @@ pub fn evaluate(files: &[PathBuf], options: &EvalOptions) -> Result<Evaluation, 
     let mut input = Vec::new();
     ciborium::into_writer(&request, &mut input)
         .map_err(|e| failure(format!("cannot encode the evaluation request: {e}")))?;
-    let exe = std::env::current_exe()
-        .map_err(|e| failure(format!("cannot find the loop executable: {e}")))?;
+    let exe = EXE
+        .get()
+        .ok_or_else(|| failure("evaluation in a process of its own is not enabled".into()))?;
     let mut command = Command::new(exe);
     command
         .arg("__eval")
@@ -347,5 +349,42 @@ unsafe impl GlobalAlloc for BudgetAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         self.grow(new_size.saturating_sub(layout.size()));
         unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::died;
+
+    #[test]
+    fn a_child_that_died_is_reported_by_how_it_ended() {
+        let abort = died(Some(ExitStatus::from_raw(6)), "fatal runtime error");
+        assert_eq!(
+            abort.message,
+            "the evaluation process was killed by signal 6"
+        );
+        assert_eq!(abort.notes, ["it printed: fatal runtime error"]);
+        assert!(abort.help.is_some(), "an abort is a bug to report");
+
+        let killed = died(Some(ExitStatus::from_raw(9)), "");
+        assert!(
+            killed.message.contains("out of memory"),
+            "{}",
+            killed.message
+        );
+        assert!(killed.notes.is_empty() && killed.help.is_none());
+
+        let stopped = died(Some(ExitStatus::from_raw((128 + 2) << 8)), "");
+        assert_eq!(
+            stopped.message,
+            "the evaluation process was stopped by signal 2"
+        );
+        assert!(stopped.help.is_none());
+
+        let hung = died(None, "");
+        assert!(hung.message.contains("did not answer in time"));
     }
 }
