@@ -54,8 +54,14 @@ pub fn uri(path: &Path) -> String {
 impl Lsp {
     /// Starts `loop lsp` in `dir` and initializes it.
     pub fn start(dir: &Path) -> Lsp {
+        Lsp::start_with(dir, &[])
+    }
+
+    /// Starts `loop lsp ARGS` in `dir` and initializes it.
+    pub fn start_with(dir: &Path, args: &[&str]) -> Lsp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loop"))
             .arg("lsp")
+            .args(args)
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -516,4 +522,74 @@ fn every_single_file_bad_case_gets_the_same_error_as_check() {
     }
     assert!(compared >= 30, "only {compared} cases compared");
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn definition_follows_an_ext_load_into_the_extension_folder() {
+    let ext = "# an extension\ndef hello(name):\n    return name\n";
+    let top = "load('ext://hello', 'hello')\nhello('x')\n";
+    let dir = project(&[("Loopfile", top), ("extensions/hello/Tiltfile", ext)]);
+    let top_uri = uri(&dir.path().join("Loopfile"));
+    let ext_uri = uri(&dir.path().join("extensions/hello/Tiltfile"));
+    let mut lsp = Lsp::start(dir.path());
+    lsp.open(&top_uri, top);
+    assert!(lsp.diagnostics(&top_uri).is_empty());
+    let def = lsp.at("textDocument/definition", &top_uri, 1, 2);
+    let def = if def.is_array() { def[0].clone() } else { def };
+    let target = def.get("targetUri").or(def.get("uri")).unwrap();
+    assert_eq!(target, &json!(ext_uri), "{def}");
+    let range = def.get("targetRange").or(def.get("range")).unwrap();
+    assert_eq!(range["start"]["line"], 1, "{def}");
+}
+
+/// A burst of edits is checked once after its last message, not once per edit
+/// (each check evaluates the composition in a process of its own).
+#[test]
+fn a_burst_of_edits_is_checked_once_after_the_last() {
+    let good = "local_resource('a', cmd='true')\n";
+    let dir = project(&[("Loopfile", good)]);
+    let file = uri(&dir.path().join("Loopfile"));
+    let mut lsp = Lsp::start(dir.path());
+    lsp.open(&file, good);
+    assert!(lsp.diagnostics(&file).is_empty());
+    let edits = 30;
+    for version in 2..=edits {
+        lsp.change(&file, version, &format!("{good}# edit {version}\n"));
+    }
+    lsp.change(&file, edits + 1, "local_resource('a', cmd=\n");
+    let mut checks = 1;
+    while lsp.diagnostics(&file).is_empty() {
+        checks += 1;
+    }
+    assert!(
+        checks <= 5,
+        "{checks} diagnostics published for {} edits in a burst",
+        edits
+    );
+}
+
+/// `loop lsp --root DIR -- ARGS` checks as `loop run --root DIR -- ARGS` would:
+/// an include above the file's own folder resolves, and config.parse() sees ARGS.
+#[test]
+fn root_and_arguments_reach_every_check() {
+    let top = "include('../shared/Loopfile')\nconfig.define_string('env')\ncfg = config.parse()\nif cfg.get('env') != 'dev':\n    fail('env is ' + str(cfg.get('env')))\n";
+    let dir = project(&[
+        ("app/Loopfile", top),
+        ("shared/Loopfile", "local_resource('db', cmd='true')\n"),
+    ]);
+    let app = dir.path().join("app");
+    let file = uri(&app.join("Loopfile"));
+    // Without them: the include leaves the project (the file's folder).
+    let mut plain = Lsp::start(&app);
+    plain.open(&file, top);
+    let diags = plain.diagnostics(&file);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0]["message"].as_str().unwrap().contains("outside"),
+        "{diags:?}"
+    );
+    let root = dir.path().to_str().unwrap();
+    let mut lsp = Lsp::start_with(&app, &["--root", root, "--", "--env", "dev"]);
+    lsp.open(&file, top);
+    assert_eq!(lsp.diagnostics(&file), Vec::<Value>::new());
 }

@@ -163,7 +163,15 @@ enum Command {
     /// Serve the Language Server Protocol on stdin/stdout, for editors:
     /// diagnostics as `loop check` reports them, completion, hover and go to
     /// definition for Loopfiles, Tiltfiles and `.star` files.
-    Lsp,
+    Lsp {
+        /// The project root (default: the nearest folder holding .git, .hg or
+        /// .loop-root, else the file's folder).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Arguments for config.parse(), as `loop run` would be given.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Print the reference of the built-ins (all of them, or NAME's: its
     /// signature, arguments and doc).
     Docs {
@@ -393,7 +401,7 @@ pub fn main() -> ExitCode {
             control::run(session.project, control::Verb::Args { args })
         }
         Command::Mcp { session } => mcp::run(session.project),
-        Command::Lsp => crate::lsp::run(),
+        Command::Lsp { root, args } => crate::lsp::run(crate::lsp::Options { root, args }),
         Command::Docs { name, markdown } => docs::run(name, markdown),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use loop_lang::{Diagnostic, Project};
+use loop_lang::Diagnostic;
 use loop_stdlib::{EvalOptions, Overlay};
 use lsp_types::{
     DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString, Position, Range,
@@ -97,9 +97,11 @@ pub fn check(top: &Path, overlay: &Overlay) -> Outcome {
     let options = EvalOptions {
         subcommand: crate::cli::EVAL_ONLY_SUBCOMMAND.to_owned(),
         overlay: overlay.clone(),
+        root: super::options().root.clone(),
+        args: super::options().args.clone(),
         ..EvalOptions::default()
     };
-    let root = Project::discover(&[top.to_owned()], None)
+    let root = super::project_of(top)
         .map(|p| p.root)
         .unwrap_or_else(|_| top.parent().map(Path::to_path_buf).unwrap_or_default());
     let mut outcome = Outcome::default();

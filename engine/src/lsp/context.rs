@@ -35,7 +35,7 @@ impl Default for LoopContext {
 /// The project a file belongs to, and the folder relative paths start from.
 fn project_of(file: &Path) -> Result<(Project, PathBuf), String> {
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let project = Project::discover(&[file.to_owned()], None)?;
+    let project = super::project_of(file)?;
     Ok((project, dir))
 }
 

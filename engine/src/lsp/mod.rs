@@ -22,7 +22,7 @@ mod context;
 mod resources;
 mod text;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,8 +38,29 @@ use serde_json::Value;
 
 use check::{path_of, uri_of, ResourceInfo};
 
+/// What every evaluation of the server is given: `loop lsp --root DIR -- ARGS`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The project root instead of the discovered one.
+    pub root: Option<PathBuf>,
+    /// Arguments for `config.parse()`.
+    pub args: Vec<String>,
+}
+
+static OPTIONS: std::sync::OnceLock<Options> = std::sync::OnceLock::new();
+
+fn options() -> &'static Options {
+    OPTIONS.get_or_init(Options::default)
+}
+
+/// The project of a file, with the server's `--root`.
+pub(crate) fn project_of(file: &std::path::Path) -> Result<loop_lang::Project, String> {
+    loop_lang::Project::discover(&[file.to_owned()], options().root.as_deref())
+}
+
 /// Serves on stdin/stdout until the client says `exit` or closes stdin.
-pub fn run() -> anyhow::Result<ExitCode> {
+pub fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let _ = OPTIONS.set(options);
     let (client, _io) = Connection::stdio();
     let (front, back) = Connection::memory();
     std::thread::Builder::new()
@@ -69,10 +90,28 @@ pub fn run() -> anyhow::Result<ExitCode> {
         backend: front.sender,
         state: State::default(),
         shutdown: false,
+        pending: BTreeMap::new(),
     };
-    for message in client.receiver {
+    // lsp-server hands over stdin one message at a time (a rendezvous channel):
+    // queue them here, so that what is waiting can be seen.
+    let (queue, incoming) = crossbeam_channel::unbounded();
+    let from_client = client.receiver;
+    std::thread::Builder::new()
+        .name("lsp-read".into())
+        .spawn(move || {
+            for message in from_client {
+                if queue.send(message).is_err() {
+                    break;
+                }
+            }
+        })?;
+    for message in &incoming {
         if !server.handle(message) {
             break;
+        }
+        // A burst of edits is checked once, after its last message.
+        if incoming.is_empty() {
+            server.check_pending();
         }
     }
     Ok(if server.shutdown {
@@ -137,6 +176,8 @@ struct Server {
     backend: Sender<Message>,
     state: State,
     shutdown: bool,
+    /// Buffers edited since their last check, and whether each was just opened.
+    pending: BTreeMap<PathBuf, bool>,
 }
 
 impl Server {
@@ -151,6 +192,8 @@ impl Server {
     }
 
     fn request(&mut self, req: Request) {
+        // Answers (resource names, hover) come from the latest text.
+        self.check_pending();
         let method = req.method.as_str();
         if method == "shutdown" {
             self.shutdown = true;
@@ -215,6 +258,7 @@ impl Server {
                     n.params.clone(),
                 ) {
                     if let Some(path) = path_of(&p.text_document.uri) {
+                        self.pending.remove(&path);
                         self.state.docs.remove(&path);
                         self.state.overlay = Arc::new(self.state.docs.clone());
                     }
@@ -233,16 +277,23 @@ impl Server {
         };
         let _ = self.backend.send(Message::Notification(n));
         if let Some(path) = path_of(&uri) {
-            self.changed(path, text, opened);
+            self.state.docs.insert(path.clone(), text);
+            self.state.overlay = Arc::new(self.state.docs.clone());
+            *self.pending.entry(path).or_default() |= opened;
         }
         true
     }
 
+    /// Checks the buffers edited since their last check.
+    fn check_pending(&mut self) {
+        for (path, opened) in std::mem::take(&mut self.pending) {
+            self.changed(path, opened);
+        }
+    }
+
     /// Re-checks the composition of a changed buffer and publishes the result.
-    fn changed(&mut self, path: PathBuf, text: String, opened: bool) {
+    fn changed(&mut self, path: PathBuf, opened: bool) {
         let state = &mut self.state;
-        state.docs.insert(path.clone(), text);
-        state.overlay = Arc::new(state.docs.clone());
         let known = state.tops.get(&path).filter(|_| !opened).cloned();
         let (top, outcome) = match known {
             Some(top) => {

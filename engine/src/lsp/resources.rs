@@ -148,7 +148,7 @@ fn load_paths(file: &Path, typed: &str) -> Vec<(String, bool)> {
         None => ("", ""),
     };
     let folder = match base.strip_prefix("//") {
-        Some(rest) => match loop_lang::Project::discover(&[file.to_owned()], None) {
+        Some(rest) => match super::project_of(file) {
             Ok(project) => project.root.join(rest),
             Err(_) => return Vec::new(),
         },
@@ -191,11 +191,10 @@ fn hover(state: &State, at: &TextDocumentPositionParams) -> Option<Hover> {
     let r = resource_named(state, &path, &s.value)?;
     let text = state.docs.get(&path)?;
     let mut value = format!("**{}** ({} resource), {}", r.name, r.kind, declared(r));
-    let root = state.tops.get(&path).and_then(|top| {
-        loop_lang::Project::discover(std::slice::from_ref(top), None)
-            .ok()
-            .map(|p| p.root)
-    });
+    let root = state
+        .tops
+        .get(&path)
+        .and_then(|top| super::project_of(top).ok().map(|p| p.root));
     if let Some(live) = root.and_then(|root| live_state(&root, &r.name)) {
         value.push_str(&format!("\n\n{live}"));
     }
