@@ -79,7 +79,14 @@ pub fn reference(items: &[(String, DocItem)]) -> String {
     }
     for (name, item) in items {
         let body = render_doc_item_no_link(name, item);
-        out.push_str(&format!("\n## {name}\n\n{}\n", body.trim_end()));
+        // The renderer heads the item with its (escaped) name: ours replaces it.
+        let body = body
+            .trim_start()
+            .strip_prefix("## ")
+            .map_or(&*body, |rest| {
+                rest.split_once('\n').map_or("", |(_, after)| after)
+            });
+        out.push_str(&format!("\n## {name}\n\n{}\n", body.trim()));
     }
     out
 }

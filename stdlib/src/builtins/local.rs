@@ -164,6 +164,34 @@ fn alloc_opt<'v>(heap: Heap<'v>, v: Option<&str>) -> Value<'v> {
 pub fn local_builtins(builder: &mut GlobalsBuilder) {
     /// Declares a resource that runs commands on this machine: `cmd` once per
     /// update, `serve_cmd` as a long-running process restarted after each update.
+    ///
+    /// Tilt: the same arguments and meaning. `cmd_bat`/`serve_cmd_bat` (Windows)
+    /// and `tags` are accepted and ignored; `data_deps`, `live_update` and
+    /// `outputs` are `loop`'s own.
+    ///
+    /// # Arguments
+    /// * `name`: the resource's name, unique in the composition.
+    /// * `cmd`: run once per update, to completion: a shell string (`sh -c`) or an argv list.
+    /// * `deps`: files and folders whose changes re-run the resource (relative to this file).
+    /// * `trigger_mode`: `TRIGGER_MODE_AUTO` (default) or `TRIGGER_MODE_MANUAL` (only when triggered).
+    /// * `resource_deps`: resources that must be ready before this one first starts.
+    /// * `ignore`: gitignore-style patterns under `deps` whose changes are ignored.
+    /// * `auto_init`: False: not started with the session, only when triggered.
+    /// * `serve_cmd`: a long-running process, started after `cmd` succeeds and restarted after each update.
+    /// * `cmd_bat`: Windows only; ignored.
+    /// * `serve_cmd_bat`: Windows only; ignored.
+    /// * `allow_parallel`: True: may run at the same time as other resources' updates.
+    /// * `links`: URLs (or `link(url, name)`) shown with the resource.
+    /// * `tags`: accepted and ignored.
+    /// * `env`: environment variables for `cmd` (a dict of strings).
+    /// * `serve_env`: environment variables for `serve_cmd`.
+    /// * `readiness_probe`: `probe(...)`: when `serve_cmd` counts as ready (default: once started).
+    /// * `dir`: the folder `cmd` runs in (default: this file's folder).
+    /// * `serve_dir`: the folder `serve_cmd` runs in (default: this file's folder).
+    /// * `labels`: groups shown in the dashboard and selectable with `--label`.
+    /// * `data_deps`: resources whose outputs this one reads: it re-runs after each of their updates, never before them.
+    /// * `live_update`: `sync()`/`run()` steps applied to the running `serve_cmd` instead of restarting it.
+    /// * `outputs`: files `cmd` writes (paths, folders, globs): when they hash the same after a run, the data-downstreams it caused are skipped, and an unchanged step is skipped at start.
     fn local_resource<'v>(
         name: &str,
         cmd: Option<Value<'v>>,
