@@ -1,5 +1,5 @@
 //! What evaluating in a process of its own costs: the same Loopfiles evaluated
-//! in this process (`load::evaluate_here`) and in `loop __eval`
+//! in this process (`eval_thread::evaluate_here`) and in `loop __eval`
 //! (`isolation::evaluate`, the way every `loop` command evaluates), medians of
 //! several runs. Run: `cargo bench --bench isolation`.
 
@@ -49,7 +49,7 @@ fn main() {
     }
     let options = Default::default();
     let here = |file: &PathBuf| {
-        loop_engine::load::evaluate_here(std::slice::from_ref(file), &options)
+        loop_engine::eval_thread::evaluate_here(std::slice::from_ref(file), &options)
             .expect("the Loopfile evaluates");
     };
     loop_engine::isolation::enable(PathBuf::from(LOOP));

@@ -216,7 +216,7 @@ pub fn child_main() -> ExitCode {
     });
     loop_lang::current::track();
     BUDGET.store(limits.max_heap_bytes.saturating_mul(2), Ordering::Relaxed);
-    let result = crate::load::evaluate_here(&request.files, &request.options);
+    let result = crate::eval_thread::evaluate_here(&request.files, &request.options);
     BUDGET.store(usize::MAX, Ordering::Relaxed);
     let _answering = ANSWER.lock();
     answer(&result.map_err(|failure| *failure));

@@ -4,6 +4,7 @@
 pub mod affected;
 pub mod cli;
 pub mod control;
+pub mod eval_thread;
 pub mod graph;
 pub mod image;
 pub mod isolation;

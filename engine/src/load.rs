@@ -115,47 +115,13 @@ pub fn try_load(given: &[PathBuf], options: &EvalOptions) -> Result<Loaded, Load
     }
 }
 
-/// The stack that evaluation runs on. Deep `load()`/`include()` chains and deep
-/// nesting recurse in the Starlark parser and evaluator; the same large stack
-/// for every command (a reload used to run on a 2 MiB worker thread and abort
-/// `loop run` on a chain that `loop check` accepted). Only touched pages cost
-/// memory.
-const EVAL_STACK: usize = 512 << 20;
-
 /// Evaluates Loopfiles: in a process of its own when [`crate::isolation`] is
 /// enabled (the `loop` binary), else in this one.
 pub fn evaluate(files: &[PathBuf], options: &EvalOptions) -> Result<Evaluation, Box<EvalFailure>> {
     if crate::isolation::enabled() {
         crate::isolation::evaluate(files, options)
     } else {
-        evaluate_here(files, options)
-    }
-}
-
-/// Evaluates Loopfiles in this process, on a thread of its own with [`EVAL_STACK`].
-pub fn evaluate_here(
-    files: &[PathBuf],
-    options: &EvalOptions,
-) -> Result<Evaluation, Box<EvalFailure>> {
-    let (files, options) = (files.to_vec(), options.clone());
-    let spawned = std::thread::Builder::new()
-        .name("loop-eval".into())
-        .stack_size(EVAL_STACK)
-        .spawn(move || loop_stdlib::evaluate(&files, &options));
-    let failure = |text: &str| {
-        Box::new(EvalFailure {
-            diagnostic: Diagnostic::new(text),
-            sources: SourceMap::default(),
-            log: Vec::new(),
-        })
-    };
-    match spawned {
-        Ok(thread) => thread.join().unwrap_or_else(|_| {
-            Err(failure(
-                "evaluation stopped unexpectedly (an internal error)",
-            ))
-        }),
-        Err(e) => Err(failure(&format!("cannot start the evaluation thread: {e}"))),
+        crate::eval_thread::evaluate_here(files, options)
     }
 }
 
