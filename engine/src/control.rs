@@ -9,6 +9,7 @@
 pub mod board;
 pub mod client;
 mod dashboard;
+mod http;
 pub mod server;
 pub mod session_file;
 pub mod view;

@@ -3,26 +3,18 @@
 //! `/?token=TOKEN` (the URL `loop run` prints) sets an HttpOnly, SameSite=Strict
 //! cookie and redirects to `/`; the page then uses the API with that cookie.
 
-use std::collections::HashMap;
-
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use super::server::{constant_time_eq, cookie_token, full, text, Context};
+use super::http::{cookie_token, full, same_token, text, Body, Query};
 
 const INDEX: &str = include_str!("assets/index.html");
 const APP: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/style.css");
 
-type Body = http_body_util::combinators::BoxBody<hyper::body::Bytes, std::convert::Infallible>;
-
 /// `/`: the page for a browser holding the cookie; `/?token=` sets it.
-pub(super) fn page<B>(
-    req: &Request<B>,
-    query: &HashMap<String, Vec<String>>,
-    ctx: &Context,
-) -> Response<Body> {
-    let valid = |t: &str| constant_time_eq(t.as_bytes(), ctx.token.as_bytes());
+pub(super) fn page<B>(req: &Request<B>, query: &Query, session_token: &str) -> Response<Body> {
+    let valid = |t: &str| same_token(t, session_token);
     if let Some(token) = query.get("token").and_then(|t| t.first()) {
         if !valid(token) {
             return text(StatusCode::UNAUTHORIZED, "unauthorized: this token is not the session's; run `loop status` for the dashboard's URL");

@@ -5,16 +5,15 @@
 //! Reads are served from the [`Board`]; actions go to the engine as
 //! [`Request`]s and wait for its answer.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Bytes;
 use hyper::body::{Frame, Incoming};
-use hyper::header::{self, HeaderValue};
+use hyper::header;
 use hyper::{Method, Request as HttpRequest, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -22,10 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use super::board::{Board, Resume};
+use super::http::{
+    authorized, decode_segment, first, full, json, loopback_host, parse_query, same_origin, text,
+    Body, Query,
+};
 use super::view::Event;
 use crate::run::logs::Logs;
-
-type Body = BoxBody<Bytes, Infallible>;
 
 /// An action for the engine, with where to send its answer.
 pub enum Request {
@@ -99,7 +100,7 @@ async fn handle(req: HttpRequest<Incoming>, ctx: &Context, _peer: SocketAddr) ->
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query().unwrap_or(""));
     if path == "/" || path == "/index.html" {
-        return super::dashboard::page(&req, &query, ctx);
+        return super::dashboard::page(&req, &query, &ctx.token);
     }
     if let Some(asset) = path.strip_prefix("/assets/") {
         return super::dashboard::asset(asset);
@@ -151,7 +152,7 @@ async fn handle(req: HttpRequest<Incoming>, ctx: &Context, _peer: SocketAddr) ->
             let Some((name, verb)) = rest.rsplit_once('/') else {
                 return text(StatusCode::NOT_FOUND, "not found");
             };
-            let name = percent_decode(name);
+            let name = decode_segment(name);
             match verb {
                 "trigger" => act(ctx, |r| Request::Trigger(name, r)).await,
                 "enable" => act(ctx, |r| Request::Enable(name, r)).await,
@@ -267,7 +268,7 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
 
 /// Log lines: `resource` (repeatable; all when absent), `since` (a sequence
 /// number), `limit` (default 1,000), `follow=1` for a live stream.
-fn logs(ctx: &Context, query: &HashMap<String, Vec<String>>) -> Response<Body> {
+fn logs(ctx: &Context, query: &Query) -> Response<Body> {
     let resources = query.get("resource").cloned().unwrap_or_default();
     let since: u64 = first(query, "since")
         .and_then(|s| s.parse().ok())
@@ -333,7 +334,7 @@ fn logs(ctx: &Context, query: &HashMap<String, Vec<String>>) -> Response<Body> {
 /// Waits until the named resources (all when none) are ready (`for=ready`), or
 /// until everything caused by changes made before the call has finished and
 /// nothing is queued (`for=settled`); `timeout_ms` bounds the wait.
-async fn wait(ctx: &Context, query: &HashMap<String, Vec<String>>) -> Response<Body> {
+async fn wait(ctx: &Context, query: &Query) -> Response<Body> {
     let names = query.get("resource").cloned().unwrap_or_default();
     let settled = first(query, "for") == Some("settled");
     let timeout = Duration::from_millis(
@@ -404,144 +405,5 @@ async fn wait(ctx: &Context, query: &HashMap<String, Vec<String>>) -> Response<B
             );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn first<'a>(query: &'a HashMap<String, Vec<String>>, key: &str) -> Option<&'a str> {
-    query.get(key)?.first().map(String::as_str)
-}
-
-/// Whether the request carries the token (header or cookie).
-fn authorized<B>(req: &HttpRequest<B>, token: &str) -> bool {
-    let headers = req.headers();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let header_token = headers.get("x-loop-token").and_then(|v| v.to_str().ok());
-    let cookie = cookie_token(headers.get(header::COOKIE));
-    let matches = |given: Option<&str>| {
-        given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
-    };
-    matches(bearer) || matches(header_token) || matches(cookie.as_deref())
-}
-
-/// The `loop_token` cookie's value.
-pub(super) fn cookie_token(cookie: Option<&HeaderValue>) -> Option<String> {
-    cookie?
-        .to_str()
-        .ok()?
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == "loop_token")
-        .map(|(_, v)| v.to_owned())
-}
-
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Whether `Host` names a loopback address with this port.
-fn loopback_host(host: Option<&HeaderValue>, port: u16) -> bool {
-    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    ["127.0.0.1", "localhost", "[::1]"]
-        .iter()
-        .any(|name| host == format!("{name}:{port}"))
-}
-
-/// Whether a state-changing request's `Origin` (if any) is this server.
-fn same_origin(origin: Option<&HeaderValue>, port: u16) -> bool {
-    let Some(origin) = origin else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    ["127.0.0.1", "localhost", "[::1]"]
-        .iter()
-        .any(|name| origin == format!("http://{name}:{port}"))
-}
-
-pub(super) fn parse_query(query: &str) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.entry(percent_decode(k))
-            .or_default()
-            .push(percent_decode(v));
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi * 16 + lo);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(super) fn full(body: impl Into<Bytes>) -> Body {
-    BodyExt::boxed(Full::new(body.into()))
-}
-
-pub(super) fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut response = Response::new(full(body.to_owned()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(full(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_origins_and_queries() {
-        let h = |s: &'static str| HeaderValue::from_static(s);
-        assert!(loopback_host(Some(&h("127.0.0.1:10360")), 10360));
-        assert!(loopback_host(Some(&h("localhost:10360")), 10360));
-        assert!(!loopback_host(Some(&h("evil.example:10360")), 10360));
-        assert!(!loopback_host(Some(&h("127.0.0.1:80")), 10360));
-        assert!(!loopback_host(None, 10360));
-        assert!(same_origin(None, 1));
-        assert!(same_origin(Some(&h("http://localhost:1")), 1));
-        assert!(!same_origin(Some(&h("http://evil.example")), 1));
-        let q = parse_query("resource=a%3Ab&resource=c&since=5&x");
-        assert_eq!(q["resource"], ["a:b", "c"]);
-        assert_eq!(q["since"], ["5"]);
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("a%2"), "a%2");
     }
 }
