@@ -430,3 +430,19 @@ fn a_thirty_thousand_deep_load_chain_evaluates() {
         check.stdout
     );
 }
+
+/// `loop graph --format json` is a promised format: the whole of it, for both
+/// examples, is pinned (absolute paths, if any, are replaced by `[ROOT]`).
+#[test]
+fn graph_json_of_the_examples_is_stable() {
+    for example in ["shop", "k8s-shop"] {
+        let dir = repo().join("examples").join(example);
+        let run = run_loop(&dir, &["graph", "--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str::<Value>(&run.stdout).expect("JSON");
+        let text = run.stdout;
+        let root = dir.canonicalize().unwrap();
+        let text = text.replace(&root.display().to_string(), "[ROOT]");
+        insta::assert_snapshot!(format!("graph_json_{example}"), text);
+    }
+}
