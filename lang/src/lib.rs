@@ -16,6 +16,7 @@ pub mod location;
 pub mod model;
 pub mod nesting;
 pub mod project;
+pub mod workload;
 
 pub use diag::Diagnostic;
 pub use loader::{EvalEnv, Loader};

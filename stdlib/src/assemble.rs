@@ -9,18 +9,8 @@ use loop_lang::model::{Image, Manifest, ObjectRef, Resource, ResourceKind};
 use loop_lang::{Diagnostic, Location};
 
 use crate::decls::{Declarations, K8sResourceDecl};
-
-/// Kinds whose objects run pods, and so become resources of their own.
-const WORKLOAD_KINDS: &[&str] = &[
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-    "Pod",
-];
+use loop_lang::workload;
+pub use loop_lang::workload::image_name;
 
 /// The name of the resource that holds objects belonging to no workload.
 pub const UNCATEGORIZED: &str = "uncategorized";
@@ -35,8 +25,16 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         settings,
         env,
         workload_names,
+        mut release,
         ..
     } = decls;
+    check_profile(&release)?;
+    release.dev_only_resources.extend(
+        k8s_resources
+            .iter()
+            .filter(|d| d.dev_only)
+            .map(|d| d.new_name.clone().unwrap_or_else(|| d.workload.clone())),
+    );
     let mut local_resources = local_resources;
     // os.putenv/os.unsetenv change Tilt's own environment, which every command
     // it runs inherits; a resource's own `env` still wins.
@@ -50,7 +48,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
             }
         }
     }
-    let objects = to_objects(objects)?;
+    let objects = to_objects(objects, &mut release.dev_only_objects)?;
     let mut k8s = group_objects(&objects, &workload_names);
     let mut uncategorized: Vec<ObjectRef> = k8s.unattached;
     for decl in &k8s_resources {
@@ -77,11 +75,45 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         resources,
         images,
         settings,
+        release,
         ..Manifest::default()
     })
 }
 
-fn to_objects(decls: Vec<crate::decls::ObjectDecl>) -> Result<Vec<(ObjectRef, bool)>, Diagnostic> {
+/// `--profile NAME` must name a profile the Loopfiles test with `profile()`.
+fn check_profile(release: &loop_lang::model::Release) -> Result<(), Diagnostic> {
+    let Some(given) = &release.profile else {
+        return Ok(());
+    };
+    if release.profiles.iter().any(|(name, _)| name == given) {
+        return Ok(());
+    }
+    let known: Vec<String> = release
+        .profiles
+        .iter()
+        .map(|(name, at)| format!("`{name}` ({at})"))
+        .collect();
+    let message = if known.is_empty() {
+        format!("--profile {given}: the Loopfiles use no profiles; test one with `if profile(\"{given}\"):`")
+    } else {
+        let mut m = format!(
+            "--profile {given}: no Loopfile uses this profile; the profiles used: {}",
+            known.join(", ")
+        );
+        let names = release.profiles.iter().map(|(n, _)| n.as_str());
+        if let Some(best) = loop_lang::diag::closest(given, names) {
+            m.push_str(&format!("; did you mean `{best}`?"));
+        }
+        m
+    };
+    Err(Diagnostic::new(message))
+}
+
+/// The declared objects (once each), and the keys of those declared dev-only.
+fn to_objects(
+    decls: Vec<crate::decls::ObjectDecl>,
+    dev_only: &mut Vec<String>,
+) -> Result<Vec<(ObjectRef, bool)>, Diagnostic> {
     let mut objects: Vec<(ObjectRef, bool)> = Vec::new();
     for decl in decls {
         let text = |path: &[&str]| {
@@ -98,6 +130,9 @@ fn to_objects(decls: Vec<crate::decls::ObjectDecl>) -> Result<Vec<(ObjectRef, bo
             defined_at: decl.defined_at,
             body: decl.body,
         };
+        if decl.dev_only {
+            dev_only.push(object.key());
+        }
         let same = |o: &ObjectRef| {
             o.kind == object.kind && o.name == object.name && o.namespace == object.namespace
         };
@@ -124,44 +159,15 @@ struct Grouped {
 }
 
 fn is_workload(o: &ObjectRef) -> bool {
-    is_workload_body(&o.body)
+    workload::is_workload(&o.body)
 }
 
-/// Whether an object (its whole body) runs pods, and so is a resource of its own.
-pub fn is_workload_body(body: &Data) -> bool {
-    body.get("kind")
-        .and_then(Data::as_str)
-        .is_some_and(|k| WORKLOAD_KINDS.contains(&k))
-        || body
-            .path(&["spec", "template", "spec", "containers"])
-            .is_some()
-}
-
-/// The pod spec of a workload object.
 fn pod_spec(o: &ObjectRef) -> Option<&Data> {
-    match o.kind.as_str() {
-        "Pod" => o.body.get("spec"),
-        "CronJob" => o
-            .body
-            .path(&["spec", "jobTemplate", "spec", "template", "spec"]),
-        _ => o.body.path(&["spec", "template", "spec"]),
-    }
+    workload::pod_spec(&o.body)
 }
 
-/// The labels of the pods a workload creates.
 fn pod_labels(o: &ObjectRef) -> Option<&Data> {
-    match o.kind.as_str() {
-        "Pod" => o.body.path(&["metadata", "labels"]),
-        "CronJob" => o.body.path(&[
-            "spec",
-            "jobTemplate",
-            "spec",
-            "template",
-            "metadata",
-            "labels",
-        ]),
-        _ => o.body.path(&["spec", "template", "metadata", "labels"]),
-    }
+    workload::pod_labels(&o.body)
 }
 
 /// `(kind, name)` of every ConfigMap, Secret, PVC and ServiceAccount a pod spec names.
@@ -410,15 +416,6 @@ fn apply_k8s_resource(
         r.auto_init = auto_init;
     }
     Ok(())
-}
-
-/// An image reference without its tag or digest.
-pub fn image_name(image: &str) -> &str {
-    let image = image.split('@').next().unwrap_or(image);
-    match (image.rfind(':'), image.rfind('/')) {
-        (Some(colon), slash) if slash.is_none_or(|s| colon > s) => &image[..colon],
-        _ => image,
-    }
 }
 
 fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {

@@ -30,7 +30,7 @@ pub fn name_workloads(loader: &Loader) -> Result<(), Diagnostic> {
         .borrow()
         .objects
         .iter()
-        .filter(|o| crate::assemble::is_workload_body(&o.body))
+        .filter(|o| loop_lang::workload::is_workload(&o.body))
         .map(|o| {
             let text = |path: &[&str]| o.body.path(path).and_then(Data::as_str).map(str::to_owned);
             (

@@ -7,7 +7,7 @@
 //! replaced too (Tilt's `match_in_env_vars`).
 
 use loop_lang::data::Data;
-use loop_stdlib::assemble::image_name;
+use loop_lang::workload::image_name;
 
 /// Replaces, in the pod spec of the Kubernetes object `body`, every container and
 /// init container image whose name is the name of `image_ref` with `built_ref`,
@@ -17,12 +17,9 @@ use loop_stdlib::assemble::image_name;
 /// The pod spec is `spec` for a Pod, `spec.jobTemplate.spec.template.spec` for a
 /// CronJob and `spec.template.spec` for every other kind.
 pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_vars: bool) -> usize {
-    let path: &[&str] = match body.get("kind").and_then(Data::as_str) {
-        Some("Pod") => &["spec"],
-        Some("CronJob") => &["spec", "jobTemplate", "spec", "template", "spec"],
-        _ => &["spec", "template", "spec"],
-    };
-    let Some(spec) = path_mut(body, path) else {
+    let kind = body.get("kind").and_then(Data::as_str).unwrap_or_default();
+    let template = loop_lang::workload::pod_template_path(kind);
+    let Some(spec) = path_mut(body, template).and_then(|t| get_mut(t, "spec")) else {
         return 0;
     };
     let name = image_name(image_ref);

@@ -1,0 +1,108 @@
+//! Workloads: the Kubernetes objects that run pods, and where in each the pods
+//! are described. One definition for assembly (a workload is a resource of its
+//! own), image injection, the runtime (rollout, logs, live update) and the
+//! policy rules of `loop render`.
+
+use crate::data::Data;
+
+/// Kinds whose objects run pods.
+pub const WORKLOAD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "Pod",
+];
+
+/// Whether an object (its whole body) runs pods: a kind of [`WORKLOAD_KINDS`],
+/// or any object with a pod template (`spec.template.spec.containers`).
+pub fn is_workload(body: &Data) -> bool {
+    body.get("kind")
+        .and_then(Data::as_str)
+        .is_some_and(|k| WORKLOAD_KINDS.contains(&k))
+        || body
+            .path(&["spec", "template", "spec", "containers"])
+            .is_some()
+}
+
+/// Where the pod template (its `metadata` and `spec`) of an object of `kind` is:
+/// the object itself for a Pod, `spec.jobTemplate.spec.template` for a CronJob,
+/// `spec.template` for every other kind.
+pub fn pod_template_path(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Pod" => &[],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template"],
+        _ => &["spec", "template"],
+    }
+}
+
+fn kind(body: &Data) -> &str {
+    body.get("kind").and_then(Data::as_str).unwrap_or_default()
+}
+
+fn template(body: &Data) -> Option<&Data> {
+    body.path(pod_template_path(kind(body)))
+}
+
+/// The pod spec of a workload object.
+pub fn pod_spec(body: &Data) -> Option<&Data> {
+    template(body)?.get("spec")
+}
+
+/// The labels of the pods a workload creates.
+pub fn pod_labels(body: &Data) -> Option<&Data> {
+    template(body)?.path(&["metadata", "labels"])
+}
+
+/// Whether a workload's pods come and go on a schedule (a CronJob): there is no
+/// rollout to wait for, only pods to follow when they run.
+pub fn runs_on_schedule(kind: &str) -> bool {
+    kind == "CronJob"
+}
+
+/// An image reference without its tag or digest (a registry port stays:
+/// `localhost:5000/app:dev` is named `localhost:5000/app`).
+pub fn image_name(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match (image.rfind(':'), image.rfind('/')) {
+        (Some(colon), slash) if slash.is_none_or(|s| colon > s) => &image[..colon],
+        _ => image,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_specs_and_labels_of_each_shape() {
+        let cron = Data::from_yaml("kind: CronJob\nspec: {jobTemplate: {spec: {template: {metadata: {labels: {app: c}}, spec: {containers: [{name: c}]}}}}}\n").unwrap();
+        let pod = Data::from_yaml(
+            "kind: Pod\nmetadata: {labels: {app: p}}\nspec: {containers: [{name: p}]}\n",
+        )
+        .unwrap();
+        let deploy = Data::from_yaml("kind: Deployment\nspec: {template: {metadata: {labels: {app: d}}, spec: {containers: [{name: d}]}}}\n").unwrap();
+        for (body, app) in [(&cron, "c"), (&pod, "p"), (&deploy, "d")] {
+            assert!(is_workload(body));
+            assert_eq!(
+                pod_labels(body).unwrap().get("app").unwrap().as_str(),
+                Some(app)
+            );
+            assert!(pod_spec(body).unwrap().get("containers").is_some());
+        }
+        let service = Data::from_yaml("kind: Service\nspec: {selector: {app: d}}\n").unwrap();
+        assert!(!is_workload(&service));
+        assert!(runs_on_schedule("CronJob") && !runs_on_schedule("Job"));
+    }
+
+    #[test]
+    fn image_names() {
+        assert_eq!(image_name("localhost:5000/app:dev"), "localhost:5000/app");
+        assert_eq!(image_name("app@sha256:abc"), "app");
+        assert_eq!(image_name("app"), "app");
+        assert_eq!(image_name("r.io/a/b:1"), "r.io/a/b");
+    }
+}
