@@ -12,6 +12,7 @@ pub mod k8s;
 pub mod live_update;
 pub mod load;
 pub mod lsp;
+pub mod release;
 pub mod report;
 pub mod run;
 pub mod watch;

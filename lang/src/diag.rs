@@ -91,6 +91,9 @@ pub struct Diagnostic {
     pub stack: Vec<Frame>,
     pub notes: Vec<String>,
     pub help: Option<String>,
+    /// A warning (a policy finding) rather than an error.
+    #[serde(default)]
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -101,7 +104,14 @@ impl Diagnostic {
             stack: Vec::new(),
             notes: Vec::new(),
             help: None,
+            warning: false,
         }
+    }
+
+    /// The same, as a warning.
+    pub fn warning(mut self) -> Diagnostic {
+        self.warning = true;
+        self
     }
 
     /// Adds a highlighted location (the first one added is the primary).
@@ -160,7 +170,12 @@ impl Diagnostic {
 
     /// Renders the diagnostic for a terminal (`color`) or a log/snapshot (plain).
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
-        let title = Level::ERROR.primary_title(&self.message);
+        let level = if self.warning {
+            Level::WARNING
+        } else {
+            Level::ERROR
+        };
+        let title = level.primary_title(&self.message);
         let mut group = Group::with_title(title);
         let mut unplaced = Vec::new();
         for (i, label) in self.labels.iter().enumerate() {

@@ -23,6 +23,35 @@ pub struct Manifest {
     /// The Loopfiles evaluated, each with the files its evaluation depends on.
     pub loopfiles: Vec<LoopfileInfo>,
     pub settings: Settings,
+    /// What `loop render` needs: the profile, dev-only parts, lint settings.
+    #[serde(default)]
+    pub release: Release,
+}
+
+/// The names of the policy rules of `loop check` and `loop render`.
+pub const LINT_RULES: &[&str] = &[
+    "resources",
+    "privileged",
+    "run-as-root",
+    "host-path",
+    "latest-tag",
+    "readiness-probe",
+];
+
+/// Profiles, dev-only parts and lint settings: how the same Loopfiles feed
+/// `loop render` (issue: path to production).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// The profile given with `--profile`, if any.
+    pub profile: Option<String>,
+    /// Every name a Loopfile tested with `profile(NAME)`, with its first test.
+    pub profiles: Vec<(String, Location)>,
+    /// Objects declared with `k8s_yaml(..., dev_only=True)` ([`ObjectRef::key`]).
+    pub dev_only_objects: Vec<String>,
+    /// Resources marked `k8s_resource(..., dev_only=True)`.
+    pub dev_only_resources: Vec<String>,
+    /// Rules of [`LINT_RULES`] turned off with `lint_settings(disable=...)`.
+    pub lint_disabled: Vec<String>,
 }
 
 impl Manifest {
@@ -218,6 +247,16 @@ pub struct ObjectRef {
     pub defined_at: Location,
     /// The full object, as declared.
     pub body: Data,
+}
+
+impl ObjectRef {
+    /// `Kind/name`, or `Kind/namespace/name` when it names a namespace.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
 }
 
 /// A readiness probe (Tilt's `probe()`).

@@ -15,6 +15,8 @@ pub struct ObjectDecl {
     pub body: Data,
     pub defined_at: Location,
     pub allow_duplicates: bool,
+    /// `k8s_yaml(..., dev_only=True)`: left out of `loop render`.
+    pub dev_only: bool,
 }
 
 /// One `k8s_resource` call.
@@ -31,6 +33,8 @@ pub struct K8sResourceDecl {
     pub auto_init: Option<bool>,
     pub links: Vec<loop_lang::model::Link>,
     pub labels: Vec<String>,
+    /// `dev_only=True`: the resource's objects are left out of `loop render`.
+    pub dev_only: bool,
     pub defined_at: Location,
 }
 
@@ -75,6 +79,9 @@ pub struct Declarations {
     pub workload_namer: Option<(PathBuf, Location)>,
     /// Resource names the namer gave, by workload `(kind, name, namespace)`.
     pub workload_names: BTreeMap<(String, String, Option<String>), String>,
+    /// Profiles, dev-only marks and lint settings (`profile()`, `dev_only=`,
+    /// `lint_settings()`).
+    pub release: loop_lang::model::Release,
 }
 
 /// The declarations of the running evaluation.

@@ -39,6 +39,8 @@ pub struct EvalOptions {
     pub subcommand: String,
     /// `--context`: what `k8s_context()` returns instead of the kubeconfig's.
     pub k8s_context: Option<String>,
+    /// `--profile`: what `profile(NAME)` tests against.
+    pub profile: Option<String>,
     /// Unsaved editor buffers: their text is evaluated instead of the file on
     /// disk (`loop lsp`).
     pub overlay: Overlay,
@@ -83,6 +85,7 @@ pub fn globals_with(context: &Context) -> Globals {
     .with(|b| builtins::config::config_namespace(b, context))
     .with(builtins::tilt::tilt_builtins)
     .with(builtins::tilt::shlex_namespace)
+    .with(builtins::release::release_builtins)
     .build()
 }
 
@@ -136,6 +139,10 @@ pub fn evaluate(
     let decls = Declarations {
         config_args: args.to_vec(),
         k8s_context: options.k8s_context.clone(),
+        release: loop_lang::model::Release {
+            profile: options.profile.clone(),
+            ..Default::default()
+        },
         ..Declarations::default()
     };
     let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)))

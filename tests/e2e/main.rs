@@ -10,6 +10,7 @@ mod k8s;
 mod lsp;
 mod mcp;
 mod processes;
+mod render;
 mod run;
 mod signals;
 mod support;

@@ -9,11 +9,18 @@ use loop_lang::model::ResourceKind;
 
 use crate::load::load;
 
-pub fn run(files: &[PathBuf], options: &EvalOptions) -> anyhow::Result<ExitCode> {
+/// `strict`: policy findings (the rules of `loop render`) are errors.
+pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Result<ExitCode> {
     let Some(loaded) = load(files, options) else {
         return Ok(ExitCode::FAILURE);
     };
     let m = &loaded.evaluation.manifest;
+    let shipped = crate::release::render::shipped(m, &loaded.graph);
+    let objects: Vec<_> = shipped.objects.iter().map(|(_, o)| *o).collect();
+    let findings = crate::release::lint::lint(m, &objects);
+    if !super::render::lint_passes(&findings, strict, &loaded.evaluation) {
+        return Ok(ExitCode::FAILURE);
+    }
     let count = |kind: ResourceKind| m.resources.iter().filter(|r| r.kind == kind).count();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     println!(

@@ -8,6 +8,7 @@ mod docs;
 mod down;
 mod graph;
 mod mcp;
+mod render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -186,10 +187,38 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Evaluate and validate Loopfiles, and print a short summary.
+    /// Evaluate and validate Loopfiles, apply the policy rules of `loop render`
+    /// (warnings), and print a short summary.
     Check {
         #[command(flatten)]
         files: Files,
+        /// Policy findings are errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the Kubernetes objects as plain YAML for GitOps: dev-only parts
+    /// left out, built images pinned by digest, policy rules applied, and
+    /// loop.lock.json written (`--check`: compare with it, exit 1 on drift).
+    Render {
+        #[command(flatten)]
+        files: Files,
+        /// Write one file per object into DIR (`-`: stdout, the default).
+        #[arg(long, value_name = "DIR|-")]
+        out: Option<PathBuf>,
+        /// Pin images with the digests in loop.lock.json instead of building and
+        /// pushing them.
+        #[arg(long)]
+        no_build: bool,
+        /// Compare the output and the images' inputs with loop.lock.json; write
+        /// nothing; exit 1 when they differ.
+        #[arg(long)]
+        check: bool,
+        /// Keep loop's ownership labels on the objects.
+        #[arg(long)]
+        labels: bool,
+        /// Policy findings are errors.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the resource graph.
     Graph {
@@ -214,6 +243,9 @@ enum Command {
         /// .loop-root, else the file's folder).
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// The profile that `profile(NAME)` in the Loopfiles tests for.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
         /// Arguments for config.parse().
         #[arg(last = true)]
         args: Vec<String>,
@@ -253,6 +285,9 @@ struct Files {
     /// nearest folder holding .git, .hg or .loop-root, else the file's folder).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// The profile that `profile(NAME)` in the Loopfiles tests for.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
     /// Arguments for config.parse().
     #[arg(last = true)]
     args: Vec<String>,
@@ -271,6 +306,7 @@ impl Files {
             root: self.root.clone(),
             subcommand: subcommand.to_owned(),
             k8s_context: context,
+            profile: self.profile.clone(),
             ..EvalOptions::default()
         }
     }
@@ -312,6 +348,7 @@ pub fn main() -> ExitCode {
             no_cache,
             log_lines,
             port: Some(port),
+            profile: files.profile,
         })),
         Command::Ci {
             files,
@@ -332,6 +369,7 @@ pub fn main() -> ExitCode {
             no_cache,
             log_lines: crate::run::logs::DEFAULT_RING,
             port: None,
+            profile: files.profile,
         })),
         Command::Down {
             files,
@@ -408,9 +446,29 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { files } => {
-            check::run(&files.all(), &files.options(EVAL_ONLY_SUBCOMMAND, None))
-        }
+        Command::Check { files, strict } => check::run(
+            &files.all(),
+            &files.options(EVAL_ONLY_SUBCOMMAND, None),
+            strict,
+        ),
+        Command::Render {
+            files,
+            out,
+            no_build,
+            check,
+            labels,
+            strict,
+        } => render::run(
+            &files.all(),
+            &files.options("render", None),
+            &render::Options {
+                out,
+                no_build,
+                check,
+                labels,
+                strict,
+            },
+        ),
         Command::Graph { files, format } => graph::run(
             &files.all(),
             &files.options(EVAL_ONLY_SUBCOMMAND, None),
@@ -421,12 +479,14 @@ pub fn main() -> ExitCode {
             loopfiles,
             file,
             root,
+            profile,
             args,
         } => {
             let files = Files {
                 loopfiles,
                 file,
                 root,
+                profile,
                 args,
             };
             affected::run(

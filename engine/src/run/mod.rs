@@ -55,6 +55,8 @@ pub struct RunOptions {
     /// `loop run`: the session API's port (`Some(0)`: any free port; `None`:
     /// no server, as in `loop ci`).
     pub port: Option<u16>,
+    /// `--profile NAME`: what `profile(NAME)` tests against.
+    pub profile: Option<String>,
 }
 
 impl RunOptions {
@@ -70,6 +72,7 @@ impl RunOptions {
             }
             .to_owned(),
             k8s_context: self.context.clone(),
+            profile: self.profile.clone(),
             ..Default::default()
         }
     }

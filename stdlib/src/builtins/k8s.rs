@@ -233,6 +233,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     fn k8s_yaml<'v>(
         yaml: Value<'v>,
         #[starlark(default = false)] allow_duplicates: bool,
+        #[starlark(require = named, default = false)] dev_only: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let env = EvalEnv::of(eval)?;
@@ -244,6 +245,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
                 body,
                 defined_at: at.clone(),
                 allow_duplicates,
+                dev_only,
             });
         }
         Ok(NONE)
@@ -264,6 +266,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         labels: Option<Value<'v>>,
         discovery_strategy: Option<Value<'v>>,
         #[starlark(require = named)] data_deps: Option<Value<'v>>,
+        #[starlark(require = named, default = false)] dev_only: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let _ = (pod_readiness, discovery_strategy);
@@ -290,6 +293,7 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
             auto_init,
             links: self::links(a("links"), links)?,
             labels: string_list(a("labels"), labels)?,
+            dev_only,
             defined_at: call_site(eval),
         };
         declarations(env).borrow_mut().k8s_resources.push(decl);

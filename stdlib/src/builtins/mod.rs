@@ -7,6 +7,7 @@ pub mod files;
 pub mod k8s;
 pub mod local;
 pub mod os;
+pub mod release;
 pub mod settings;
 pub mod tilt;
 

@@ -1,0 +1,261 @@
+//! `loop render`: the Kubernetes objects of the Loopfiles as plain YAML, ready
+//! for GitOps: dev-only parts left out (and listed), every built image pinned by
+//! digest, the policy rules applied, and `loop.lock.json` written; `--check`
+//! compares with the lock instead and exits 1 on drift.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use loop_lang::model::Image;
+use loop_stdlib::EvalOptions;
+
+use crate::load::load;
+use crate::release::lock::{self, Lock, LockedImage};
+use crate::release::{lint, render};
+use crate::report;
+
+/// The flags of `loop render`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--out DIR` (one file per object) or `-`/none (stdout).
+    pub out: Option<PathBuf>,
+    /// Pin images from the lock instead of building and pushing them.
+    pub no_build: bool,
+    /// Compare with the lock, write nothing.
+    pub check: bool,
+    /// Keep `loop`'s ownership labels.
+    pub labels: bool,
+    /// Policy findings are errors.
+    pub strict: bool,
+}
+
+pub fn run(files: &[PathBuf], eval: &EvalOptions, options: &Options) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(files, eval) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let evaluation = &loaded.evaluation;
+    let manifest = &evaluation.manifest;
+    let root = &evaluation.project.root;
+    let profile = eval.profile.as_deref().unwrap_or(lock::NO_PROFILE);
+    let shipped = render::shipped(manifest, &loaded.graph);
+    for line in &shipped.stripped {
+        report::stderr_line(&format!("[render] left out: {line}"));
+    }
+    let objects: Vec<_> = shipped.objects.iter().map(|(_, o)| *o).collect();
+    if !lint_passes(&lint::lint(manifest, &objects), options.strict, evaluation) {
+        return Ok(ExitCode::FAILURE);
+    }
+    let images = images_shipped(manifest, &shipped);
+    let mut inputs = BTreeMap::new();
+    for image in &images {
+        let hash = crate::image::content_hash(image, root).map_err(|e| {
+            anyhow::anyhow!("image {}: cannot hash its inputs: {e}", image.image_ref)
+        })?;
+        inputs.insert(image.image_ref.clone(), hash);
+    }
+    let lock = match lock::read(root) {
+        Ok(lock) => lock,
+        Err(e) => {
+            report::error(&e);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let pins = if options.check || options.no_build {
+        match pins_from_lock(lock.as_ref(), &inputs, options.check) {
+            Ok(pins) => pins,
+            Err(e) => {
+                report::error(&e);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        match crate::release::push::pin(&images, &inputs, root, manifest) {
+            Ok(pins) => pins,
+            Err(e) => {
+                report::error(&e);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    };
+    let project = crate::k8s::owner::project_id(root);
+    let documents = match render::documents(
+        manifest,
+        &shipped,
+        &pins,
+        options.labels.then_some(project.as_str()),
+    ) {
+        Ok(docs) => docs,
+        Err(e) => {
+            report::error(&e);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let hashes: BTreeMap<String, (String, String)> = documents
+        .iter()
+        .map(|d| {
+            (
+                d.key.clone(),
+                (lock::hash(&d.yaml), d.defined_at.to_string()),
+            )
+        })
+        .collect();
+    if options.check {
+        return Ok(check(lock.as_ref(), profile, &hashes, &inputs, root));
+    }
+    write_output(options.out.as_deref(), &documents)?;
+    let mut lock = lock.unwrap_or(Lock {
+        version: 1,
+        ..Lock::default()
+    });
+    for (image, pushed) in &pins {
+        lock.images.insert(
+            image.clone(),
+            LockedImage {
+                inputs: inputs[image].clone(),
+                pushed: pushed.clone(),
+            },
+        );
+    }
+    lock.renders.insert(
+        profile.to_owned(),
+        hashes.into_iter().map(|(k, (h, _))| (k, h)).collect(),
+    );
+    if let Err(e) = lock::write(root, &lock) {
+        report::error(&e);
+        return Ok(ExitCode::FAILURE);
+    }
+    report::stderr_line(&format!(
+        "[render] {} object(s), {} image(s) pinned; {} updated",
+        documents.len(),
+        pins.len(),
+        lock::FILE
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the findings; false when `--strict` makes them errors.
+pub fn lint_passes(
+    findings: &[loop_lang::Diagnostic],
+    strict: bool,
+    evaluation: &loop_stdlib::Evaluation,
+) -> bool {
+    for finding in findings {
+        let mut finding = finding.clone();
+        finding.warning = !strict;
+        report::diagnostic(&finding, &evaluation.sources);
+    }
+    !(strict && !findings.is_empty())
+}
+
+/// The images that the shipped objects use.
+fn images_shipped<'a>(
+    manifest: &'a loop_lang::Manifest,
+    shipped: &render::Shipped,
+) -> Vec<&'a Image> {
+    manifest
+        .images
+        .iter()
+        .filter(|image| {
+            shipped
+                .objects
+                .iter()
+                .any(|(resource, _)| resource.images.contains(&image.image_ref))
+        })
+        .collect()
+}
+
+/// Pins from the lock: every image must be there, with the same inputs (under
+/// `--check`, a difference is drift, reported later, not an error).
+fn pins_from_lock(
+    lock: Option<&Lock>,
+    inputs: &BTreeMap<String, String>,
+    check: bool,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut pins = BTreeMap::new();
+    for (image, hash) in inputs {
+        let locked = lock.and_then(|l| l.images.get(image));
+        match locked {
+            Some(locked) if check || &locked.inputs == hash => {
+                pins.insert(image.clone(), locked.pushed.clone());
+            }
+            Some(locked) => {
+                return Err(format!(
+                    "image {image}: its inputs changed since it was pushed as {}; run `loop render` without --no-build to build and push it",
+                    locked.pushed
+                ))
+            }
+            None if check => {}
+            None => {
+                return Err(format!(
+                    "image {image} is not in {}; run `loop render` without --no-build to build and push it",
+                    lock::FILE
+                ))
+            }
+        }
+    }
+    Ok(pins)
+}
+
+fn check(
+    lock: Option<&Lock>,
+    profile: &str,
+    hashes: &BTreeMap<String, (String, String)>,
+    inputs: &BTreeMap<String, String>,
+    root: &Path,
+) -> ExitCode {
+    let Some(lock) = lock else {
+        report::error(&format!(
+            "{} has no {}; run `loop render` to write it",
+            root.display(),
+            lock::FILE
+        ));
+        return ExitCode::FAILURE;
+    };
+    let drift = lock::drift(lock, profile, hashes, inputs);
+    if drift.is_empty() {
+        report::stderr_line(&format!(
+            "[render] {} matches: {} object(s), {} image(s)",
+            lock::FILE,
+            hashes.len(),
+            inputs.len()
+        ));
+        return ExitCode::SUCCESS;
+    }
+    report::error(&format!(
+        "the rendered output differs from {} (profile {profile}):\n  {}",
+        lock::FILE,
+        drift.join("\n  ")
+    ));
+    ExitCode::FAILURE
+}
+
+/// Writes the documents to stdout, or one file each under a folder (replacing
+/// the files an earlier render wrote there).
+fn write_output(out: Option<&Path>, documents: &[render::Document]) -> anyhow::Result<()> {
+    let dir = match out {
+        None => None,
+        Some(p) if p == Path::new("-") => None,
+        Some(p) => Some(p),
+    };
+    let Some(dir) = dir else {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(render::stream(documents).as_bytes())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if render::is_rendered_file(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for (i, doc) in documents.iter().enumerate() {
+        let path = dir.join(render::file_name(i, &doc.key));
+        std::fs::write(&path, &doc.yaml)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The layering of the sources, checked on the sources themselves: within each
+//! crate no two files import each other, directly or round a circle (a child
+//! module naming its parent, `super::`, does not count: that is how Rust nests),
+//! and the services below the engine (`image/`, `k8s/`, `watch/`) never import
+//! from `run/`, the engine above them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graphmap::DiGraphMap;
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+
+/// The module path of every `.rs` file under `src` (`run/process`; `` for lib.rs).
+fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(src).unwrap().with_extension("");
+                let mut name = rel.to_string_lossy().replace('\\', "/");
+                if name == "lib" || name == "main" {
+                    name.clear();
+                } else if let Some(parent) = name.strip_suffix("/mod") {
+                    name = parent.to_owned();
+                }
+                out.insert(name, path);
+            }
+        }
+    }
+    out
+}
+
+fn is_punct(t: Option<&TokenTree>, c: char) -> bool {
+    matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == c)
+}
+
+fn ident(t: Option<&TokenTree>) -> Option<String> {
+    match t {
+        Some(TokenTree::Ident(i)) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether `#` at `i` starts `#[cfg(test)]`.
+fn cfg_test(tokens: &[TokenTree], i: usize) -> bool {
+    let Some(TokenTree::Group(g)) = tokens.get(i + 1) else {
+        return false;
+    };
+    let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+    g.delimiter() == Delimiter::Bracket
+        && ident(inner.first()).as_deref() == Some("cfg")
+        && matches!(inner.get(1), Some(TokenTree::Group(a)) if a.stream().to_string() == "test")
+}
+
+/// Every `crate::`/`super::`/`self::` path in `stream` outside `#[cfg(test)]`
+/// items, with `use` trees (`a::{b, c::d}`) expanded. Comments are not tokens.
+fn paths(stream: TokenStream, out: &mut Vec<Vec<String>>) {
+    let tokens: Vec<TokenTree> = stream.into_iter().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Punct(p) if p.as_char() == '#' && cfg_test(&tokens, i) => {
+                // Skip the attribute and the item: up to its body or its `;`.
+                i += 2;
+                while i < tokens.len() {
+                    let end = is_punct(tokens.get(i), ';')
+                        || matches!(&tokens[i], TokenTree::Group(g) if g.delimiter() == Delimiter::Brace);
+                    i += 1;
+                    if end {
+                        break;
+                    }
+                }
+                continue;
+            }
+            TokenTree::Ident(id)
+                if ["crate", "super", "self"].contains(&id.to_string().as_str())
+                    && is_punct(tokens.get(i + 1), ':') =>
+            {
+                i = tree(&tokens, i, &[], out);
+                continue;
+            }
+            TokenTree::Group(g) => paths(g.stream(), out),
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Reads the path (or `use` tree) starting at `i` under `prefix`; returns where it ends.
+fn tree(
+    tokens: &[TokenTree],
+    mut i: usize,
+    prefix: &[String],
+    out: &mut Vec<Vec<String>>,
+) -> usize {
+    let mut path = prefix.to_vec();
+    while let Some(segment) = ident(tokens.get(i)) {
+        path.push(segment);
+        i += 1;
+        if !(is_punct(tokens.get(i), ':') && is_punct(tokens.get(i + 1), ':')) {
+            break;
+        }
+        i += 2;
+        if let Some(TokenTree::Group(g)) = tokens.get(i) {
+            if g.delimiter() == Delimiter::Brace {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                for item in inner.split(|t| is_punct(Some(t), ',')) {
+                    if !item.is_empty() {
+                        tree(item, 0, &path, out);
+                    }
+                }
+                return i + 1;
+            }
+        }
+    }
+    out.push(path);
+    i
+}
+
+/// The file-to-file imports of one crate, without child-to-ancestor edges.
+fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let modules = modules(src);
+    let mut out = BTreeMap::new();
+    for (name, file) in &modules {
+        if name.rsplit('/').next() == Some("tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        let stream: TokenStream = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+        let mut found = Vec::new();
+        paths(stream, &mut found);
+        let own: Vec<String> = name
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let mut deps = BTreeSet::new();
+        for path in found {
+            let mut at = own.clone();
+            let mut rest = path.as_slice();
+            match rest.first().map(String::as_str) {
+                Some("crate") => {
+                    at.clear();
+                    rest = &rest[1..];
+                }
+                Some("super" | "self") => {
+                    while let Some(head) = rest.first() {
+                        match head.as_str() {
+                            "super" => drop(at.pop()),
+                            "self" => {}
+                            _ => break,
+                        }
+                        rest = &rest[1..];
+                    }
+                }
+                _ => continue,
+            }
+            let base = at.len();
+            at.extend(rest.iter().filter(|s| *s != "self").cloned());
+            // The longest prefix that is a file of this crate.
+            let target = (base..=at.len())
+                .rev()
+                .map(|n| at[..n].join("/"))
+                .find(|m| modules.contains_key(m));
+            if let Some(target) = target {
+                let ancestor = target.is_empty() || name.starts_with(&format!("{target}/"));
+                if target != *name && !ancestor {
+                    deps.insert(target);
+                }
+            }
+        }
+        out.insert(name.clone(), deps);
+    }
+    out
+}
+
+fn circles(imports: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<&str>> {
+    let mut graph = DiGraphMap::<&str, ()>::new();
+    for (from, tos) in imports {
+        graph.add_node(from);
+        for to in tos {
+            graph.add_edge(from, to, ());
+        }
+    }
+    let mut found: Vec<Vec<&str>> = tarjan_scc(&graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|mut c| {
+            c.sort();
+            c
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn no_file_imports_round_a_circle() {
+    let mut problems = Vec::new();
+    for krate in ["engine/src", "lang/src", "stdlib/src"] {
+        for circle in circles(&imports(&root().join(krate))) {
+            problems.push(format!("{krate}: {}", circle.join(" <-> ")));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "import circles:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn services_below_the_engine_never_import_it() {
+    let imports = imports(&root().join("engine/src"));
+    let top = |m: &str| m.split('/').next().unwrap_or("").to_owned();
+    let upward: Vec<String> = imports
+        .iter()
+        .filter(|(from, _)| ["image", "k8s", "watch"].contains(&top(from).as_str()))
+        .flat_map(|(from, tos)| {
+            tos.iter()
+                .filter(|to| top(to) == "run")
+                .map(move |to| format!("{from} -> {to}"))
+        })
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "imports into run/:\n{}",
+        upward.join("\n")
+    );
+}
+
+/// The check itself: a circle and an upward import are found.
+#[test]
+fn the_check_finds_a_circle() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |p: &str, s: &str| {
+        let p = dir.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    };
+    write("lib.rs", "mod a; mod b; mod run;");
+    write("a.rs", "use crate::b::B; pub struct A;");
+    write(
+        "b.rs",
+        "use super::{a::A, run::x}; pub struct B; #[cfg(test)] mod t { use crate::run::y; }",
+    );
+    write("run/mod.rs", "pub fn x() { super::a::A; }");
+    let imports = imports(dir.path());
+    assert_eq!(circles(&imports), vec![vec!["a", "b", "run"]]);
+    assert_eq!(
+        imports["b"],
+        BTreeSet::from(["a".to_owned(), "run".to_owned()])
+    );
+    assert_eq!(imports["run"], BTreeSet::from(["a".to_owned()]));
+}
