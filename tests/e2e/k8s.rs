@@ -837,3 +837,37 @@ fn run_keeps_trying_until_the_kubeconfig_exists() {
         loop_run.output()
     );
 }
+
+/// A CronJob is a workload like the others: its image is injected, and the
+/// runtime follows it (ready once stored: its pods come on the schedule).
+#[test]
+fn a_cron_job_is_deployed_and_followed() {
+    let cluster = Cluster::start("kind-test");
+    let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\nspec:\n  schedule: '0 3 * * *'\n  jobTemplate:\n    spec:\n      template:\n        metadata: {labels: {app: nightly}}\n        spec:\n          restartPolicy: Never\n          containers: [{name: job, image: tools/job}]\n";
+    let dir = project(&[
+        (
+            "Loopfile",
+            "k8s_yaml('cron.yaml')\ncustom_build('tools/job', 'true', deps=['src'])\n",
+        ),
+        ("cron.yaml", cron),
+        ("src/job.sh", "echo\n"),
+    ]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("CronJob/nightly: runs on its schedule (0 3 * * *)"),
+        "{}",
+        run.stdout
+    );
+    let stored = cluster
+        .server
+        .object("batch", "cronjobs", "default", "nightly")
+        .expect("the CronJob was applied");
+    let image =
+        &stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert!(
+        image.as_str().unwrap().starts_with("tools/job:loop-"),
+        "{stored}"
+    );
+}

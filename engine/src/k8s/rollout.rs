@@ -180,6 +180,10 @@ pub async fn check(
             ))
         }
     };
+    if loop_lang::workload::runs_on_schedule(&object.kind) {
+        // Its pods come on the schedule: stored is all there is to wait for.
+        return Rollout::Ready;
+    }
     let status = &workload["status"];
     if object.kind == "Job" {
         let conditions = status["conditions"].as_array().cloned().unwrap_or_default();

@@ -22,18 +22,9 @@ pub struct K8sRuntime {
     pub root: PathBuf,
 }
 
-/// Whether an object runs pods (and so has a rollout to follow).
+/// Whether an object runs pods (its rollout, logs and containers are followed).
 pub fn is_workload(o: &ObjectRef) -> bool {
-    matches!(
-        o.kind.as_str(),
-        "Deployment"
-            | "StatefulSet"
-            | "DaemonSet"
-            | "ReplicaSet"
-            | "ReplicationController"
-            | "Job"
-            | "Pod"
-    )
+    loop_lang::workload::is_workload(&o.body)
 }
 
 /// Runs the update; `Err` says what failed. `log` receives build output and
@@ -73,6 +64,18 @@ pub async fn update(
     log(&format!("[loop] applied {} object(s)", applied.len()));
     let extra: Vec<BTreeMap<String, String>> = resource.extra_pod_selectors.clone();
     for workload in objects.iter().filter(|o| is_workload(o)) {
+        if loop_lang::workload::runs_on_schedule(&workload.kind) {
+            let schedule = workload
+                .body
+                .path(&["spec", "schedule"])
+                .and_then(|s| s.as_str());
+            log(&format!(
+                "[loop] {}/{}: runs on its schedule ({}); its pods' logs are followed when they run",
+                workload.kind,
+                workload.name,
+                schedule.unwrap_or("none given")
+            ));
+        }
         let log = log.clone();
         rollout::wait_ready(
             &runtime.applier,
