@@ -202,7 +202,9 @@ pub fn child_main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let Ok(request) = ciborium::from_reader::<Request, _>(input.as_slice()) else {
-        eprintln!("loop __eval: the request cannot be decoded (this command is internal to loop)");
+        crate::report::stderr_line(
+            "loop __eval: the request cannot be decoded (this command is internal to loop)",
+        );
         return ExitCode::FAILURE;
     };
     let limits = Limits::from_env();

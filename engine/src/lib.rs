@@ -1,6 +1,9 @@
 //! The `loop` engine: the resource graph, affected sets, the file watcher, the
 //! runtimes that run resources, live update, and the CLI.
 
+// User-facing output goes through `report` (stdout answers, stderr diagnostics).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod affected;
 pub mod cli;
 pub mod control;

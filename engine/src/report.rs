@@ -17,6 +17,18 @@ pub fn stderr_line(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+/// Writes a command's answer to stdout (what pipes read), as is. A failed write
+/// (the reader of a pipe gone, as with `loop graph | head -1`) ends nothing:
+/// `println!` would panic there.
+pub fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// [`out`], one line.
+pub fn out_line(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 /// Prints a rendered diagnostic.
 pub fn diagnostic(diag: &Diagnostic, sources: &SourceMap) {
     stderr_line(&diag.render(sources, color()));

@@ -90,7 +90,7 @@ pub struct Diagnostic {
     /// The Starlark call stack, outermost first.
     pub stack: Vec<Frame>,
     pub notes: Vec<String>,
-    pub help: Option<String>,
+    pub help: Option<Box<str>>,
     /// A warning (a policy finding) rather than an error.
     #[serde(default)]
     pub warning: bool,
@@ -136,7 +136,7 @@ impl Diagnostic {
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        self.help = Some(help.into().into_boxed_str());
         self
     }
 
@@ -208,7 +208,7 @@ impl Diagnostic {
             messages.push((Level::NOTE, note.clone()));
         }
         if let Some(help) = &self.help {
-            messages.push((Level::HELP, help.clone()));
+            messages.push((Level::HELP, help.to_string()));
         }
         for (level, text) in &messages {
             group = group.element(level.clone().message(text.as_str()));

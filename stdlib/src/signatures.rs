@@ -76,7 +76,7 @@ impl Signatures {
                 help = format!("did you mean `{}`? {help}", best.1);
             }
         }
-        diag.help = Some(help);
+        diag.help = Some(help.into());
     }
 }
 

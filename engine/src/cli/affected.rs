@@ -25,7 +25,7 @@ pub fn run(
         .collect();
     let refs: Vec<&str> = changed.iter().map(String::as_str).collect();
     for name in loaded.index.affected(&refs) {
-        println!("{name}");
+        crate::report::out_line(&name);
     }
     for loopfile in &manifest.loopfiles {
         let touched = changed.iter().any(|c| {
@@ -35,7 +35,7 @@ pub fn run(
                 .any(|d| d == c || c == "." || d.starts_with(&format!("{c}/")))
         });
         if touched {
-            println!("re-evaluate: {}", loopfile.path);
+            crate::report::out_line(&format!("re-evaluate: {}", loopfile.path));
         }
     }
     Ok(ExitCode::SUCCESS)

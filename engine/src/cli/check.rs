@@ -23,7 +23,7 @@ pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Re
     }
     let count = |kind: ResourceKind| m.resources.iter().filter(|r| r.kind == kind).count();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    println!(
+    crate::report::out_line(&format!(
         "ok: {} ({} local, {} kubernetes), {}, {}, {}",
         plural(m.resources.len(), "resource"),
         count(ResourceKind::Local),
@@ -31,7 +31,7 @@ pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Re
         plural(m.images.len(), "image"),
         files_summary(&m.loopfiles),
         plural(m.watched_files.len(), "watched file"),
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -90,7 +90,7 @@ async fn execute(client: &Client, verb: Verb) -> Result<ExitCode, String> {
                 let path = format!("/api/resources/{}/{verb}", encode(&name));
                 let answer = client.call(Method::POST, &path, None).await?;
                 if answer.status == StatusCode::OK {
-                    println!("{verb}: {name}");
+                    crate::report::out_line(&format!("{verb}: {name}"));
                 } else {
                     let body = answer.json().unwrap_or_default();
                     let error = body["error"]
@@ -130,7 +130,7 @@ async fn execute(client: &Client, verb: Verb) -> Result<ExitCode, String> {
                     .to_owned());
             }
             if json {
-                println!("{body}");
+                crate::report::out_line(&body.to_string());
             } else {
                 print_wait(&body);
             }
@@ -146,14 +146,14 @@ async fn execute(client: &Client, verb: Verb) -> Result<ExitCode, String> {
             if answer.status != StatusCode::OK {
                 return Err(String::from_utf8_lossy(&answer.body).into_owned());
             }
-            println!(
+            crate::report::out_line(&format!(
                 "re-evaluating with: {}",
                 if args.is_empty() {
                     "(no arguments)".to_owned()
                 } else {
                     args.join(" ")
                 }
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -181,10 +181,7 @@ async fn status(client: &Client, json: bool) -> Result<ExitCode, String> {
     if json {
         let mut value = serde_json::to_value(&snapshot).map_err(|e| e.to_string())?;
         value["dashboard_url"] = serde_json::Value::String(url);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        crate::report::out_line(&serde_json::to_string_pretty(&value).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
     let now = unix_ms(SystemTime::now());
@@ -246,12 +243,14 @@ async fn status(client: &Client, json: bool) -> Result<ExitCode, String> {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        crate::report::out_line(line.join("  ").trim_end());
     }
     if let Some(error) = &snapshot.session.loopfile_error {
-        println!("\nthe Loopfile has an error (the previous graph keeps running):\n{error}");
+        crate::report::out_line(&format!(
+            "\nthe Loopfile has an error (the previous graph keeps running):\n{error}"
+        ));
     }
-    println!("\ndashboard: {url}");
+    crate::report::out_line(&format!("\ndashboard: {url}"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -287,12 +286,12 @@ async fn logs(
         if timestamps {
             let ms = line["time_ms"].as_u64().unwrap_or(0);
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
-            println!(
+            crate::report::out_line(&format!(
                 "{} {resource} │ {text}",
                 humantime::format_rfc3339_millis(at)
-            );
+            ));
         } else {
-            println!("{resource} │ {text}");
+            crate::report::out_line(&format!("{resource} │ {text}"));
         }
     };
     if !follow {
@@ -312,7 +311,9 @@ async fn logs(
                     print(&line);
                 }
             } else if kind == "gap" {
-                println!("[loop logs] some lines were dropped (the reader fell behind)");
+                crate::report::out_line(
+                    "[loop logs] some lines were dropped (the reader fell behind)",
+                );
             }
             true
         })
@@ -328,23 +329,23 @@ fn print_wait(body: &serde_json::Value) {
         .filter_map(|v| v.as_str())
         .collect();
     if body["timed_out"].as_bool() == Some(true) {
-        println!("timed out");
+        crate::report::out_line("timed out");
     }
     if !ran.is_empty() {
-        println!("ran: {}", ran.join(", "));
+        crate::report::out_line(&format!("ran: {}", ran.join(", ")));
     }
     for failed in body["failed"].as_array().into_iter().flatten() {
-        println!(
+        crate::report::out_line(&format!(
             "failed: {}: {}",
             failed["name"].as_str().unwrap_or(""),
             failed["error"].as_str().unwrap_or("")
-        );
+        ));
         for line in failed["last_lines"].as_array().into_iter().flatten() {
-            println!("  {}", line.as_str().unwrap_or(""));
+            crate::report::out_line(&format!("  {}", line.as_str().unwrap_or("")));
         }
     }
     if body["ok"].as_bool() == Some(true) {
-        println!("ok");
+        crate::report::out_line("ok");
     }
 }
 

@@ -19,18 +19,18 @@ pub fn run(name: Option<String>, markdown: bool) -> anyhow::Result<ExitCode> {
     let items = flatten(&module);
     let Some(name) = name else {
         if markdown {
-            print!("{}", reference(&items));
+            crate::report::out(&reference(&items));
         } else {
             for (name, item) in &items {
                 let summary = item.get_doc_summary().unwrap_or("");
-                println!("{name:<28} {summary}");
+                crate::report::out_line(&format!("{name:<28} {summary}"));
             }
         }
         return Ok(ExitCode::SUCCESS);
     };
     match items.iter().find(|(n, _)| *n == name) {
         Some((name, item)) => {
-            println!("{}", render_doc_item_no_link(name, item).trim_end());
+            crate::report::out_line(render_doc_item_no_link(name, item).trim_end());
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -30,13 +30,13 @@ pub fn run(
         )
         .await?;
         k8s::down::down(&cluster, &project, delete_namespaces, |line| {
-            println!("{line}")
+            crate::report::out_line(line)
         })
         .await
     });
     match result {
         Ok(deleted) => {
-            println!("deleted {} object(s)", deleted.len());
+            crate::report::out_line(&format!("deleted {} object(s)", deleted.len()));
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => {

@@ -26,7 +26,7 @@ pub fn run(
         GraphFormat::Text => text(manifest, &loaded.graph),
         GraphFormat::Dot => dot(manifest, &loaded.graph),
     };
-    print!("{out}");
+    crate::report::out(&out);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -69,7 +69,7 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
             if let Err(e) =
                 starlark_lsp::server::server_with_connection(back, context::LoopContext::new())
             {
-                eprintln!("loop lsp: the Starlark server stopped: {e}");
+                crate::report::stderr_line(&format!("loop lsp: the Starlark server stopped: {e}"));
             }
         })?;
     let to_client = client.sender.clone();
