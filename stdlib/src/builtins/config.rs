@@ -138,6 +138,14 @@ fn define(
 
 #[starlark_module]
 fn config_functions(builder: &mut GlobalsBuilder) {
+    /// Declares a string flag (`-- --env=dev`) for `config.parse()`.
+    ///
+    /// Tilt: the same.
+    ///
+    /// # Arguments
+    /// * `name`: the flag's name, given as `--name` after `--`.
+    /// * `args`: True: the positional arguments after `--` go to this flag (at most one flag).
+    /// * `usage`: shown when an unknown flag is given.
     fn define_string<'v>(
         name: &str,
         #[starlark(default = false)] args: bool,
@@ -147,6 +155,14 @@ fn config_functions(builder: &mut GlobalsBuilder) {
         define(eval, name, FlagKind::String, args, usage)
     }
 
+    /// Declares a boolean flag (`-- --debug`) for `config.parse()`.
+    ///
+    /// Tilt: the same.
+    ///
+    /// # Arguments
+    /// * `name`: the flag's name, given as `--name` after `--`.
+    /// * `args`: True: the positional arguments after `--` go to this flag (at most one flag).
+    /// * `usage`: shown when an unknown flag is given.
     fn define_bool<'v>(
         name: &str,
         #[starlark(default = false)] args: bool,
@@ -156,6 +172,14 @@ fn config_functions(builder: &mut GlobalsBuilder) {
         define(eval, name, FlagKind::Bool, args, usage)
     }
 
+    /// Declares a repeatable string flag (`-- --svc=a --svc=b`), a list for `config.parse()`.
+    ///
+    /// Tilt: the same.
+    ///
+    /// # Arguments
+    /// * `name`: the flag's name, given as `--name` after `--`.
+    /// * `args`: True: the positional arguments after `--` go to this flag (at most one flag).
+    /// * `usage`: shown when an unknown flag is given.
     fn define_string_list<'v>(
         name: &str,
         #[starlark(default = false)] args: bool,
@@ -185,6 +209,9 @@ fn config_functions(builder: &mut GlobalsBuilder) {
     }
 
     /// Runs only these resources (and what they depend on).
+    ///
+    /// # Arguments
+    /// * `resources`: resource names; an unknown one is an error.
     fn set_enabled_resources<'v>(
         resources: Value<'v>,
         eval: &mut Evaluator<'v, '_, '_>,

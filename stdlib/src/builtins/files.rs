@@ -84,6 +84,10 @@ fn list_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::R
 #[starlark_module]
 pub fn file_builtins(builder: &mut GlobalsBuilder) {
     /// The contents of a file as a blob (the file is watched).
+    ///
+    /// # Arguments
+    /// * `path`: relative to this file's folder.
+    /// * `default`: returned when the file does not exist (else that is an error).
     fn read_file<'v>(
         path: &str,
         default: Option<Value<'v>>,
@@ -138,12 +142,14 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         })
     }
 
+    /// A value as JSON text.
     fn encode_json<'v>(obj: Value<'v>) -> anyhow::Result<String> {
         Ok(to_data(obj)
             .map_err(|e| anyhow!("encode_json: {e}"))?
             .to_json_pretty())
     }
 
+    /// JSON text (a string or a blob) as a value.
     fn decode_json<'v>(json: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_json", json)?;
         Ok(from_data(
@@ -152,6 +158,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         ))
     }
 
+    /// A value as a YAML document (a blob).
     fn encode_yaml<'v>(obj: Value<'v>) -> anyhow::Result<Blob> {
         let data = to_data(obj).map_err(|e| anyhow!("encode_yaml: {e}"))?;
         Ok(Blob(
@@ -159,6 +166,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         ))
     }
 
+    /// One YAML document (a string or a blob) as a value.
     fn decode_yaml<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_yaml", yaml)?;
         Ok(from_data(
@@ -167,6 +175,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         ))
     }
 
+    /// A list of values as a YAML stream of documents (a blob).
     fn encode_yaml_stream<'v>(objs: Value<'v>) -> anyhow::Result<Blob> {
         let items = list_items(objs).ok_or_else(|| {
             anyhow!(
@@ -184,6 +193,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         ))
     }
 
+    /// A YAML stream (a string or a blob) as a list of its documents.
     fn decode_yaml_stream<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = text_arg("decode_yaml_stream", yaml)?;
         Ok(from_data(
@@ -202,6 +212,10 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// The files in a folder (absolute paths, sorted); the folder is watched.
+    ///
+    /// # Arguments
+    /// * `directory`: relative to this file's folder.
+    /// * `recursive`: True: the files of its subfolders too.
     fn listdir<'v>(
         directory: &str,
         #[starlark(default = false)] recursive: bool,
@@ -235,6 +249,18 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
 
     /// Runs a command now, during evaluation, and returns its standard output as a blob.
     /// Fails (with the exit code and standard error) when the command fails.
+    ///
+    /// Tilt: the same arguments; bounded to 120 s (`LOOP_LOCAL_TIMEOUT`) and
+    /// 64 MiB of output, and its process group is killed when a bound is hit.
+    ///
+    /// # Arguments
+    /// * `command`: a shell string (`sh -c`) or an argv list.
+    /// * `quiet`: True: its output is not echoed to the log.
+    /// * `command_bat`: Windows only; ignored.
+    /// * `echo_off`: True: the command itself is not echoed.
+    /// * `env`: extra environment variables (a dict of strings).
+    /// * `dir`: the folder it runs in (default: this file's folder).
+    /// * `stdin`: text written to its standard input.
     fn local<'v>(
         command: Value<'v>,
         #[starlark(default = false)] quiet: bool,

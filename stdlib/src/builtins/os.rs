@@ -115,6 +115,7 @@ fn os_functions(builder: &mut GlobalsBuilder) {
 
 #[starlark_module]
 fn os_path_functions(builder: &mut GlobalsBuilder) {
+    /// Joins path parts with `/` (an absolute part restarts the path).
     fn join(#[starlark(args)] parts: UnpackTuple<String>) -> anyhow::Result<String> {
         let mut path = PathBuf::new();
         for part in parts.items {
@@ -131,10 +132,12 @@ fn os_path_functions(builder: &mut GlobalsBuilder) {
         Ok(path.exists())
     }
 
+    /// The absolute path (relative paths from the Loopfile's folder).
     fn abspath<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
         Ok(text(&EvalEnv::of(eval)?.resolve(path)))
     }
 
+    /// `path` relative to `start` (default: the Loopfile's folder).
     fn relpath<'v>(
         path: &str,
         start: Option<&str>,
@@ -145,10 +148,12 @@ fn os_path_functions(builder: &mut GlobalsBuilder) {
         Ok(text(&relative(&env.resolve(path), &base)))
     }
 
+    /// The last part of a path.
     fn basename(path: &str) -> anyhow::Result<String> {
         Ok(path.rsplit('/').next().unwrap_or_default().to_owned())
     }
 
+    /// The path without its last part.
     fn dirname(path: &str) -> anyhow::Result<String> {
         Ok(match path.rfind('/') {
             Some(0) => "/".to_owned(),
