@@ -70,7 +70,27 @@ impl Engine {
         };
         let sink = self.sink(name);
         let node = self.nodes.get_mut(name).expect("known");
+        // A custom deploy's objects are what its apply_cmd printed last time.
+        let followed: Vec<String> = runtime
+            .objects_of(&node.resource)
+            .iter()
+            .filter(|o| k8s_update::is_workload(o))
+            .map(|o| {
+                format!(
+                    "{}/{}/{}",
+                    o.kind,
+                    o.namespace.as_deref().unwrap_or(""),
+                    o.name
+                )
+            })
+            .collect();
+        if node.followers.is_some() && node.followed != followed {
+            if let Some(old) = node.followers.take() {
+                old.abort();
+            }
+        }
         if node.followers.is_none() {
+            node.followed = followed;
             node.followers = Some(k8s_update::start_followers(runtime, &node.resource, sink));
         }
     }
@@ -166,6 +186,7 @@ impl K8sLink {
                     record,
                     project,
                     root: c.root.clone(),
+                    deployed: Default::default(),
                 }));
             }
             Err(why) => {
