@@ -661,3 +661,41 @@ k8s_resource("web", port_forwards=8080, labels=["backend"])
     assert_eq!(deploy["apply_env"]["FROM_PUTENV"], "yes");
     assert_eq!(deploy["delete_env"]["FROM_PUTENV"], "yes");
 }
+
+/// The calls ext://helm_resource makes: k8s_custom_deploy with argv commands,
+/// empty selectors and `live_update=None`, then one k8s_resource call per option.
+#[test]
+fn k8s_custom_deploy_takes_the_calls_of_the_helm_resource_extension() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+def release(name, resource_deps=None, labels=None, port_forwards=[], auto_init=True, pod_readiness=''):
+    env = {'CHART': 'charts/db', 'RELEASE_NAME': name, 'NAMESPACE': '', 'TILT_IMAGE_COUNT': '0'}
+    k8s_custom_deploy(name, apply_cmd=['python3', 'apply.py'], apply_env=env,
+        delete_cmd=['python3', 'delete.py'], delete_env=env, deps=[], image_deps=[],
+        image_selector='', container_selector='', live_update=None)
+    if resource_deps:
+        k8s_resource(name, resource_deps=resource_deps)
+    if labels:
+        k8s_resource(name, labels=labels)
+    if len(port_forwards):
+        k8s_resource(name, port_forwards=port_forwards)
+    if not auto_init:
+        k8s_resource(name, auto_init=auto_init)
+    if pod_readiness:
+        k8s_resource(name, pod_readiness=pod_readiness)
+local_resource('repo', cmd='true')
+release('db', resource_deps=['repo'], labels=['infra'], port_forwards=[5432], auto_init=False, pod_readiness='wait')
+"#,
+    )]);
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    let db = &graph["resources"][1];
+    assert_eq!(db["name"], "db");
+    assert_eq!(db["resource_deps"], serde_json::json!(["repo"]));
+    assert_eq!(db["labels"], serde_json::json!(["infra"]));
+    assert_eq!(db["port_forwards"][0]["local_port"], 5432);
+    assert_eq!(db["auto_init"], false);
+    assert_eq!(db["custom_deploy"]["delete_env"]["RELEASE_NAME"], "db");
+}
