@@ -314,6 +314,9 @@ pub enum LiveUpdateStep {
 pub enum ImageKind {
     Docker,
     Custom,
+    /// Never built: the live-update target of a `k8s_custom_deploy` whose
+    /// `image_selector` names an image that `apply_cmd` deploys as it is.
+    LiveUpdateOnly,
 }
 
 /// An image built by `docker_build` or `custom_build`.

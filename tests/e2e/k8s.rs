@@ -1008,3 +1008,54 @@ k8s_custom_deploy(
         || loop_run.output(),
     );
 }
+
+#[test]
+fn a_custom_deploy_live_updates_the_containers_of_its_image_selector() {
+    if which_kubectl().is_none() {
+        panic!("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    }
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        (
+            "Tiltfile",
+            r#"
+k8s_custom_deploy(
+    "web",
+    apply_cmd="echo applied >> applies.txt && kubectl apply --server-side --validate=false --field-manager=custom -f app.yaml -o yaml",
+    delete_cmd="kubectl delete -f app.yaml",
+    deps=["app.yaml", "src"],
+    image_selector="shop/web",
+    live_update=[sync("src", "/srv/app")],
+)
+"#,
+        ),
+        ("app.yaml", CUSTOM_APP),
+        ("src/index.html", "v1"),
+    ]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let pods = pod_names(&cluster.server, "web");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    std::fs::write(dir.path().join("src/index.html"), "v2").unwrap();
+    let synced = cluster
+        .server
+        .container_dir(&pods[0], "web")
+        .join("srv/app/index.html");
+    crate::support::wait_until(
+        30,
+        "the file to be synced into the container",
+        || std::fs::read_to_string(&synced).is_ok_and(|s| s == "v2"),
+        || loop_run.output(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        crate::support::lines(&dir.path().join("applies.txt")),
+        1,
+        "a live update, not a new apply\n{}",
+        loop_run.output()
+    );
+}

@@ -631,7 +631,7 @@ k8s_custom_deploy(
     image_deps=["shop/web"],
     apply_env={"A": "1"},
     live_update=[sync("src", "/app")],
-    image_selector="shop/web",
+    image_selector="nginx",
 )
 k8s_resource("web", port_forwards=8080, labels=["backend"])
 "#,
@@ -639,16 +639,17 @@ k8s_resource("web", port_forwards=8080, labels=["backend"])
     std::fs::create_dir(dir.path().join("src")).unwrap();
     let run = run_loop(dir.path(), &["graph", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("warning: k8s_custom_deploy: live_update of \"web\" is not supported by loop yet; a change to its deps re-runs apply_cmd instead"),
-        "{}",
-        run.stderr
-    );
     let graph: Value = serde_json::from_str(&run.stdout).unwrap();
     let web = &graph["resources"][0];
     assert_eq!(web["name"], "web");
     assert_eq!(web["kind"], "k8s");
-    assert_eq!(web["images"], serde_json::json!(["shop/web"]));
+    // The image_selector is a live-update target that is never built.
+    assert_eq!(web["images"], serde_json::json!(["shop/web", "nginx"]));
+    let nginx = &graph["images"][1];
+    assert_eq!(nginx["ref"], "nginx");
+    assert_eq!(nginx["kind"], "live_update_only");
+    assert_eq!(nginx["live_update"][0]["step"], "sync", "{nginx}");
+    assert_eq!(nginx["live_update"][0]["remote"], "/app", "{nginx}");
     assert_eq!(web["deps"], serde_json::json!(["app.yaml", "src"]));
     assert_eq!(web["labels"], serde_json::json!(["backend"]));
     let deploy = &web["custom_deploy"];

@@ -65,7 +65,10 @@ pub async fn update(
 ) -> Result<(), String> {
     let mut objects = resource.objects.clone();
     let mut built_refs: Vec<(String, String)> = Vec::new();
-    for image in &images {
+    for image in images
+        .iter()
+        .filter(|i| i.kind != loop_lang::model::ImageKind::LiveUpdateOnly)
+    {
         log(&format!("[loop] building image {}", image.image_ref));
         let built = image::build(image, &runtime.root, log.clone(), &runtime.record)
             .await

@@ -6,7 +6,7 @@
 //! workload; a change to `deps` runs `apply_cmd` again.
 
 use anyhow::{anyhow, bail};
-use loop_lang::model::{CustomDeploy, Resource, ResourceKind};
+use loop_lang::model::{CustomDeploy, Image, ImageKind, Resource, ResourceKind};
 use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
@@ -27,8 +27,10 @@ pub fn custom_deploy_builtins(builder: &mut GlobalsBuilder) {
     /// yaml`); `loop down` runs `delete_cmd`. A change to a file of `deps` runs
     /// `apply_cmd` again. The images of `image_deps` are built first and passed
     /// as `TILT_IMAGE_i` (the built reference) and `TILT_IMAGE_MAP_i` (the
-    /// image's name). `live_update` is accepted with a warning: a change
-    /// re-runs `apply_cmd` instead.
+    /// image's name). `live_update` with `image_selector` syncs into the
+    /// running containers of that image (matched by name) when a change is
+    /// covered by its steps; with `container_selector` it is accepted with a
+    /// warning and a change re-runs `apply_cmd` instead.
     fn k8s_custom_deploy<'v>(
         name: &str,
         apply_cmd: Value<'v>,
@@ -58,27 +60,35 @@ pub fn custom_deploy_builtins(builder: &mut GlobalsBuilder) {
             .ok_or_else(|| anyhow!("{F}: delete_cmd cannot be empty"))?;
         let folder = |v, n| values::folder(env, a(n), v).map(|d| env.display(&d));
         let steps = live_update_steps(a("live_update"), live_update)?;
-        if !steps.is_empty() {
-            match (image_selector.is_empty(), container_selector.is_empty()) {
-                (true, true) => bail!(
-                    "{F}: live_update needs a selector: give image_selector or container_selector"
-                ),
-                (false, false) => {
-                    bail!("{F}: give only one of image_selector and container_selector")
-                }
-                _ => {}
-            }
-            ignored(
-                eval,
-                format!("{F}: live_update of {name:?} is not supported by loop yet; a change to its deps re-runs apply_cmd instead"),
-            )?;
-        }
         let image_deps = string_list(a("image_deps"), image_deps)?;
         let decls = declarations(env);
-        let mut resource = Resource::new(name, ResourceKind::K8s, at);
+        let mut resource = Resource::new(name, ResourceKind::K8s, at.clone());
         resource.deps = values::path_list(env, a("deps"), Some(deps))?;
         resource.trigger_mode = decls.borrow().default_trigger_mode;
         resource.images = image_deps.clone();
+        if !steps.is_empty() {
+            match (image_selector.is_empty(), container_selector.is_empty()) {
+                (true, true) => bail!("{F}: live_update needs a selector: give image_selector or container_selector"),
+                (false, false) => bail!("{F}: give only one of image_selector and container_selector"),
+                (true, false) => ignored(
+                    eval,
+                    format!("{F}: live_update of {name:?} with container_selector is not supported by loop yet; a change to its deps re-runs apply_cmd instead (image_selector is supported)"),
+                )?,
+                (false, true) => {
+                    if decls.borrow().images.iter().any(|i| i.image_ref == image_selector) {
+                        bail!("{F}: image_selector {image_selector:?} names an image the Loopfiles build; list it in image_deps and give the live_update to its docker_build or custom_build");
+                    }
+                    // As in Tilt: an image that is never built, whose containers
+                    // (matched by image name) receive the live update.
+                    let mut image = Image::new(image_selector, ImageKind::LiveUpdateOnly, at);
+                    image.deps = resource.deps.clone();
+                    image.live_update = steps;
+                    image.command_dir = env.display(&env.dir);
+                    resource.images.push(image_selector.to_owned());
+                    decls.borrow_mut().images.push(image);
+                }
+            }
+        }
         resource.custom_deploy = Some(CustomDeploy {
             apply_cmd: apply,
             apply_dir: folder(apply_dir, "apply_dir")?,
