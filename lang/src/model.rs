@@ -343,6 +343,10 @@ pub struct Image {
     pub skips_local_docker: bool,
     pub disable_push: bool,
     pub match_in_env_vars: bool,
+    /// A live-update-only image of a `k8s_custom_deploy(container_selector=...)`:
+    /// its containers are found by this name instead of by image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
 }
 
 impl Image {
@@ -366,6 +370,7 @@ impl Image {
             skips_local_docker: false,
             disable_push: false,
             match_in_env_vars: false,
+            container_name: None,
         }
     }
 }

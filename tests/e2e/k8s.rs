@@ -1011,6 +1011,16 @@ k8s_custom_deploy(
 
 #[test]
 fn a_custom_deploy_live_updates_the_containers_of_its_image_selector() {
+    custom_deploy_live_update(r#"image_selector="shop/web""#);
+}
+
+#[test]
+fn a_custom_deploy_live_updates_the_containers_named_by_its_container_selector() {
+    custom_deploy_live_update(r#"container_selector="web""#);
+}
+
+/// A live update of a `k8s_custom_deploy` with `selector` (an argument).
+fn custom_deploy_live_update(selector: &str) {
     if which_kubectl().is_none() {
         panic!("kubectl is on the PATH (.ci/run installs kubernetes-client)");
     }
@@ -1018,16 +1028,18 @@ fn a_custom_deploy_live_updates_the_containers_of_its_image_selector() {
     let dir = project(&[
         (
             "Tiltfile",
-            r#"
+            &format!(
+                r#"
 k8s_custom_deploy(
     "web",
     apply_cmd="echo applied >> applies.txt && kubectl apply --server-side --validate=false --field-manager=custom -f app.yaml -o yaml",
     delete_cmd="kubectl delete -f app.yaml",
     deps=["app.yaml", "src"],
-    image_selector="shop/web",
+    {selector},
     live_update=[sync("src", "/srv/app")],
 )
-"#,
+"#
+            ),
         ),
         ("app.yaml", CUSTOM_APP),
         ("src/index.html", "v1"),

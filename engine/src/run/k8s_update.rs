@@ -222,11 +222,12 @@ pub fn start_followers(
 }
 
 /// Syncs a live update into every running container of the resource's workloads
-/// that uses `image`.
+/// that uses `image` (or, with `container_name`, that has this name).
 pub async fn sync_containers(
     runtime: Arc<K8sRuntime>,
     resource: Resource,
     image_ref: String,
+    container_name: Option<String>,
     plan: crate::live_update::SyncPlan,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<bool, String> {
@@ -238,11 +239,14 @@ pub async fn sync_containers(
         .filter(|o| is_workload(o))
     {
         containers.extend(
-            crate::k8s::sync::containers_for(
+            crate::k8s::sync::containers_selected(
                 &runtime.applier,
                 workload,
                 &resource.extra_pod_selectors,
-                &image_ref,
+                match &container_name {
+                    Some(name) => crate::k8s::sync::Selector::Name(name),
+                    None => crate::k8s::sync::Selector::Image(&image_ref),
+                },
             )
             .await?,
         );

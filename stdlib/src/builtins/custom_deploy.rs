@@ -15,7 +15,6 @@ use starlark::values::none::NoneType;
 use starlark::values::Value;
 
 use super::local::{check_name, command};
-use super::tilt::ignored;
 use crate::builtins::k8s::live_update_steps;
 use crate::decls::{call_site, declarations};
 use crate::values::{self, env_map, string_list, Arg, NONE};
@@ -27,10 +26,9 @@ pub fn custom_deploy_builtins(builder: &mut GlobalsBuilder) {
     /// yaml`); `loop down` runs `delete_cmd`. A change to a file of `deps` runs
     /// `apply_cmd` again. The images of `image_deps` are built first and passed
     /// as `TILT_IMAGE_i` (the built reference) and `TILT_IMAGE_MAP_i` (the
-    /// image's name). `live_update` with `image_selector` syncs into the
-    /// running containers of that image (matched by name) when a change is
-    /// covered by its steps; with `container_selector` it is accepted with a
-    /// warning and a change re-runs `apply_cmd` instead.
+    /// image's name). `live_update` syncs into the running containers of
+    /// `image_selector` (matched by image name) or named `container_selector`
+    /// when a change is covered by its steps, instead of re-running `apply_cmd`.
     fn k8s_custom_deploy<'v>(
         name: &str,
         apply_cmd: Value<'v>,
@@ -68,14 +66,34 @@ pub fn custom_deploy_builtins(builder: &mut GlobalsBuilder) {
         resource.images = image_deps.clone();
         if !steps.is_empty() {
             match (image_selector.is_empty(), container_selector.is_empty()) {
-                (true, true) => bail!("{F}: live_update needs a selector: give image_selector or container_selector"),
-                (false, false) => bail!("{F}: give only one of image_selector and container_selector"),
-                (true, false) => ignored(
-                    eval,
-                    format!("{F}: live_update of {name:?} with container_selector is not supported by loop yet; a change to its deps re-runs apply_cmd instead (image_selector is supported)"),
-                )?,
+                (true, true) => bail!(
+                    "{F}: live_update needs a selector: give image_selector or container_selector"
+                ),
+                (false, false) => {
+                    bail!("{F}: give only one of image_selector and container_selector")
+                }
+                (true, false) => {
+                    // As in Tilt: a placeholder image named after the resource,
+                    // whose live update goes to the containers of that name.
+                    let mut image = Image::new(
+                        &format!("k8s_custom_deploy:{name}"),
+                        ImageKind::LiveUpdateOnly,
+                        at,
+                    );
+                    image.deps = resource.deps.clone();
+                    image.live_update = steps;
+                    image.command_dir = env.display(&env.dir);
+                    image.container_name = Some(container_selector.to_owned());
+                    resource.images.push(image.image_ref.clone());
+                    decls.borrow_mut().images.push(image);
+                }
                 (false, true) => {
-                    if decls.borrow().images.iter().any(|i| i.image_ref == image_selector) {
+                    if decls
+                        .borrow()
+                        .images
+                        .iter()
+                        .any(|i| i.image_ref == image_selector)
+                    {
                         bail!("{F}: image_selector {image_selector:?} names an image the Loopfiles build; list it in image_deps and give the live_update to its docker_build or custom_build");
                     }
                     // As in Tilt: an image that is never built, whose containers

@@ -96,7 +96,13 @@ impl Engine {
     }
 
     /// Applies a live update to the containers of a Kubernetes resource.
-    pub(super) fn start_container_sync(&mut self, name: &str, image_ref: String, plan: SyncPlan) {
+    pub(super) fn start_container_sync(
+        &mut self,
+        name: &str,
+        image_ref: String,
+        container_name: Option<String>,
+        plan: SyncPlan,
+    ) {
         let tx = self.tx.clone();
         let sink = self.sink(name);
         let Some(runtime) = self.k8s.runtime() else {
@@ -107,8 +113,15 @@ impl Engine {
         let resource = node.resource.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
-            let result =
-                k8s_update::sync_containers(runtime, resource, image_ref, plan, sink).await;
+            let result = k8s_update::sync_containers(
+                runtime,
+                resource,
+                image_ref,
+                container_name,
+                plan,
+                sink,
+            )
+            .await;
             let _ = tx.send(Msg::SyncDone {
                 name,
                 generation,
