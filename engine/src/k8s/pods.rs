@@ -538,8 +538,16 @@ mod tests {
         let snapshot = watch.snapshot();
         assert_eq!(
             snapshot.running_containers("default", "web:whatever"),
+            [("default".to_owned(), second.clone(), "app".to_owned())]
+        );
+        // By container name (k8s_custom_deploy's container_selector).
+        assert_eq!(
+            snapshot.running_containers_named("default", "app"),
             [("default".to_owned(), second, "app".to_owned())]
         );
+        assert!(snapshot
+            .running_containers_named("default", "web")
+            .is_empty());
         assert_eq!(snapshot.workload.unwrap()["metadata"]["name"], "web");
     }
 }
