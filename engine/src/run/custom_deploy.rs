@@ -71,6 +71,22 @@ pub fn parse_objects(output: &str) -> Result<Vec<ObjectRef>, String> {
     Ok(objects)
 }
 
+/// The version of an object as `apply_cmd` printed it (its uid and generation,
+/// when it printed the server's answer), for following its rollout.
+pub fn printed_version(object: &ObjectRef) -> crate::k8s::rollout::Applied {
+    crate::k8s::rollout::Applied {
+        uid: object
+            .body
+            .path(&["metadata", "uid"])
+            .and_then(Data::as_str)
+            .map(str::to_owned),
+        generation: match object.body.path(&["metadata", "generation"]) {
+            Some(Data::Int(g)) => Some(*g),
+            _ => None,
+        },
+    }
+}
+
 /// Runs `apply_cmd` in `dir` (absolute) and returns the objects it printed; its
 /// standard error goes to `log` line by line.
 pub async fn apply(

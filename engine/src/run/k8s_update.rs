@@ -111,17 +111,7 @@ pub async fn update(
         ));
         versions = objects
             .iter()
-            .map(|o| rollout::Applied {
-                uid: o
-                    .body
-                    .path(&["metadata", "uid"])
-                    .and_then(|u| u.as_str())
-                    .map(str::to_owned),
-                generation: match o.body.path(&["metadata", "generation"]) {
-                    Some(loop_lang::data::Data::Int(g)) => Some(*g),
-                    _ => None,
-                },
-            })
+            .map(super::custom_deploy::printed_version)
             .collect();
         runtime
             .deployed
