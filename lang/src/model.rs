@@ -131,6 +131,26 @@ pub struct Resource {
     /// Files and globs a `cmd` produces (`outputs=`): when a run leaves them
     /// unchanged, data-downstreams do not re-run.
     pub outputs: Vec<String>,
+    /// `k8s_custom_deploy`: the commands that deploy and delete its objects
+    /// (its `objects` are then empty: they are what `apply_cmd` prints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_deploy: Option<CustomDeploy>,
+}
+
+/// The commands of a `k8s_custom_deploy` resource. `apply_cmd` deploys and
+/// prints the objects it deployed (YAML or JSON); `delete_cmd` removes them
+/// (`loop down`). Folders are root-relative.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomDeploy {
+    pub apply_cmd: Cmd,
+    pub apply_dir: String,
+    pub apply_env: BTreeMap<String, String>,
+    pub delete_cmd: Cmd,
+    pub delete_dir: String,
+    pub delete_env: BTreeMap<String, String>,
+    /// Images built before `apply_cmd` runs, passed to it as `TILT_IMAGE_i`
+    /// (the built reference) and `TILT_IMAGE_MAP_i` (the image's name).
+    pub image_deps: Vec<String>,
 }
 
 impl Resource {
@@ -184,6 +204,7 @@ impl Resource {
             extra_pod_selectors: Vec::new(),
             live_update: Vec::new(),
             outputs: Vec::new(),
+            custom_deploy: None,
         }
     }
 }
@@ -332,6 +353,9 @@ pub enum LiveUpdateStep {
 pub enum ImageKind {
     Docker,
     Custom,
+    /// Never built: the live-update target of a `k8s_custom_deploy` whose
+    /// `image_selector` names an image that `apply_cmd` deploys as it is.
+    LiveUpdateOnly,
 }
 
 /// An image built by `docker_build` or `custom_build`.
@@ -358,6 +382,10 @@ pub struct Image {
     pub skips_local_docker: bool,
     pub disable_push: bool,
     pub match_in_env_vars: bool,
+    /// A live-update-only image of a `k8s_custom_deploy(container_selector=...)`:
+    /// its containers are found by this name instead of by image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
 }
 
 impl Image {
@@ -381,6 +409,7 @@ impl Image {
             skips_local_docker: false,
             disable_push: false,
             match_in_env_vars: false,
+            container_name: None,
         }
     }
 }

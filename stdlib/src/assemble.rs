@@ -19,6 +19,7 @@ pub const UNCATEGORIZED: &str = "uncategorized";
 pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     let Declarations {
         local_resources,
+        custom_deploys,
         objects,
         k8s_resources,
         images,
@@ -50,6 +51,19 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     }
     let objects = to_objects(objects, &mut release.dev_only_objects)?;
     let mut k8s = group_objects(&objects, &workload_names);
+    for mut resource in custom_deploys {
+        check_image_deps(&resource, &images)?;
+        if let Some(deploy) = &mut resource.custom_deploy {
+            for (key, value) in &env {
+                if let Some(value) = value {
+                    for map in [&mut deploy.apply_env, &mut deploy.delete_env] {
+                        map.entry(key.clone()).or_insert_with(|| value.clone());
+                    }
+                }
+            }
+        }
+        k8s.resources.push(resource);
+    }
     let mut uncategorized: Vec<ObjectRef> = k8s.unattached;
     for decl in &k8s_resources {
         apply_k8s_resource(
@@ -60,7 +74,10 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         )?;
     }
     for resource in &mut k8s.resources {
-        resource.images = images_used(resource, &images);
+        // A custom deploy's images are its image_deps.
+        if resource.custom_deploy.is_none() {
+            resource.images = images_used(resource, &images);
+        }
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);
@@ -107,6 +124,26 @@ fn check_profile(release: &loop_lang::model::Release) -> Result<(), Diagnostic> 
         m
     };
     Err(Diagnostic::new(message))
+}
+
+/// Every `image_deps` entry of a `k8s_custom_deploy` names an image the
+/// Loopfiles build.
+fn check_image_deps(resource: &Resource, images: &[Image]) -> Result<(), Diagnostic> {
+    for dep in &resource.images {
+        if !images.iter().any(|i| &i.image_ref == dep) {
+            let mut diag = Diagnostic::new(format!(
+                "k8s_custom_deploy: image_deps names {dep:?}, which no docker_build or custom_build builds"
+            ))
+            .at(resource.defined_at.clone(), "");
+            diag = match loop_lang::diag::closest(dep, images.iter().map(|i| i.image_ref.as_str()))
+            {
+                Some(c) => diag.help(format!("did you mean {c:?}?")),
+                None => diag.help("declare the image with docker_build or custom_build"),
+            };
+            return Err(diag);
+        }
+    }
+    Ok(())
 }
 
 /// The declared objects (once each), and the keys of those declared dev-only.

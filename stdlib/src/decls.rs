@@ -58,6 +58,8 @@ pub enum FlagKind {
 #[derive(Debug, Default)]
 pub struct Declarations {
     pub local_resources: Vec<Resource>,
+    /// `k8s_custom_deploy` resources (Kubernetes resources with commands).
+    pub custom_deploys: Vec<Resource>,
     pub objects: Vec<ObjectDecl>,
     pub k8s_resources: Vec<K8sResourceDecl>,
     pub images: Vec<Image>,

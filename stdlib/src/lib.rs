@@ -78,7 +78,9 @@ pub fn globals_with(context: &Context) -> Globals {
     ])
     .with(builtins::local::local_builtins)
     .with(builtins::k8s::k8s_builtins)
+    .with(builtins::custom_deploy::custom_deploy_builtins)
     .with(builtins::files::file_builtins)
+    .with(builtins::render::render_builtins)
     .with(builtins::compose::compose_builtins)
     .with(builtins::settings::settings_builtins)
     .with(builtins::os::os_namespace)
@@ -86,6 +88,7 @@ pub fn globals_with(context: &Context) -> Globals {
     .with(builtins::tilt::tilt_builtins)
     .with(builtins::tilt::shlex_namespace)
     .with(builtins::release::release_builtins)
+    .with(builtins::tilt::v1alpha1_namespace)
     .build()
 }
 

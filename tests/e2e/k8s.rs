@@ -871,3 +871,237 @@ fn a_cron_job_is_deployed_and_followed() {
         "{stored}"
     );
 }
+
+/// A `k8s_custom_deploy` whose commands are the real kubectl against the API
+/// server: apply_cmd deploys with the built image and prints what it deployed.
+const CUSTOM_DEPLOY: &str = r#"
+custom_build("shop/web", "echo built", deps=["src"])
+k8s_custom_deploy(
+    "web",
+    apply_cmd="echo $TILT_IMAGE_MAP_0 $TILT_IMAGE_0 $OWN > image.txt && sed \"s|image: shop/web|image: $TILT_IMAGE_0|\" app.yaml | kubectl apply --server-side --validate=false --field-manager=custom -f - -o yaml",
+    delete_cmd=["sh", "-c", "kubectl delete deployment web && touch deleted.txt"],
+    deps=["app.yaml"],
+    image_deps=["shop/web"],
+    apply_env={"OWN": "own"},
+)
+local_resource("after", cmd="echo after > after.txt", resource_deps=["web"])
+"#;
+
+const CUSTOM_APP: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: shop/web
+"#;
+
+#[test]
+fn a_custom_deploy_runs_apply_cmd_follows_its_objects_and_down_runs_delete_cmd() {
+    if which_kubectl().is_none() {
+        panic!("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    }
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        ("Tiltfile", CUSTOM_DEPLOY),
+        ("app.yaml", CUSTOM_APP),
+        ("src/main.go", "package main\n"),
+    ]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "90s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let image = std::fs::read_to_string(dir.path().join("image.txt")).unwrap();
+    let parts: Vec<&str> = image.split_whitespace().collect();
+    assert_eq!(parts[0], "shop/web", "{image}");
+    assert!(parts[1].starts_with("shop/web:loop-"), "{image}");
+    assert_eq!(parts[2], "own", "{image}");
+    let web = cluster.deployment("web").expect("apply_cmd deployed it");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        parts[1]
+    );
+    assert!(
+        run.stdout
+            .contains("[loop] apply_cmd deployed 1 object(s): Deployment/web"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("after.txt")).unwrap(),
+        "after\n",
+        "dependents start once the rollout of what apply_cmd printed is done"
+    );
+    let down = cluster.run(dir.path(), &["down"]);
+    assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
+    assert!(
+        down.stdout
+            .contains("running delete_cmd of web: sh -c kubectl delete deployment web"),
+        "{}",
+        down.stdout
+    );
+    assert!(dir.path().join("deleted.txt").exists(), "{}", down.stdout);
+    assert!(cluster.deployment("web").is_none());
+}
+
+#[test]
+fn a_custom_deploy_whose_apply_cmd_fails_or_prints_no_objects_fails_clearly() {
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[(
+        "Tiltfile",
+        "k8s_custom_deploy('web', apply_cmd='echo broken >&2; exit 3', delete_cmd='true', deps=[])\n",
+    )]);
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "30s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("broken")
+            && run
+                .stdout
+                .contains("apply_cmd `echo broken >&2; exit 3` failed: exit code 3"),
+        "{}",
+        run.stdout
+    );
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "k8s_custom_deploy('web', apply_cmd='echo deployed', delete_cmd='true', deps=[])\n",
+    )
+    .unwrap();
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "30s"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("apply_cmd printed a document that is not a Kubernetes object"),
+        "{}",
+        run.stdout
+    );
+}
+
+fn which_kubectl() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("kubectl"))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn a_custom_deploy_streams_its_pods_logs_and_reruns_apply_cmd_when_a_dep_changes() {
+    if which_kubectl().is_none() {
+        panic!("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    }
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        (
+            "Tiltfile",
+            r#"
+k8s_custom_deploy(
+    "web",
+    apply_cmd="echo applied >> applies.txt && kubectl apply --server-side --validate=false --field-manager=custom -f app.yaml -o json",
+    delete_cmd="kubectl delete -f app.yaml",
+    deps=["app.yaml"],
+)
+"#,
+        ),
+        ("app.yaml", CUSTOM_APP),
+    ]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let pods = pod_names(&cluster.server, "web");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    cluster
+        .server
+        .append_log(&pods[0], "web", "hello from the custom pod");
+    loop_run.wait_for_output("hello from the custom pod", 30);
+
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        CUSTOM_APP.replace("replicas: 1", "replicas: 2"),
+    )
+    .unwrap();
+    crate::support::wait_until(
+        60,
+        "apply_cmd to run again",
+        || crate::support::lines(&dir.path().join("applies.txt")) == 2,
+        || loop_run.output(),
+    );
+    crate::support::wait_until(
+        60,
+        "the new replica",
+        || {
+            cluster
+                .deployment("web")
+                .is_some_and(|d| d["spec"]["replicas"] == 2)
+        },
+        || loop_run.output(),
+    );
+}
+
+#[test]
+fn a_custom_deploy_live_updates_the_containers_of_its_image_selector() {
+    custom_deploy_live_update(r#"image_selector="shop/web""#);
+}
+
+#[test]
+fn a_custom_deploy_live_updates_the_containers_named_by_its_container_selector() {
+    custom_deploy_live_update(r#"container_selector="web""#);
+}
+
+/// A live update of a `k8s_custom_deploy` with `selector` (an argument).
+fn custom_deploy_live_update(selector: &str) {
+    if which_kubectl().is_none() {
+        panic!("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    }
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        (
+            "Tiltfile",
+            &format!(
+                r#"
+k8s_custom_deploy(
+    "web",
+    apply_cmd="echo applied >> applies.txt && kubectl apply --server-side --validate=false --field-manager=custom -f app.yaml -o yaml",
+    delete_cmd="kubectl delete -f app.yaml",
+    deps=["app.yaml", "src"],
+    {selector},
+    live_update=[sync("src", "/srv/app")],
+)
+"#
+            ),
+        ),
+        ("app.yaml", CUSTOM_APP),
+        ("src/index.html", "v1"),
+    ]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let pods = pod_names(&cluster.server, "web");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    std::fs::write(dir.path().join("src/index.html"), "v2").unwrap();
+    let synced = cluster
+        .server
+        .container_dir(&pods[0], "web")
+        .join("srv/app/index.html");
+    crate::support::wait_until(
+        30,
+        "the file to be synced into the container",
+        || std::fs::read_to_string(&synced).is_ok_and(|s| s == "v2"),
+        || loop_run.output(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        crate::support::lines(&dir.path().join("applies.txt")),
+        1,
+        "a live update, not a new apply\n{}",
+        loop_run.output()
+    );
+}

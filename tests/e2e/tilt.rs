@@ -181,3 +181,522 @@ fn the_subcommand_and_context_follow_the_command_line() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("sub=ci ctx=given"), "{}", run.stderr);
 }
+
+/// A folder of programs for PATH: each `(name, script)` is written executable;
+/// `(name, "@/abs/path")` links to an existing program instead.
+fn bin_dir(root: &std::path::Path, programs: &[(&str, &str)]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, script) in programs {
+        let path = bin.join(name);
+        match script.strip_prefix('@') {
+            Some(target) => std::os::unix::fs::symlink(target, &path).unwrap(),
+            None => {
+                std::fs::write(&path, script).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+    }
+    bin
+}
+
+/// Where a program is on loop's own PATH.
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+const KUSTOMIZE_PROJECT: &[(&str, &str)] = &[
+    (
+        "k8s/base/kustomization.yaml",
+        "resources:\n- deploy.yaml\n",
+    ),
+    (
+        "k8s/base/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers: [{name: web, image: web}]\n",
+    ),
+    (
+        "k8s/overlay/kustomization.yaml",
+        "resources:\n- ../base\nnamePrefix: dev-\n",
+    ),
+    ("Tiltfile", "k8s_yaml(kustomize('k8s/overlay'))\n"),
+];
+
+fn resource_names(graph_json: &str) -> Vec<String> {
+    let graph: Value = serde_json::from_str(graph_json).unwrap();
+    graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn kustomize_runs_kubectl_kustomize_when_kustomize_is_missing() {
+    // The real kubectl (Debian's kubernetes-client, which .ci/run installs), alone
+    // on the PATH, so that the fallback from `kustomize build` is taken.
+    let kubectl =
+        which("kubectl").expect("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    let dir = project(KUSTOMIZE_PROJECT);
+    let bin = bin_dir(
+        dir.path(),
+        &[("kubectl", &format!("@{}", kubectl.display()))],
+    );
+    let run = crate::support::run_loop_with(
+        dir.path(),
+        &["graph", "--format", "json"],
+        &[("PATH", bin.as_path())],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(resource_names(&run.stdout), ["dev-web"]);
+    assert!(
+        run.stderr.contains("falling back to `kubectl kustomize`")
+            && run
+                .stderr
+                .contains("Running: kubectl kustomize k8s/overlay"),
+        "{}",
+        run.stderr
+    );
+    // The base folder is watched too (it is outside the overlay's folder).
+    let run = crate::support::run_loop_with(dir.path(), &["check"], &[("PATH", bin.as_path())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("3 watched files"), "{}", run.stdout);
+}
+
+#[test]
+fn kustomize_bin_and_flags_are_passed_as_tilt_passes_them() {
+    // A stand-in for kustomize at the process boundary: it records its arguments
+    // and prints a fixed ConfigMap.
+    let dir = project(&[
+        ("k8s/kustomization.yaml", "resources: []\n"),
+        (
+            "tools/kz",
+            "#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/args\"\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: from-kz\\n'\n",
+        ),
+        (
+            "Tiltfile",
+            "print(decode_yaml(kustomize('k8s', kustomize_bin='./tools/kz', flags=['--enable-helm']))['metadata']['name'])\n",
+        ),
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.path().join("tools/kz"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("[Tiltfile] from-kz"), "{}", run.stderr);
+    let args = std::fs::read_to_string(dir.path().join("tools/args")).unwrap();
+    assert_eq!(args, "build --enable-helm k8s\n");
+}
+
+#[test]
+fn kustomize_without_a_tool_or_folder_says_what_to_install_or_fix() {
+    let dir = project(KUSTOMIZE_PROJECT);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = crate::support::run_loop_with(dir.path(), &["check"], &[("PATH", empty.as_path())]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(
+            "kustomize: neither `kustomize` nor `kubectl` was found on the PATH; install kubectl (Debian/Ubuntu: `apt-get install kubernetes-client`"
+        ) && run.stderr.contains("--> Tiltfile:1:10"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "\nk8s_yaml(kustomize('k8s/nope'))\n",
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("kustomize: the kustomization folder k8s/nope does not exist")
+            && run.stderr.contains("--> Tiltfile:2:10"),
+        "{}",
+        run.stderr
+    );
+    // A failing kustomize: its exit code and standard error.
+    std::fs::write(
+        dir.path().join("k8s/base/kustomization.yaml"),
+        "resources:\n- missing.yaml\n",
+    )
+    .unwrap();
+    let kubectl =
+        which("kubectl").expect("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    let bin = bin_dir(
+        dir.path(),
+        &[("kubectl", &format!("@{}", kubectl.display()))],
+    );
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "k8s_yaml(kustomize('k8s/overlay'))\n",
+    )
+    .unwrap();
+    let run = crate::support::run_loop_with(dir.path(), &["check"], &[("PATH", bin.as_path())]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("kustomize: command `kubectl kustomize k8s/overlay` failed with code 1")
+            && run.stderr.contains("missing.yaml"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_change_in_a_kustomization_folder_reevaluates() {
+    let kubectl =
+        which("kubectl").expect("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    let dir = project(&[
+        ("k8s/kustomization.yaml", "resources:\n- cm.yaml\n"),
+        (
+            "k8s/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n",
+        ),
+        (
+            "Tiltfile",
+            "for doc in decode_yaml_stream(kustomize('k8s')):\n    local_resource(doc['metadata']['name'], cmd='true')\n",
+        ),
+    ]);
+    let bin = bin_dir(
+        dir.path(),
+        &[
+            ("kubectl", &format!("@{}", kubectl.display())),
+            ("sh", "@/bin/sh"),
+            ("true", "@/bin/true"),
+        ],
+    );
+    let run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("PATH", bin.as_path())],
+    );
+    run.wait_for_output("first", 60);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(
+        dir.path().join("k8s/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n",
+    )
+    .unwrap();
+    run.wait_for_output("reloaded: 1 added, 0 changed, 1 removed", 60);
+}
+
+/// A stand-in for `helm` at the process boundary (no package registry here
+/// ships Helm): it records each call's arguments in `$HELM_CALLS`, answers
+/// `version` as Helm 3 does, and prints what `helm template` prints for a chart
+/// with a Deployment, a CRD and a chart test.
+const FAKE_HELM: &str = r#"#!/bin/sh
+echo "$@" >> "$HELM_CALLS"
+if [ "$1" = version ]; then echo "v3.14.2+gc309b6f"; exit 0; fi
+cat <<'YAML'
+---
+# Source: chart/templates/deploy.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers: [{name: web, image: web}]
+---
+# Source: chart/crds/widgets.yaml
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+---
+# Source: chart/templates/tests/test-connection.yaml
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-test-connection
+YAML
+"#;
+
+#[test]
+fn helm_runs_helm_template_with_tilts_arguments() {
+    let dir = project(&[
+        ("chart/Chart.yaml", "apiVersion: v2\nname: chart\nversion: 0.1.0\n"),
+        ("values-dev.yaml", "replicas: 2\n"),
+        (
+            "Tiltfile",
+            "k8s_yaml(helm('chart', name='rel', namespace='dev', values=['values-dev.yaml'], set=['a=1', 'b=2'], kube_version='1.29.0'))\nprint(len(decode_yaml_stream(helm('chart', skip_crds=True))))\n",
+        ),
+    ]);
+    let bin = bin_dir(
+        dir.path(),
+        &[
+            ("helm", FAKE_HELM),
+            ("sh", "@/bin/sh"),
+            ("cat", "@/bin/cat"),
+        ],
+    );
+    let calls = dir.path().join("calls");
+    let run = crate::support::run_loop_with(
+        dir.path(),
+        &["graph", "--format", "json"],
+        &[("PATH", bin.as_path()), ("HELM_CALLS", calls.as_path())],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let chart = dir.path().canonicalize().unwrap().join("chart");
+    let chart = chart.display();
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        format!(
+            "version --client --short\n\
+             template rel {chart} --include-crds --namespace dev --kube-version 1.29.0 --values values-dev.yaml --set a=1 --set b=2\n\
+             version --client --short\n\
+             template chart {chart}\n"
+        )
+    );
+    // The chart's test pod is left out; the namespace goes on namespaced objects.
+    assert!(run.stderr.contains("[Tiltfile] 2\n"), "{}", run.stderr);
+    let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = graph.to_string();
+    assert!(!text.contains("web-test-connection"), "{text}");
+    let web = graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web")
+        .unwrap_or_else(|| panic!("no resource `web` in {text}"));
+    assert_eq!(web["objects"][0]["namespace"], "dev", "{web}");
+    // The chart folder and the values file are watched.
+    let run = crate::support::run_loop_with(
+        dir.path(),
+        &["check"],
+        &[("PATH", bin.as_path()), ("HELM_CALLS", calls.as_path())],
+    );
+    assert!(run.stdout.contains("3 watched files"), "{}", run.stdout);
+}
+
+#[test]
+fn helm_errors_name_the_missing_tool_chart_or_values_file() {
+    let dir = project(&[
+        (
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
+        ),
+        ("Tiltfile", "k8s_yaml(helm('chart'))\n"),
+    ]);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = crate::support::run_loop_with(dir.path(), &["check"], &[("PATH", empty.as_path())]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("helm: `helm` was not found on the PATH; install Helm 3 (https://helm.sh/docs/intro/install/)")
+            && run.stderr.contains("--> Tiltfile:1:10"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "k8s_yaml(helm('charts/none'))\n",
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert!(
+        run.stderr
+            .contains("helm: the chart folder charts/none does not exist"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "k8s_yaml(helm('chart', values='nope.yaml'))\n",
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert!(
+        run.stderr
+            .contains("helm: the values file nope.yaml does not exist"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "k8s_yaml(helm('chart', set=[1]))\n",
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert!(
+        run.stderr
+            .contains("helm: argument `set`[0] must be a string, got"),
+        "{}",
+        run.stderr
+    );
+    // A failing helm: its exit code and standard error.
+    let bin = bin_dir(
+        dir.path(),
+        &[(
+            "helm",
+            "#!/bin/sh\nif [ \"$1\" = version ]; then echo v3.14.2; exit 0; fi\necho 'Error: chart broken' >&2\nexit 1\n",
+        ), ("sh", "@/bin/sh")],
+    );
+    std::fs::write(dir.path().join("Tiltfile"), "k8s_yaml(helm('chart'))\n").unwrap();
+    let run = crate::support::run_loop_with(dir.path(), &["check"], &[("PATH", bin.as_path())]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("failed with code 1") && run.stderr.contains("Error: chart broken"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn helm_renders_a_real_chart_when_helm_is_installed() {
+    let Some(_) = which("helm") else {
+        eprintln!("skipped: helm is not on the PATH (no package registry here ships it)");
+        return;
+    };
+    let dir = project(&[
+        ("chart/Chart.yaml", "apiVersion: v2\nname: chart\nversion: 0.1.0\n"),
+        ("chart/values.yaml", "greeting: hello\n"),
+        (
+            "chart/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  greeting: {{ .Values.greeting }}\n",
+        ),
+        (
+            "chart/templates/tests/test.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n",
+        ),
+        (
+            "Tiltfile",
+            "docs = decode_yaml_stream(helm('chart', name='rel', namespace='dev', set=['greeting=hi']))\nprint([d['metadata']['name'] + '/' + d['metadata']['namespace'] + '/' + d['data']['greeting'] for d in docs])\n",
+        ),
+    ]);
+    let run = run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[Tiltfile] [\"rel-settings/dev/hi\"]"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn v1alpha1_objects_are_accepted_with_a_warning_naming_them() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+v1alpha1.extension_repo(name="default", url="file:///tmp/exts")
+v1alpha1.extension(name="hello", repo_name="default", repo_path="hello")
+loc = v1alpha1.ui_component_location(component_id="web", component_type="Resource")
+print(loc.component_id)
+v1alpha1.ui_button(name="greet", location=loc, text="Greet", icon_name="waving_hand")
+v1alpha1.cmd(name="greet-cmd", args=["echo", "hi"], start_on=v1alpha1.start_on_spec(ui_buttons=["greet"]))
+local_resource("a", cmd="true")
+"#,
+    )]);
+    let run = run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in [
+        "[Tiltfile] warning: v1alpha1.extension_repo(\"default\"): ignored: loop does not implement Tilt's API objects",
+        "[Tiltfile] warning: v1alpha1.extension(\"hello\"): ignored",
+        "[Tiltfile] web",
+        "[Tiltfile] warning: v1alpha1.ui_button(\"greet\"): ignored",
+        "[Tiltfile] warning: v1alpha1.cmd(\"greet-cmd\"): ignored",
+    ] {
+        assert!(run.stderr.contains(line), "missing {line:?} in\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn k8s_custom_deploy_declares_a_kubernetes_resource_with_its_commands() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+custom_build("shop/web", "true", deps=["src"])
+os.putenv("FROM_PUTENV", "yes")
+k8s_custom_deploy(
+    "web",
+    apply_cmd="kubectl apply -f app.yaml -o yaml",
+    delete_cmd=["kubectl", "delete", "-f", "app.yaml"],
+    deps=["app.yaml", "src"],
+    image_deps=["shop/web"],
+    apply_env={"A": "1"},
+    live_update=[sync("src", "/app")],
+    image_selector="nginx",
+)
+k8s_resource("web", port_forwards=8080, labels=["backend"])
+"#,
+    )]);
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    let web = &graph["resources"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["kind"], "k8s");
+    // The image_selector is a live-update target that is never built.
+    assert_eq!(web["images"], serde_json::json!(["shop/web", "nginx"]));
+    let nginx = &graph["images"][1];
+    assert_eq!(nginx["ref"], "nginx");
+    assert_eq!(nginx["kind"], "live_update_only");
+    assert_eq!(nginx["live_update"][0]["step"], "sync", "{nginx}");
+    assert_eq!(nginx["live_update"][0]["remote"], "/app", "{nginx}");
+    assert_eq!(web["deps"], serde_json::json!(["app.yaml", "src"]));
+    assert_eq!(web["labels"], serde_json::json!(["backend"]));
+    let deploy = &web["custom_deploy"];
+    assert_eq!(deploy["apply_cmd"], "kubectl apply -f app.yaml -o yaml");
+    assert_eq!(
+        deploy["delete_cmd"],
+        serde_json::json!(["kubectl", "delete", "-f", "app.yaml"])
+    );
+    assert_eq!(deploy["apply_env"]["A"], "1");
+    assert_eq!(deploy["apply_env"]["FROM_PUTENV"], "yes");
+    assert_eq!(deploy["delete_env"]["FROM_PUTENV"], "yes");
+}
+
+/// The calls ext://helm_resource makes: k8s_custom_deploy with argv commands,
+/// empty selectors and `live_update=None`, then one k8s_resource call per option.
+#[test]
+fn k8s_custom_deploy_takes_the_calls_of_the_helm_resource_extension() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+def release(name, resource_deps=None, labels=None, port_forwards=[], auto_init=True, pod_readiness=''):
+    env = {'CHART': 'charts/db', 'RELEASE_NAME': name, 'NAMESPACE': '', 'TILT_IMAGE_COUNT': '0'}
+    k8s_custom_deploy(name, apply_cmd=['python3', 'apply.py'], apply_env=env,
+        delete_cmd=['python3', 'delete.py'], delete_env=env, deps=[], image_deps=[],
+        image_selector='', container_selector='', live_update=None)
+    if resource_deps:
+        k8s_resource(name, resource_deps=resource_deps)
+    if labels:
+        k8s_resource(name, labels=labels)
+    if len(port_forwards):
+        k8s_resource(name, port_forwards=port_forwards)
+    if not auto_init:
+        k8s_resource(name, auto_init=auto_init)
+    if pod_readiness:
+        k8s_resource(name, pod_readiness=pod_readiness)
+local_resource('repo', cmd='true')
+release('db', resource_deps=['repo'], labels=['infra'], port_forwards=[5432], auto_init=False, pod_readiness='wait')
+"#,
+    )]);
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    let db = &graph["resources"][1];
+    assert_eq!(db["name"], "db");
+    assert_eq!(db["resource_deps"], serde_json::json!(["repo"]));
+    assert_eq!(db["labels"], serde_json::json!(["infra"]));
+    assert_eq!(db["port_forwards"][0]["local_port"], 5432);
+    assert_eq!(db["auto_init"], false);
+    assert_eq!(db["custom_deploy"]["delete_env"]["RELEASE_NAME"], "db");
+}

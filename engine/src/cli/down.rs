@@ -18,6 +18,8 @@ pub fn run(
         return Ok(ExitCode::FAILURE);
     };
     let settings = loaded.evaluation.manifest.settings.clone();
+    let manifest = &loaded.evaluation.manifest;
+    let root = loaded.evaluation.project.root.clone();
     let project = k8s::owner::project_id(&loaded.evaluation.project.root);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -29,10 +31,37 @@ pub fn run(
             &settings.allowed_k8s_contexts,
         )
         .await?;
-        k8s::down::down(&cluster, &project, delete_namespaces, |line| {
+        // k8s_custom_deploy resources are deleted by their own delete_cmd, as in Tilt.
+        let mut failed = Vec::new();
+        for resource in &manifest.resources {
+            let Some(deploy) = &resource.custom_deploy else {
+                continue;
+            };
+            crate::report::out_line(&format!(
+                "running delete_cmd of {}: {}",
+                resource.name,
+                deploy.delete_cmd.display()
+            ));
+            let prefix = resource.name.clone();
+            let log = std::sync::Arc::new(move |line: &str| {
+                crate::report::out_line(&format!("[{prefix}] {line}"))
+            });
+            if let Err(why) =
+                crate::run::custom_deploy::delete(deploy, &root.join(&deploy.delete_dir), log).await
+            {
+                failed.push(format!("{}: {why}", resource.name));
+            }
+        }
+        let deleted = k8s::down::down(&cluster, &project, delete_namespaces, |line| {
             crate::report::out_line(line)
         })
-        .await
+        .await?;
+        if failed.is_empty() {
+            Ok(deleted)
+        } else {
+            crate::report::out_line(&format!("deleted {} object(s)", deleted.len()));
+            Err(failed.join("\n"))
+        }
     });
     match result {
         Ok(deleted) => {

@@ -119,6 +119,15 @@ pub(crate) async fn build_with(
     tools: &Tools,
 ) -> Result<Built, BuildError> {
     let image_ref = image.image_ref.clone();
+    if image.kind == ImageKind::LiveUpdateOnly {
+        // Deployed as it is, by someone else: nothing to build.
+        return Ok(Built {
+            built_ref: image_ref.clone(),
+            image_ref,
+            hash: String::new(),
+            skipped: true,
+        });
+    }
     let hash = hash_inputs(image, root).await?;
     let name = image_name(&image_ref);
     let tag = image.tag.clone().unwrap_or_else(|| tag(&hash));
@@ -161,6 +170,7 @@ pub(crate) async fn build_with(
             )
             .await?;
         }
+        ImageKind::LiveUpdateOnly => {}
         ImageKind::Docker => {
             let version = docker_daemon(&tools.docker).await?;
             let cmd = docker_build_cmd(image, root, &tools.docker, &built_ref);

@@ -81,6 +81,7 @@ fn definition(h: &mut Framer, image: &Image, root: &Path) -> io::Result<()> {
         match image.kind {
             ImageKind::Docker => "docker",
             ImageKind::Custom => "custom",
+            ImageKind::LiveUpdateOnly => "live_update_only",
         },
     );
     if let Some(command) = &image.command {
@@ -130,7 +131,7 @@ impl Ignore {
             root,
             match image.kind {
                 ImageKind::Docker => image.context.as_deref().unwrap_or(&image.command_dir),
-                ImageKind::Custom => &image.command_dir,
+                ImageKind::Custom | ImageKind::LiveUpdateOnly => &image.command_dir,
             },
         );
         if image.ignore.is_empty() {

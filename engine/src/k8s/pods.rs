@@ -116,6 +116,25 @@ impl Snapshot {
         image_ref: &str,
     ) -> Vec<(String, String, String)> {
         let wanted = image_name(image_ref);
+        self.running_containers_where(namespace, |_, image| image_name(image) == wanted)
+    }
+
+    /// (namespace, pod, container) of every running container named `container`; sorted.
+    pub fn running_containers_named(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Vec<(String, String, String)> {
+        self.running_containers_where(namespace, |name, _| name == container)
+    }
+
+    /// (namespace, pod, container) of every running container for which
+    /// `wanted(name, image)` holds; sorted. Init containers are left out.
+    fn running_containers_where(
+        &self,
+        namespace: &str,
+        wanted: impl Fn(&str, &str) -> bool,
+    ) -> Vec<(String, String, String)> {
         let mut found = Vec::new();
         for pod in &self.pods {
             let (Some(name), Some(spec), Some(status)) =
@@ -133,7 +152,7 @@ impl Snapshot {
                     s.name == container.name
                         && s.state.as_ref().is_some_and(|st| st.running.is_some())
                 });
-                if running && image_name(image) == wanted {
+                if running && wanted(&container.name, image) {
                     found.push((namespace.to_owned(), name.clone(), container.name.clone()));
                 }
             }
@@ -519,8 +538,16 @@ mod tests {
         let snapshot = watch.snapshot();
         assert_eq!(
             snapshot.running_containers("default", "web:whatever"),
+            [("default".to_owned(), second.clone(), "app".to_owned())]
+        );
+        // By container name (k8s_custom_deploy's container_selector).
+        assert_eq!(
+            snapshot.running_containers_named("default", "app"),
             [("default".to_owned(), second, "app".to_owned())]
         );
+        assert!(snapshot
+            .running_containers_named("default", "web")
+            .is_empty());
         assert_eq!(snapshot.workload.unwrap()["metadata"]["name"], "web");
     }
 }

@@ -444,6 +444,31 @@ pub async fn containers_for(
     extra_selectors: &[BTreeMap<String, String>],
     image_ref: &str,
 ) -> Result<Vec<(String, String, String)>, String> {
+    containers_selected(
+        applier,
+        workload,
+        extra_selectors,
+        Selector::Image(image_ref),
+    )
+    .await
+}
+
+/// How the containers of a live update are chosen.
+#[derive(Clone, Copy, Debug)]
+pub enum Selector<'a> {
+    /// By image name (tag or digest ignored).
+    Image(&'a str),
+    /// By container name (`k8s_custom_deploy(container_selector=...)`).
+    Name(&'a str),
+}
+
+/// [`containers_for`], with containers chosen by image or by name.
+pub async fn containers_selected(
+    applier: &Applier,
+    workload: &ObjectRef,
+    extra_selectors: &[BTreeMap<String, String>],
+    selector: Selector<'_>,
+) -> Result<Vec<(String, String, String)>, String> {
     let watch = Pods::follow(applier, workload, extra_selectors).await?;
     let snapshot = watch
         .wait_for(LIST_WAIT, |s| s.synced.then(|| s.clone()))
@@ -461,7 +486,10 @@ pub async fn containers_for(
     if snapshot.workload.is_none() {
         return Ok(Vec::new());
     }
-    Ok(snapshot.running_containers(watch.namespace(), image_ref))
+    Ok(match selector {
+        Selector::Image(image_ref) => snapshot.running_containers(watch.namespace(), image_ref),
+        Selector::Name(name) => snapshot.running_containers_named(watch.namespace(), name),
+    })
 }
 
 /// How long [`containers_for`] waits for the first list of a workload's pods.

@@ -20,6 +20,25 @@ pub struct K8sRuntime {
     pub record: Record,
     pub project: String,
     pub root: PathBuf,
+    /// The objects each `k8s_custom_deploy` resource's `apply_cmd` last
+    /// printed, by resource name: what its followers follow.
+    pub deployed: std::sync::Mutex<BTreeMap<String, Vec<ObjectRef>>>,
+}
+
+impl K8sRuntime {
+    /// The objects of a resource: those it declares, or for a custom deploy,
+    /// those its `apply_cmd` last printed.
+    pub fn objects_of(&self, resource: &Resource) -> Vec<ObjectRef> {
+        if resource.custom_deploy.is_none() {
+            return resource.objects.clone();
+        }
+        self.deployed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&resource.name)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// Whether an object runs pods (its rollout, logs and containers are followed).
@@ -36,7 +55,11 @@ pub async fn update(
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<(), String> {
     let mut objects = resource.objects.clone();
-    for image in &images {
+    let mut built_refs: Vec<(String, String)> = Vec::new();
+    for image in images
+        .iter()
+        .filter(|i| i.kind != loop_lang::model::ImageKind::LiveUpdateOnly)
+    {
         log(&format!("[loop] building image {}", image.image_ref));
         let built = image::build(image, &runtime.root, log.clone(), &runtime.record)
             .await
@@ -47,6 +70,7 @@ pub async fn update(
                 image.image_ref, built.built_ref
             ));
         }
+        built_refs.push((image.image_ref.clone(), built.built_ref.clone()));
         for object in objects.iter_mut() {
             image::inject(
                 &mut object.body,
@@ -56,14 +80,53 @@ pub async fn update(
             );
         }
     }
-    let applied = runtime
-        .applier
-        .apply(&objects, &resource.name, &runtime.project)
-        .await
-        .map_err(|e| e.to_string())?;
-    log(&format!("[loop] applied {} object(s)", applied.len()));
+    let versions: Vec<rollout::Applied>;
+    if let Some(deploy) = &resource.custom_deploy {
+        // The images in image_deps order, as apply_cmd numbers them.
+        let built: Vec<(String, String)> = deploy
+            .image_deps
+            .iter()
+            .filter_map(|dep| built_refs.iter().find(|(name, _)| name == dep).cloned())
+            .collect();
+        let env = super::custom_deploy::apply_env(deploy, &built);
+        let dir = runtime.root.join(&deploy.apply_dir);
+        objects = super::custom_deploy::apply(deploy, &dir, env, log.clone()).await?;
+        log(&format!(
+            "[loop] apply_cmd deployed {} object(s): {}",
+            objects.len(),
+            objects
+                .iter()
+                .map(|o| format!("{}/{}", o.kind, o.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        versions = objects
+            .iter()
+            .map(super::custom_deploy::printed_version)
+            .collect();
+        runtime
+            .deployed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(resource.name.clone(), objects.clone());
+    } else {
+        let applied = runtime
+            .applier
+            .apply(&objects, &resource.name, &runtime.project)
+            .await
+            .map_err(|e| e.to_string())?;
+        log(&format!("[loop] applied {} object(s)", applied.len()));
+        versions = objects
+            .iter()
+            .map(|o| rollout::Applied::find(&applied, o))
+            .collect();
+    }
     let extra: Vec<BTreeMap<String, String>> = resource.extra_pod_selectors.clone();
-    for workload in objects.iter().filter(|o| is_workload(o)) {
+    for (workload, version) in objects
+        .iter()
+        .zip(&versions)
+        .filter(|(o, _)| is_workload(o))
+    {
         if loop_lang::workload::runs_on_schedule(&workload.kind) {
             let schedule = workload
                 .body
@@ -81,7 +144,7 @@ pub async fn update(
             &runtime.applier,
             workload,
             &extra,
-            &rollout::Applied::find(&applied, workload),
+            version,
             ROLLOUT_DEADLINE,
             move |reason| {
                 log(&format!(
@@ -102,11 +165,10 @@ pub fn start_followers(
     resource: &Resource,
     sink: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> tokio::task::AbortHandle {
-    let workloads: Vec<ObjectRef> = resource
-        .objects
-        .iter()
-        .filter(|o| is_workload(o))
-        .cloned()
+    let workloads: Vec<ObjectRef> = runtime
+        .objects_of(resource)
+        .into_iter()
+        .filter(is_workload)
         .collect();
     let extra = resource.extra_pod_selectors.clone();
     let forwards = resource.port_forwards.clone();
@@ -153,23 +215,31 @@ pub fn start_followers(
 }
 
 /// Syncs a live update into every running container of the resource's workloads
-/// that uses `image`.
+/// that uses `image` (or, with `container_name`, that has this name).
 pub async fn sync_containers(
     runtime: Arc<K8sRuntime>,
     resource: Resource,
     image_ref: String,
+    container_name: Option<String>,
     plan: crate::live_update::SyncPlan,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<bool, String> {
     use crate::live_update::SyncTarget;
     let mut containers = Vec::new();
-    for workload in resource.objects.iter().filter(|o| is_workload(o)) {
+    for workload in runtime
+        .objects_of(&resource)
+        .iter()
+        .filter(|o| is_workload(o))
+    {
         containers.extend(
-            crate::k8s::sync::containers_for(
+            crate::k8s::sync::containers_selected(
                 &runtime.applier,
                 workload,
                 &resource.extra_pod_selectors,
-                &image_ref,
+                match &container_name {
+                    Some(name) => crate::k8s::sync::Selector::Name(name),
+                    None => crate::k8s::sync::Selector::Image(&image_ref),
+                },
             )
             .await?,
         );

@@ -69,6 +69,9 @@ pub struct Node {
     pub probe: Option<AbortHandle>,
     /// Kubernetes: the task following logs and holding port-forwards.
     pub followers: Option<AbortHandle>,
+    /// The workloads the followers follow (`kind/namespace/name`): for a
+    /// `k8s_custom_deploy`, a new set after an update restarts them.
+    pub followed: Vec<String>,
     /// The update in progress, when a newer version may cancel it.
     pub update: Option<AbortHandle>,
     pub restarts: u32,
@@ -99,6 +102,7 @@ impl Node {
             serve_group: None,
             probe: None,
             followers: None,
+            followed: Vec::new(),
             update: None,
             restarts: 0,
             since: Instant::now(),

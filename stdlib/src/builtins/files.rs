@@ -81,6 +81,62 @@ fn list_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::R
     Ok(())
 }
 
+/// Runs a command during evaluation as `local()` does (with the `os.putenv`
+/// changes so far, then `extra_env`, bounded in time and output) and returns its
+/// standard output; a failure names `function`, the command, its exit code and
+/// its standard error.
+pub(crate) fn run_tool(
+    eval_env: &EvalEnv,
+    function: &str,
+    argv: &[String],
+    shown: &str,
+    workdir: &Path,
+    extra_env: &std::collections::BTreeMap<String, String>,
+    input: Option<String>,
+) -> anyhow::Result<String> {
+    let mut process = Command::new(&argv[0]);
+    // os.putenv()/os.unsetenv() so far, then this call's own `env`.
+    for (key, value) in &crate::decls::declarations(eval_env).borrow().env {
+        match value {
+            Some(value) => process.env(key, value),
+            None => process.env_remove(key),
+        };
+    }
+    process
+        .args(&argv[1..])
+        .current_dir(workdir)
+        .envs(extra_env);
+    let output = super::bounded::run(process, input, super::bounded::timeout()).map_err(|stop| match stop {
+        super::bounded::Stopped::Io(e) => anyhow!(
+            "{function}: cannot run `{}` in {}: {}",
+            argv[0],
+            eval_env.display(workdir),
+            io_reason(&e)
+        ),
+        super::bounded::Stopped::Timeout(limit) => anyhow!(
+            "{function}: `{shown}` ran longer than {}s and was stopped; raise the limit with LOOP_LOCAL_TIMEOUT (e.g. LOOP_LOCAL_TIMEOUT=10m)",
+            limit.as_secs()
+        ),
+        super::bounded::Stopped::TooMuchOutput => anyhow!(
+            "{function}: `{shown}` wrote more than {} MiB to stdout and was stopped",
+            super::bounded::MAX_STDOUT >> 20
+        ),
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        let code = output
+            .status
+            .code()
+            .map_or("a signal".to_owned(), |c| format!("code {c}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "{function}: command `{shown}` failed with {code}\nstderr:\n{}",
+            stderr.trim_end()
+        );
+    }
+    Ok(stdout)
+}
+
 #[starlark_module]
 pub fn file_builtins(builder: &mut GlobalsBuilder) {
     /// The contents of a file as a blob (the file is watched).
@@ -288,49 +344,15 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
                 .loader
                 .log(&eval_env.file, false, format!("local: {}", cmd.display()));
         }
-        let mut process = Command::new(&argv[0]);
-        // os.putenv()/os.unsetenv() so far, then this call's own `env`.
-        for (key, value) in &crate::decls::declarations(eval_env).borrow().env {
-            match value {
-                Some(value) => process.env(key, value),
-                None => process.env_remove(key),
-            };
-        }
-        process
-            .args(&argv[1..])
-            .current_dir(&workdir)
-            .envs(env_map(a("env"), env)?);
-        let output = super::bounded::run(process, input, super::bounded::timeout()).map_err(|stop| match stop {
-            super::bounded::Stopped::Io(e) => anyhow!(
-                "local: cannot run `{}` in {}: {}",
-                argv[0],
-                eval_env.display(&workdir),
-                io_reason(&e)
-            ),
-            super::bounded::Stopped::Timeout(limit) => anyhow!(
-                "local: `{}` ran longer than {}s and was stopped; raise the limit with LOOP_LOCAL_TIMEOUT (e.g. LOOP_LOCAL_TIMEOUT=10m)",
-                cmd.display(),
-                limit.as_secs()
-            ),
-            super::bounded::Stopped::TooMuchOutput => anyhow!(
-                "local: `{}` wrote more than {} MiB to stdout and was stopped",
-                cmd.display(),
-                super::bounded::MAX_STDOUT >> 20
-            ),
-        })?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if !output.status.success() {
-            let code = output
-                .status
-                .code()
-                .map_or("a signal".to_owned(), |c| format!("code {c}"));
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            bail!(
-                "local: command `{}` failed with {code}\nstderr:\n{}",
-                cmd.display(),
-                stderr.trim_end()
-            );
-        }
+        let stdout = run_tool(
+            eval_env,
+            F,
+            &argv,
+            &cmd.display(),
+            &workdir,
+            &env_map(a("env"), env)?,
+            input,
+        )?;
         if !quiet && !echo_off && !stdout.trim().is_empty() {
             eval_env
                 .loader

@@ -255,6 +255,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
             extra_pod_selectors: Vec::new(),
             live_update: live_update_steps(a("live_update"), live_update)?,
             outputs: values::path_list(env_, a("outputs"), outputs)?,
+            custom_deploy: None,
         };
         decls.borrow_mut().local_resources.push(resource);
         Ok(NONE)

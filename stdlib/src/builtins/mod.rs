@@ -3,13 +3,16 @@
 pub mod bounded;
 pub mod compose;
 pub mod config;
+pub mod custom_deploy;
 pub mod files;
 pub mod k8s;
 pub mod local;
 pub mod os;
 pub mod release;
+pub mod render;
 pub mod settings;
 pub mod tilt;
+pub mod v1alpha1;
 
 use starlark::values::structs::{AllocStruct, StructRef};
 use starlark::values::{Heap, Value};

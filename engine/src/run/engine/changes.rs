@@ -38,7 +38,13 @@ impl Engine {
     /// A batch of changed files: re-evaluate if a Loopfile input changed; every
     /// resource they touch (and its data-downstreams) is wanted once.
     pub(super) fn on_changes(&mut self, paths: &[PathBuf]) {
-        if paths.iter().any(|p| self.loopfile_inputs.contains(p)) {
+        // A watched folder (`watch_file(dir)`, `listdir`, `kustomize`, `helm`)
+        // counts for every file inside it.
+        if paths.iter().any(|p| {
+            self.loopfile_inputs
+                .iter()
+                .any(|input| p.starts_with(input))
+        }) {
             self.reload();
         }
         let mut direct: HashMap<&str, Vec<PathBuf>> = HashMap::new();

@@ -70,13 +70,39 @@ impl Engine {
         };
         let sink = self.sink(name);
         let node = self.nodes.get_mut(name).expect("known");
+        // A custom deploy's objects are what its apply_cmd printed last time.
+        let followed: Vec<String> = runtime
+            .objects_of(&node.resource)
+            .iter()
+            .filter(|o| k8s_update::is_workload(o))
+            .map(|o| {
+                format!(
+                    "{}/{}/{}",
+                    o.kind,
+                    o.namespace.as_deref().unwrap_or(""),
+                    o.name
+                )
+            })
+            .collect();
+        if node.followers.is_some() && node.followed != followed {
+            if let Some(old) = node.followers.take() {
+                old.abort();
+            }
+        }
         if node.followers.is_none() {
+            node.followed = followed;
             node.followers = Some(k8s_update::start_followers(runtime, &node.resource, sink));
         }
     }
 
     /// Applies a live update to the containers of a Kubernetes resource.
-    pub(super) fn start_container_sync(&mut self, name: &str, image_ref: String, plan: SyncPlan) {
+    pub(super) fn start_container_sync(
+        &mut self,
+        name: &str,
+        image_ref: String,
+        container_name: Option<String>,
+        plan: SyncPlan,
+    ) {
         let tx = self.tx.clone();
         let sink = self.sink(name);
         let Some(runtime) = self.k8s.runtime() else {
@@ -87,8 +113,15 @@ impl Engine {
         let resource = node.resource.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
-            let result =
-                k8s_update::sync_containers(runtime, resource, image_ref, plan, sink).await;
+            let result = k8s_update::sync_containers(
+                runtime,
+                resource,
+                image_ref,
+                container_name,
+                plan,
+                sink,
+            )
+            .await;
             let _ = tx.send(Msg::SyncDone {
                 name,
                 generation,
@@ -166,6 +199,7 @@ impl K8sLink {
                     record,
                     project,
                     root: c.root.clone(),
+                    deployed: Default::default(),
                 }));
             }
             Err(why) => {

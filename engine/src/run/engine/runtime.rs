@@ -125,15 +125,20 @@ impl Runtime for Kube {
     }
 
     fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan) {
-        let Some(image_ref) = Self::live_image(engine, name).map(|i| i.image_ref.clone()) else {
+        let Some(image) = Self::live_image(engine, name) else {
             return;
         };
+        let (image_ref, container_name) = (image.image_ref.clone(), image.container_name.clone());
         let files = plan.copies.len() + plan.deletes.len();
+        let target = match &container_name {
+            Some(container) => format!("containers named {container}"),
+            None => format!("the containers of {image_ref}"),
+        };
         engine.logs.status(
             name,
-            &format!("live update: syncing {files} file(s) into the containers of {image_ref}"),
+            &format!("live update: syncing {files} file(s) into {target}"),
         );
-        engine.start_container_sync(name, image_ref, plan);
+        engine.start_container_sync(name, image_ref, container_name, plan);
     }
 
     fn updated(&self, engine: &mut Engine, name: &str, _: CmdResult, took: Duration) {
