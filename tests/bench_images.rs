@@ -155,7 +155,7 @@ fn main() {
         let lines = lines.clone();
         Arc::new(move |l: &str| lines.lock().unwrap().push(l.to_owned()))
     };
-    let mut build = |image: &Image| -> (f64, u64) {
+    let build = |image: &Image| -> (f64, u64) {
         let before = du(&storage);
         let start = Instant::now();
         runtime

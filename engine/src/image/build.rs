@@ -740,6 +740,12 @@ async fn docker_build(
 /// classic builder, `[2/3] RUN make` of BuildKit) and the lines it printed; with
 /// no step found, the last lines.
 pub(crate) fn failing_step(lines: &[String]) -> (Option<String>, Vec<String>) {
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|l| strip_ansi(l))
+        .filter(|l| !is_cli_notice(l))
+        .collect();
+    let lines = &lines[..];
     let classic = lines
         .iter()
         .rposition(|l| l.starts_with("Step ") && l.contains(" : "));
@@ -778,6 +784,34 @@ pub(crate) fn failing_step(lines: &[String]) -> (Option<String>, Vec<String>) {
         return (step, tail(output));
     }
     (None, tail(lines.to_vec()))
+}
+
+/// Removes terminal colour sequences (`ESC [ … m`), which Docker puts around
+/// a step's stderr.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The Docker CLI's notice about its legacy builder, printed with every build.
+fn is_cli_notice(line: &str) -> bool {
+    let line = line.trim();
+    line.starts_with("DEPRECATED: The legacy builder is deprecated")
+        || line.starts_with("Install the buildx component")
+        || line == "https://docs.docker.com/go/buildx/"
 }
 
 fn tail(mut lines: Vec<String>) -> Vec<String> {

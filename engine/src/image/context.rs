@@ -361,7 +361,8 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loop_lang::model::{ImageKind, Location};
+    use loop_lang::model::ImageKind;
+    use loop_lang::Location;
 
     fn context(dir: &Path, ignore: &[&str], only: &[&str]) -> Context {
         let mut image = Image::new("app", ImageKind::Docker, Location::default());

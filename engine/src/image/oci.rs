@@ -516,7 +516,7 @@ fn items(copy: &OciCopy, root: &Path) -> io::Result<Vec<Item>> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     let dest = copy.dest.trim_start_matches('/').to_owned();
     let mut out = Vec::new();
-    let mut parents = |path: &str, out: &mut Vec<Item>| {
+    let parents = |path: &str, out: &mut Vec<Item>| {
         let mut acc = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             if !acc.is_empty() {

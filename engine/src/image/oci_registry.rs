@@ -67,11 +67,9 @@ impl Reference {
     }
 }
 
-/// A response: status, a few headers, the body.
+/// A response: its status, `Location` header and body.
 pub(crate) struct Answer {
     pub status: StatusCode,
-    pub content_type: Option<String>,
-    pub digest: Option<String>,
     pub location: Option<String>,
     pub body: Bytes,
 }
@@ -188,8 +186,6 @@ impl RegistryClient {
         let challenge = header("www-authenticate");
         let answer = Answer {
             status: response.status(),
-            content_type: header("content-type"),
-            digest: header("docker-content-digest"),
             location: header("location"),
             body: Bytes::new(),
         };

@@ -747,3 +747,47 @@ fn workloads_using_finds_exactly_the_users() {
         .collect();
     assert_eq!(names, ["worker"]);
 }
+
+#[test]
+fn the_failing_dockerfile_step_is_found_in_docker_output() {
+    let lines: Vec<String> = [
+        "Sending build context to Docker daemon  10.24kB",
+        "Step 1/3 : FROM base",
+        " ---> 0733c0783b5a",
+        "Step 3/3 : RUN make",
+        " ---> Running in 07fb408de765",
+        "compiling",
+        "\u{1b}[91merror: boom",
+        "\u{1b}[0mDEPRECATED: The legacy builder is deprecated and will be removed in a future release.",
+        "            Install the buildx component to build images with BuildKit:",
+        "            https://docs.docker.com/go/buildx/",
+        "",
+        "The command '/bin/sh -c make' returned a non-zero code: 3",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (step, output) = super::build::failing_step(&lines);
+    assert_eq!(step.as_deref(), Some("Step 3/3 : RUN make"));
+    assert_eq!(
+        output,
+        [
+            "compiling",
+            "error: boom",
+            "",
+            "The command '/bin/sh -c make' returned a non-zero code: 3"
+        ]
+    );
+    let buildkit: Vec<String> = [
+        "#5 [2/2] RUN make",
+        "#5 0.215 compiling",
+        "#5 0.216 error: boom",
+        "#5 ERROR: process \"/bin/sh -c make\" did not complete successfully: exit code: 3",
+        "------",
+        " > [2/2] RUN make:",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (step, output) = super::build::failing_step(&buildkit);
+    assert_eq!(step.as_deref(), Some("[2/2] RUN make"));
+    assert!(output.contains(&"error: boom".to_owned()), "{output:?}");
+}
