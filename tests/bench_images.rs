@@ -84,7 +84,14 @@ fn base_image(work: &Path, host: &str) -> String {
     std::fs::write(root.join("data/blob"), bytes).unwrap();
     let tar = work.join("base.tar");
     let ok = Command::new("tar")
-        .args(["-C", root.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "bin", "data"])
+        .args([
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            "bin",
+            "data",
+        ])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -128,7 +135,11 @@ fn main() {
     std::fs::create_dir_all(project.join("app")).unwrap();
     std::fs::write(project.join("app/main.txt"), "0\n").unwrap();
     std::fs::write(project.join("app/lib.txt"), "a library\n").unwrap();
-    std::fs::write(project.join("Dockerfile"), format!("FROM {base}\nCOPY app /app\n")).unwrap();
+    std::fs::write(
+        project.join("Dockerfile"),
+        format!("FROM {base}\nCOPY app /app\n"),
+    )
+    .unwrap();
     std::fs::write(project.join(".dockerignore"), "Dockerfile\n").unwrap();
 
     let mut oci = Image::new("bench/oci", ImageKind::Oci, Location::default());
@@ -159,7 +170,13 @@ fn main() {
         let before = du(&storage);
         let start = Instant::now();
         runtime
-            .block_on(build_to(image, &project, log.clone(), &record, &destination))
+            .block_on(build_to(
+                image,
+                &project,
+                log.clone(),
+                &record,
+                &destination,
+            ))
             .unwrap_or_else(|e| panic!("{e}\n{}", lines.lock().unwrap().join("\n")));
         let ms = start.elapsed().as_secs_f64() * 1e3;
         (ms, du(&storage) - before)
