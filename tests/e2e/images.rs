@@ -779,3 +779,61 @@ fn oci_build_without_a_registry_says_what_to_declare() {
         run.stdout
     );
 }
+
+/// A value no other build used.
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// `secret` turns BuildKit on; a `RUN --mount=type=secret` step reads it and
+/// the build output never shows it. (Debian's docker CLI, which has BuildKit
+/// built in, is put first on PATH; the daemon has no bridge, hence
+/// `network='none'`.)
+#[test]
+fn a_buildkit_secret_reaches_the_run_step() {
+    if !docker_ready("a_buildkit_secret_reaches_the_run_step") {
+        return;
+    }
+    if !Path::new("/usr/bin/docker").is_file() {
+        panic!("Debian's docker CLI (/usr/bin/docker, package docker.io) is needed for BuildKit");
+    }
+    let cluster = Cluster::start("kind-test");
+    let secret_dir = tempfile::tempdir().unwrap();
+    let token = secret_dir.path().join("token");
+    std::fs::write(&token, "s3cret-for-loop\n").unwrap();
+    let dir = project(&[
+        (
+            "Loopfile",
+            &format!(
+                "k8s_yaml('app.yaml')\ndocker_build('shop/web', 'web', network='none', secret=['id=token,src={}'])\n",
+                token.display()
+            ),
+        ),
+        ("app.yaml", WEB_YAML),
+        (
+            "web/Dockerfile",
+            // The marker keeps BuildKit's cache (which ignores secrets) out of it.
+            &format!(
+                "FROM {BASE}\nRUN --mount=type=secret,id=token cat /run/secrets/token > /token.txt; : {}\n",
+                unique()
+            ),
+        ),
+    ]);
+    let path = format!("/usr/bin:{}", std::env::var("PATH").unwrap_or_default());
+    let run = crate::support::run_loop_with(
+        dir.path(),
+        &["ci", "--timeout", "120s"],
+        &[
+            ("KUBECONFIG", &cluster.kubeconfig),
+            ("PATH", Path::new(&path)),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("s3cret-for-loop"));
+    let image = image_of(&cluster);
+    assert_eq!(run_in(&image, &["cat", "/token.txt"]), "s3cret-for-loop\n");
+}
