@@ -356,6 +356,16 @@ pub enum ImageKind {
     /// Never built: the live-update target of a `k8s_custom_deploy` whose
     /// `image_selector` names an image that `apply_cmd` deploys as it is.
     LiveUpdateOnly,
+    /// `oci_build`: assembled and pushed by `loop`, without a Docker daemon.
+    Oci,
+}
+
+/// One copy step of an `oci_build`: a file or folder (root-relative) and where
+/// it goes in the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciCopy {
+    pub src: String,
+    pub dest: String,
 }
 
 /// An image built by `docker_build` or `custom_build`.
@@ -375,6 +385,39 @@ pub struct Image {
     pub build_args: BTreeMap<String, String>,
     pub only: Vec<String>,
     pub target: Option<String>,
+    /// docker_build: a Dockerfile given inline (instead of `dockerfile`).
+    #[serde(default)]
+    pub dockerfile_contents: Option<String>,
+    /// docker_build: more tags for the built image, `--platform`, `--network`,
+    /// and BuildKit's `--ssh` / `--secret` specs, passed to `docker build` as given.
+    #[serde(default)]
+    pub extra_tags: Vec<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub ssh: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// The container command of the workloads that use the image (Tilt's
+    /// `entrypoint`): replaces `command` in their pod specs, and their `args`.
+    #[serde(default)]
+    pub entrypoint: Option<Cmd>,
+    /// oci_build: the base image (`host/repo:tag` in a registry), the copy
+    /// steps in order, and the image config's entrypoint, cmd, env and workdir.
+    #[serde(default)]
+    pub base: Option<String>,
+    #[serde(default)]
+    pub copies: Vec<OciCopy>,
+    #[serde(default)]
+    pub image_entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub image_cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub image_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
     /// custom_build: the build command (run with `EXPECTED_REF` set), and its options.
     pub command: Option<Cmd>,
     pub command_dir: String,
@@ -403,6 +446,19 @@ impl Image {
             build_args: BTreeMap::new(),
             only: Vec::new(),
             target: None,
+            dockerfile_contents: None,
+            extra_tags: Vec::new(),
+            platform: None,
+            network: None,
+            ssh: Vec::new(),
+            secrets: Vec::new(),
+            entrypoint: None,
+            base: None,
+            copies: Vec::new(),
+            image_entrypoint: None,
+            image_cmd: None,
+            image_env: BTreeMap::new(),
+            workdir: None,
             command: None,
             command_dir: String::new(),
             tag: None,
@@ -414,6 +470,20 @@ impl Image {
     }
 }
 
+/// A registry that images are pushed to (Tilt's `default_registry`, or one a
+/// local cluster advertises in its `local-registry-hosting` ConfigMap).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRegistry {
+    /// The registry as `loop` (and Docker) reach it: `localhost:5000`, `ghcr.io/me`.
+    pub host: String,
+    /// The registry as the cluster's nodes reach it, when that differs.
+    #[serde(default)]
+    pub host_from_cluster: Option<String>,
+    /// Push every image to this one repository (ECR style), told apart by tag.
+    #[serde(default)]
+    pub single_name: Option<String>,
+}
+
 /// Settings declared by Loopfile calls.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -423,7 +493,8 @@ pub struct Settings {
     /// Where each `watch_ignore` pattern was declared.
     pub watch_ignore_at: Vec<Location>,
     pub allowed_k8s_contexts: Vec<String>,
-    pub default_registry: Option<String>,
+    /// `default_registry(...)`: where images are pushed, and the names pods pull.
+    pub default_registry: Option<DefaultRegistry>,
     /// `config.set_enabled_resources`; `None` means all.
     pub enabled_resources: Option<Vec<String>>,
     pub k8s_namespace: Option<String>,

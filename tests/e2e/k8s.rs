@@ -10,15 +10,15 @@ use serde_json::Value;
 use crate::support::{project, run_loop_with, Run};
 
 /// The API server, running on its own runtime, and a kubeconfig for it.
-struct Cluster {
-    server: ApiServer,
-    kubeconfig: PathBuf,
+pub(crate) struct Cluster {
+    pub(crate) server: ApiServer,
+    pub(crate) kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Cluster {
-    fn start(context: &str) -> Cluster {
+    pub(crate) fn start(context: &str) -> Cluster {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -36,11 +36,11 @@ impl Cluster {
         }
     }
 
-    fn run(&self, dir: &Path, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, dir: &Path, args: &[&str]) -> Run {
         run_loop_with(dir, args, &[("KUBECONFIG", &self.kubeconfig)])
     }
 
-    fn deployment(&self, name: &str) -> Option<Value> {
+    pub(crate) fn deployment(&self, name: &str) -> Option<Value> {
         self.server.object("apps", "deployments", "default", name)
     }
 }

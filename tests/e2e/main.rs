@@ -6,6 +6,7 @@ mod cluster;
 mod control;
 mod dashboard;
 mod docs;
+mod images;
 mod k8s;
 mod lsp;
 mod mcp;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use loop_stdlib::EvalOptions;
 
-use loop_lang::model::ResourceKind;
+use loop_lang::model::{ImageKind, ResourceKind};
 
 use crate::load::load;
 
@@ -32,6 +32,17 @@ pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Re
         files_summary(&m.loopfiles),
         plural(m.watched_files.len(), "watched file"),
     ));
+    for image in &m.images {
+        let path = match image.kind {
+            ImageKind::Docker => "built by Docker (docker_build: needs a Docker daemon)",
+            ImageKind::Custom => "built by its command (custom_build)",
+            ImageKind::Oci => "built and pushed by loop without Docker (oci_build)",
+            ImageKind::LiveUpdateOnly => {
+                "never built: the live-update target of a k8s_custom_deploy"
+            }
+        };
+        crate::report::out_line(&format!("image {}: {path}", image.image_ref));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,20 +33,40 @@ pub(crate) async fn run(
     env: &BTreeMap<String, String>,
     log: &Log,
 ) -> Result<Finished, String> {
-    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+    run_reading(cmd, dir, env, log, None, TAIL_LINES).await
+}
+
+/// [`run`], with `stdin` as the command's standard input, keeping the last
+/// `keep` output lines.
+pub(crate) async fn run_reading(
+    cmd: &Cmd,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    log: &Log,
+    stdin: Option<std::fs::File>,
+    keep: usize,
+) -> Result<Finished, String> {
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(keep)));
     let sink: process::LineSink = {
         let (log, tail) = (log.clone(), tail.clone());
         Arc::new(move |line: &str| {
             log(line);
             let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-            if tail.len() == TAIL_LINES {
+            if tail.len() == keep {
                 tail.pop_front();
             }
             tail.push_back(line.to_owned());
         })
     };
-    let status =
-        process::run_to_end(cmd, dir, env, process::Output::merged(sink), STOP_GRACE).await?;
+    let status = process::run_to_end_reading(
+        cmd,
+        dir,
+        env,
+        process::Output::merged(sink),
+        STOP_GRACE,
+        stdin,
+    )
+    .await?;
     let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Finished {
         status,

@@ -1,5 +1,8 @@
-//! The content hash of an image's inputs: its build definition and every file
-//! under its `deps`, minus its `ignore` patterns and the `.git` and `.loop` folders.
+//! The content hash of an image's inputs: its build definition and its files.
+//! The files of a `docker_build` are exactly those of its build context
+//! ([`super::context`]: `.dockerignore`, `ignore` and `only` applied); those of a
+//! `custom_build` are every file under its `deps`, minus its `ignore` patterns.
+//! The `.git` and `.loop` folders never count.
 //!
 //! The walk is sorted, so the hash depends only on what is on disk, never on the
 //! order in which the file system lists folders. Files are streamed through the
@@ -16,10 +19,11 @@ use std::path::{Path, PathBuf};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use loop_lang::model::{Image, ImageKind};
 
+use super::context::{Context, Entry};
 use crate::watch::ALWAYS_SKIPPED;
 
 /// Bump when the hashed form changes, so old records stop matching.
-const FORMAT: &str = "loop image inputs v1";
+const FORMAT: &str = "loop image inputs v2";
 
 /// The hex content hash (64 characters) of `image`'s inputs; model paths are
 /// resolved against the project `root`. A dep that does not exist counts as
@@ -29,10 +33,29 @@ pub fn content_hash(image: &Image, root: &Path) -> io::Result<String> {
     let mut h = Framer::default();
     h.field("format", FORMAT);
     definition(&mut h, image, root)?;
-    let ignore = Ignore::new(image, root)?;
     let mut inputs = BTreeMap::new();
-    for dep in &image.deps {
-        collect(&resolve(root, dep), root, &ignore, &mut inputs)?;
+    match image.kind {
+        ImageKind::Docker => {
+            let context = Context::new(image, root)?;
+            for entry in context.files()? {
+                let input = match entry {
+                    Entry::Dir { .. } => continue,
+                    Entry::Symlink { ref target, .. } => Input::Symlink(target.clone()),
+                    Entry::File { ref path, mode, .. } => Input::File {
+                        path: path.clone(),
+                        exec: mode & 0o111 != 0,
+                    },
+                };
+                inputs.insert(format!("context:{}", entry.rel()), input);
+            }
+            // A Dockerfile outside the context counts through its contents.
+        }
+        ImageKind::Custom | ImageKind::Oci | ImageKind::LiveUpdateOnly => {
+            let ignore = Ignore::new(image, root)?;
+            for dep in &image.deps {
+                collect(&resolve(root, dep), root, &ignore, &mut inputs)?;
+            }
+        }
     }
     for (name, input) in &inputs {
         h.field("path", name);
@@ -82,6 +105,7 @@ fn definition(h: &mut Framer, image: &Image, root: &Path) -> io::Result<()> {
             ImageKind::Docker => "docker",
             ImageKind::Custom => "custom",
             ImageKind::LiveUpdateOnly => "live_update_only",
+            ImageKind::Oci => "oci",
         },
     );
     if let Some(command) = &image.command {
@@ -100,6 +124,36 @@ fn definition(h: &mut Framer, image: &Image, root: &Path) -> io::Result<()> {
     for only in &image.only {
         h.field("only", only);
     }
+    if let Some(contents) = &image.dockerfile_contents {
+        h.field("dockerfile_inline", contents);
+    }
+    for tag in &image.extra_tags {
+        h.field("extra_tag", tag);
+    }
+    h.field("platform", image.platform.as_deref().unwrap_or_default());
+    h.field("network", image.network.as_deref().unwrap_or_default());
+    for ssh in &image.ssh {
+        h.field("ssh", ssh);
+    }
+    for secret in &image.secrets {
+        h.field("secret", secret);
+    }
+    h.field("base", image.base.as_deref().unwrap_or_default());
+    for copy in &image.copies {
+        h.field("copy_src", &copy.src);
+        h.field("copy_dest", &copy.dest);
+    }
+    for arg in image.image_entrypoint.iter().flatten() {
+        h.field("image_entrypoint", arg);
+    }
+    for arg in image.image_cmd.iter().flatten() {
+        h.field("image_cmd", arg);
+    }
+    for (key, value) in &image.image_env {
+        h.field("image_env", key);
+        h.field("image_env_value", value);
+    }
+    h.field("workdir", image.workdir.as_deref().unwrap_or_default());
     if let Some(dockerfile) = &image.dockerfile {
         h.field("dockerfile", dockerfile);
         // The Dockerfile may live outside the context; its contents always count.
@@ -131,7 +185,9 @@ impl Ignore {
             root,
             match image.kind {
                 ImageKind::Docker => image.context.as_deref().unwrap_or(&image.command_dir),
-                ImageKind::Custom | ImageKind::LiveUpdateOnly => &image.command_dir,
+                ImageKind::Custom | ImageKind::LiveUpdateOnly | ImageKind::Oci => {
+                    &image.command_dir
+                }
             },
         );
         if image.ignore.is_empty() {

@@ -12,14 +12,13 @@ use loop_lang::workload::image_name;
 /// Replaces, in the pod spec of the Kubernetes object `body`, every container and
 /// init container image whose name is the name of `image_ref` with `built_ref`,
 /// and, when `match_in_env_vars`, every env var value naming it. Returns how many
-/// values were replaced (0 for an object without a pod spec).
+/// values were replaced (0 for an object without a pod spec). See
+/// [`set_entrypoint`] for the containers' command.
 ///
 /// The pod spec is `spec` for a Pod, `spec.jobTemplate.spec.template.spec` for a
 /// CronJob and `spec.template.spec` for every other kind.
 pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_vars: bool) -> usize {
-    let kind = body.get("kind").and_then(Data::as_str).unwrap_or_default();
-    let template = loop_lang::workload::pod_template_path(kind);
-    let Some(spec) = path_mut(body, template).and_then(|t| get_mut(t, "spec")) else {
+    let Some(spec) = pod_spec(body) else {
         return 0;
     };
     let name = image_name(image_ref);
@@ -46,6 +45,44 @@ pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_va
         }
     }
     replaced
+}
+
+/// Sets `command` to `entrypoint` (Tilt's `entrypoint`) and removes `args` in every
+/// container of `body`'s pod spec whose image is named `image_ref`. Call it
+/// before [`inject`]. Returns how many containers changed.
+pub fn set_entrypoint(body: &mut Data, image_ref: &str, entrypoint: &[String]) -> usize {
+    let Some(spec) = pod_spec(body) else {
+        return 0;
+    };
+    let name = image_name(image_ref);
+    let mut changed = 0;
+    for list in ["containers", "initContainers"] {
+        let Some(Data::List(containers)) = get_mut(spec, list) else {
+            continue;
+        };
+        for container in containers {
+            let named = matches!(get_mut(container, "image"), Some(Data::String(s)) if image_name(s) == name);
+            let Data::Map(entries) = container else {
+                continue;
+            };
+            if !named {
+                continue;
+            }
+            entries.retain(|(k, _)| k != "command" && k != "args");
+            entries.push((
+                "command".to_owned(),
+                Data::List(entrypoint.iter().map(|a| Data::String(a.clone())).collect()),
+            ));
+            changed += 1;
+        }
+    }
+    changed
+}
+
+fn pod_spec(body: &mut Data) -> Option<&mut Data> {
+    let kind = body.get("kind").and_then(Data::as_str).unwrap_or_default();
+    let template = loop_lang::workload::pod_template_path(kind);
+    path_mut(body, template).and_then(|t| get_mut(t, "spec"))
 }
 
 /// Replaces `value` with `built_ref` when it is a string naming image `name`.

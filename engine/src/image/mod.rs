@@ -7,25 +7,40 @@
 //! recorded. The caller then calls [`inject`] on the objects of every workload
 //! that uses the image ([`workloads_using`]) and redeploys exactly those.
 //!
-//! Not done here: pushing to a registry (`disable_push` and `skips_local_docker`
-//! are only recorded), loading images into a cluster, `default_registry`
-//! rewrites, `docker_build(only=...)` narrowing the context sent to Docker (it
-//! narrows the hash only), `.dockerignore`, and checking that a recorded image
-//! still exists before skipping its build.
+//! A `docker_build`'s context is chosen by `loop` ([`context`]): the same files
+//! are sent to Docker and hashed, so `.dockerignore`, `ignore` and `only` hold in
+//! both places.
+//!
+//! A built `docker_build` image is then delivered ([`registry`]): pushed to the
+//! registry and deployed by digest, or loaded into a kind/k3d cluster.
+//!
+//! An `oci_build` needs no daemon: [`oci`] assembles the image from a base in a
+//! registry and one reproducible layer per copy step, and pushes it.
+//!
+//! Not done here: pushing `custom_build` images (`disable_push` and
+//! `skips_local_docker` are only recorded; its command gets the unrewritten
+//! name), and checking that a recorded image still exists before skipping its
+//! build.
 
 mod build;
+mod context;
 mod exec;
 mod hash;
 mod inject;
+mod oci;
+mod oci_registry;
 mod record;
+mod registry;
 
 #[cfg(test)]
 mod tests;
 
-pub use build::{build, BuildError, Built, Log};
+pub use build::{build, build_to, BuildError, Built, Log};
 pub use hash::{content_hash, tag};
-pub use inject::inject;
+pub use inject::{inject, set_entrypoint};
+pub use oci::{sha256, OciOutcome};
 pub use record::{Entry, Record};
+pub use registry::{from_local_registry_hosting, Destination};
 
 use loop_lang::model::Resource;
 

@@ -29,9 +29,16 @@ pub struct Entry {
     /// `custom_build(skips_local_docker=...)`, as declared.
     #[serde(default)]
     pub skips_local_docker: bool,
-    /// `custom_build(disable_push=...)`, as declared. Nothing is pushed yet.
+    /// `custom_build(disable_push=...)`, as declared.
     #[serde(default)]
     pub disable_push: bool,
+    /// Where the image was delivered (`host/repo:tag` pushed, or the kind/k3d
+    /// cluster it was loaded into, with the ref), so that it is not done again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_to: Option<String>,
+    /// The ref pods run after that delivery (`repo@sha256:…` once pushed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_ref: Option<String>,
 }
 
 impl Entry {
@@ -43,6 +50,8 @@ impl Entry {
             built_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             skips_local_docker: false,
             disable_push: false,
+            delivered_to: None,
+            deploy_ref: None,
         }
     }
 }

@@ -450,7 +450,7 @@ async fn docker_build_without_a_daemon_says_what_it_needs() {
             "skipped: a Docker daemon is reachable here, and built {}",
             built.built_ref
         ),
-        Err(BuildError::Failed { .. }) => {
+        Err(BuildError::DockerFailed { .. }) => {
             eprintln!("skipped: a Docker daemon is reachable here (the scratch build failed)")
         }
         Err(err) => {
@@ -480,6 +480,7 @@ async fn docker_build_without_the_cli_says_so() {
     write(dir.path(), "Dockerfile", "FROM scratch\n");
     let tools = Tools {
         docker: "loop-test-no-such-docker".into(),
+        ..Tools::default()
     };
     let err = build_with(
         &docker("app", "."),
@@ -487,6 +488,7 @@ async fn docker_build_without_the_cli_says_so() {
         logger().0,
         &Record::empty(dir.path()),
         &tools,
+        &Destination::Local,
     )
     .await
     .unwrap_err();
@@ -511,7 +513,8 @@ async fn docker_build_with_a_reachable_daemon_runs_docker_build() {
         root,
         "bin/docker",
         "#!/bin/sh\nif [ \"$1\" = version ]; then echo 99.0.0; exit 0; fi\n\
-         printf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\necho step 1/1\n",
+         printf '%s\\n' \"$@\" > \"$(dirname \"$0\")/args\"\n\
+         cat > \"$(dirname \"$0\")/context.tar\"\necho step 1/1\n",
     );
     fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
     let mut image = docker("app", "app");
@@ -519,16 +522,15 @@ async fn docker_build_with_a_reachable_daemon_runs_docker_build() {
     image.build_args.insert("A".into(), "1".into());
     let tools = Tools {
         docker: fake.to_string_lossy().into_owned(),
+        ..Tools::default()
     };
     let record = Record::empty(root);
     let (log, lines) = logger();
-    let built = build_with(&image, root, log, &record, &tools)
+    let built = build_with(&image, root, log, &record, &tools, &Destination::Local)
         .await
         .unwrap();
     let args = fs::read_to_string(root.join("bin/args")).unwrap();
     let args: Vec<&str> = args.lines().collect();
-    let app = root.join("app");
-    let app = app.to_str().unwrap();
     assert_eq!(
         args,
         [
@@ -536,14 +538,23 @@ async fn docker_build_with_a_reachable_daemon_runs_docker_build() {
             "-t",
             &built.built_ref,
             "-f",
-            &format!("{app}/Dockerfile"),
+            "Dockerfile",
             "--target",
             "dev",
             "--build-arg",
             "A=1",
-            app,
+            "-",
         ]
     );
+    // The context went on standard input, as a tar of the context folder.
+    let tar = fs::read(root.join("bin/context.tar")).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Dockerfile", "main.go"]);
     assert!(built.built_ref.starts_with("app:loop-"));
     let lines = lines.lock().unwrap();
     assert!(
@@ -552,7 +563,7 @@ async fn docker_build_with_a_reachable_daemon_runs_docker_build() {
     );
     assert!(lines.iter().any(|l| l == "step 1/1"), "{lines:?}");
     assert_eq!(record.get("app").unwrap().built_ref, built.built_ref);
-    assert_eq!(docker_build_argv(&image, root, "x")[0], "docker");
+    assert_eq!(docker_build_argv(&image, "x", "Dockerfile")[0], "docker");
 }
 
 // ---- injection ----
@@ -735,4 +746,48 @@ fn workloads_using_finds_exactly_the_users() {
         .map(|r| r.name.as_str())
         .collect();
     assert_eq!(names, ["worker"]);
+}
+
+#[test]
+fn the_failing_dockerfile_step_is_found_in_docker_output() {
+    let lines: Vec<String> = [
+        "Sending build context to Docker daemon  10.24kB",
+        "Step 1/3 : FROM base",
+        " ---> 0733c0783b5a",
+        "Step 3/3 : RUN make",
+        " ---> Running in 07fb408de765",
+        "compiling",
+        "\u{1b}[91merror: boom",
+        "\u{1b}[0mDEPRECATED: The legacy builder is deprecated and will be removed in a future release.",
+        "            Install the buildx component to build images with BuildKit:",
+        "            https://docs.docker.com/go/buildx/",
+        "",
+        "The command '/bin/sh -c make' returned a non-zero code: 3",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (step, output) = super::build::failing_step(&lines);
+    assert_eq!(step.as_deref(), Some("Step 3/3 : RUN make"));
+    assert_eq!(
+        output,
+        [
+            "compiling",
+            "error: boom",
+            "",
+            "The command '/bin/sh -c make' returned a non-zero code: 3"
+        ]
+    );
+    let buildkit: Vec<String> = [
+        "#5 [2/2] RUN make",
+        "#5 0.215 compiling",
+        "#5 0.216 error: boom",
+        "#5 ERROR: process \"/bin/sh -c make\" did not complete successfully: exit code: 3",
+        "------",
+        " > [2/2] RUN make:",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (step, output) = super::build::failing_step(&buildkit);
+    assert_eq!(step.as_deref(), Some("[2/2] RUN make"));
+    assert!(output.contains(&"error: boom".to_owned()), "{output:?}");
 }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loop_lang::model::{Image, ObjectRef, Resource};
+use loop_lang::model::{DefaultRegistry, Image, ObjectRef, Resource};
 
-use crate::image::{self, Record};
+use crate::image::{self, Destination, Record};
+use crate::k8s::apply::{error_text, UNREACHABLE};
 use crate::k8s::{rollout, Applier};
 
 /// How long a rollout may take before the update fails.
@@ -23,6 +24,8 @@ pub struct K8sRuntime {
     /// The objects each `k8s_custom_deploy` resource's `apply_cmd` last
     /// printed, by resource name: what its followers follow.
     pub deployed: std::sync::Mutex<BTreeMap<String, Vec<ObjectRef>>>,
+    /// The registry the cluster advertises (KEP-1755), read once.
+    pub advertised: tokio::sync::OnceCell<Option<DefaultRegistry>>,
 }
 
 impl K8sRuntime {
@@ -52,30 +55,56 @@ pub async fn update(
     runtime: Arc<K8sRuntime>,
     resource: Resource,
     images: Vec<Image>,
+    registry: Option<DefaultRegistry>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<(), String> {
     let mut objects = resource.objects.clone();
+    let mut destination = Destination::Local;
+    if !images.is_empty() {
+        // A cluster problem is reported as one, not as a build that ran for nothing.
+        cluster_answers(&runtime).await?;
+        let advertised = if registry.is_none() {
+            advertised_registry(&runtime, &log).await
+        } else {
+            None
+        };
+        destination = Destination::choose(
+            &runtime.applier.cluster.context,
+            registry.as_ref(),
+            advertised.as_ref(),
+        );
+    }
     let mut built_refs: Vec<(String, String)> = Vec::new();
+    // A LiveUpdateOnly image is never built: apply_cmd deploys it as it is.
     for image in images
         .iter()
         .filter(|i| i.kind != loop_lang::model::ImageKind::LiveUpdateOnly)
     {
         log(&format!("[loop] building image {}", image.image_ref));
-        let built = image::build(image, &runtime.root, log.clone(), &runtime.record)
-            .await
-            .map_err(|e| e.to_string())?;
+        let built = image::build_to(
+            image,
+            &runtime.root,
+            log.clone(),
+            &runtime.record,
+            &destination,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if built.skipped {
             log(&format!(
                 "[loop] image {} is up to date ({})",
                 image.image_ref, built.built_ref
             ));
         }
-        built_refs.push((image.image_ref.clone(), built.built_ref.clone()));
+        built_refs.push((image.image_ref.clone(), built.deploy_ref.clone()));
         for object in objects.iter_mut() {
+            if let Some(entrypoint) = &image.entrypoint {
+                image::set_entrypoint(&mut object.body, &image.image_ref, &entrypoint.argv());
+            }
             image::inject(
                 &mut object.body,
                 &image.image_ref,
-                &built.built_ref,
+                &built.deploy_ref,
                 image.match_in_env_vars,
             );
         }
@@ -156,6 +185,76 @@ pub async fn update(
         .await?;
     }
     Ok(())
+}
+
+/// The registry the cluster advertises in the ConfigMap `local-registry-hosting`
+/// of `kube-public` (KEP-1755), read once per connection; `None` when there is
+/// none or it cannot be read (said in the log).
+async fn advertised_registry(
+    runtime: &K8sRuntime,
+    log: &Arc<dyn Fn(&str) + Send + Sync>,
+) -> Option<DefaultRegistry> {
+    runtime
+        .advertised
+        .get_or_init(|| async {
+            use k8s_openapi::api::core::v1::ConfigMap;
+            let api: kube::Api<ConfigMap> =
+                kube::Api::namespaced(runtime.applier.cluster.client.clone(), "kube-public");
+            let found = match api.get_opt("local-registry-hosting").await {
+                Ok(found) => found,
+                Err(e) => {
+                    log(&format!(
+                        "[loop] cannot read ConfigMap kube-public/local-registry-hosting: {}; images are not pushed",
+                        error_text(&e)
+                    ));
+                    return None;
+                }
+            };
+            let document = found
+                .and_then(|cm| cm.data)
+                .and_then(|data| data.get("localRegistryHosting.v1").cloned())?;
+            match image::from_local_registry_hosting(&document) {
+                Ok(Some(registry)) => {
+                    log(&format!(
+                        "[loop] the cluster advertises the registry {} (ConfigMap kube-public/local-registry-hosting)",
+                        registry.host
+                    ));
+                    Some(registry)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    log(&format!(
+                        "[loop] ConfigMap kube-public/local-registry-hosting: {e}; images are not pushed"
+                    ));
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
+}
+
+/// How long the cluster may take to answer `/version` before an image build.
+const CLUSTER_ANSWER: Duration = Duration::from_secs(30);
+
+/// Asks the cluster for `/version`; an error says that nothing was built (and,
+/// starting with [`UNREACHABLE`], is retried by `loop run`).
+async fn cluster_answers(runtime: &K8sRuntime) -> Result<(), String> {
+    let cluster = &runtime.applier.cluster;
+    let fail = |why: String| {
+        format!(
+            "{why} (server {}, context {:?}); images are built once the cluster answers",
+            cluster.server, cluster.context
+        )
+    };
+    match tokio::time::timeout(CLUSTER_ANSWER, cluster.client.apiserver_version()).await {
+        Err(_) => Err(fail(format!(
+            "{UNREACHABLE}: no answer to /version within {}s",
+            CLUSTER_ANSWER.as_secs()
+        ))),
+        Ok(Err(e)) => Err(fail(error_text(&e))),
+        Ok(Ok(_)) => Ok(()),
+    }
 }
 
 /// Follows the logs of a ready resource's workloads and opens its port-forwards;

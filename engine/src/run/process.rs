@@ -117,13 +117,24 @@ pub fn spawn(
     env: &BTreeMap<String, String>,
     output: Output,
 ) -> Result<Child, String> {
+    spawn_reading(cmd, dir, env, output, None)
+}
+
+/// [`spawn`], with `stdin` (a file) as the command's standard input.
+fn spawn_reading(
+    cmd: &Cmd,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    output: Output,
+    stdin: Option<std::fs::File>,
+) -> Result<Child, String> {
     let argv = cmd.argv();
     let mut command = Command::new(&argv[0]);
     command
         .args(&argv[1..])
         .current_dir(dir)
         .envs(env)
-        .stdin(Stdio::null())
+        .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -180,6 +191,18 @@ pub async fn run_to_end(
     output: Output,
     grace: Duration,
 ) -> Result<ExitStatus, String> {
+    run_to_end_reading(cmd, dir, env, output, grace, None).await
+}
+
+/// [`run_to_end`], with `stdin` (a file) as the command's standard input.
+pub async fn run_to_end_reading(
+    cmd: &Cmd,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    output: Output,
+    grace: Duration,
+    stdin: Option<std::fs::File>,
+) -> Result<ExitStatus, String> {
     // Every copy of the sinks holds a sender: the channel closes once the output
     // forwarders are done with their last line.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -195,7 +218,7 @@ pub async fn run_to_end(
         stderr: counted(output.stderr),
     };
     drop(done_tx);
-    let mut child = spawn(cmd, dir, env, output)?;
+    let mut child = spawn_reading(cmd, dir, env, output, stdin)?;
     let mut guard = KillOnDrop(child.id());
     let status = wait(&mut child).await;
     if let Some(group) = guard.0.take() {

@@ -2,6 +2,7 @@
 //! the default registry; and `warn`.
 
 use anyhow::bail;
+use loop_lang::model::DefaultRegistry;
 use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
@@ -113,24 +114,55 @@ fn settings_functions(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
-    /// Accepted for Tilt and recorded, but ignored with a warning: `loop` does
-    /// not push images yet.
+    /// Pushes images to `host` and deploys them by digest from there (or from
+    /// `host_from_cluster`, the registry as the cluster's nodes reach it). Image
+    /// names are rewritten as Tilt does: `host/<name with / : @ as _>`, or
+    /// `host/single_name` for every image when given.
     fn default_registry<'v>(
         host: &str,
         host_from_cluster: Option<&str>,
         single_name: Option<&str>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        let _ = (host_from_cluster, single_name);
-        if host.trim().is_empty() || host.contains(char::is_whitespace) {
-            bail!("default_registry: {host:?} is not a registry host");
+        let check_host = |what: &str, value: &str| -> anyhow::Result<()> {
+            if value.contains("://") {
+                bail!("default_registry: {what} {value:?} must be a host (and path), without a scheme, e.g. \"localhost:5000\"");
+            }
+            if value.trim().is_empty()
+                || value.contains(char::is_whitespace)
+                || value.ends_with('/')
+                || value
+                    .split('/')
+                    .skip(1)
+                    .any(|p| p.is_empty() || p.chars().any(|c| c.is_ascii_uppercase()))
+            {
+                bail!("default_registry: {value:?} is not a registry host (e.g. \"localhost:5000\" or \"ghcr.io/team\")");
+            }
+            Ok(())
+        };
+        check_host("host", host)?;
+        if let Some(h) = host_from_cluster.filter(|h| !h.is_empty()) {
+            check_host("host_from_cluster", h)?;
         }
-        ignored(
-            eval,
-            format!("default_registry: ignored: loop does not push images or rewrite their names to {host:?}"),
-        )?;
+        if let Some(name) = single_name.filter(|n| !n.is_empty()) {
+            let valid = name.split('/').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            });
+            if !valid {
+                bail!("default_registry: single_name {name:?} is not a repository name (lower-case letters, digits, `.`, `_`, `-`, parts joined by `/`)");
+            }
+        }
         let env = EvalEnv::of(eval)?;
-        declarations(env).borrow_mut().settings.default_registry = Some(host.to_owned());
+        declarations(env).borrow_mut().settings.default_registry = Some(DefaultRegistry {
+            host: host.to_owned(),
+            host_from_cluster: host_from_cluster
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned),
+            single_name: single_name.filter(|n| !n.is_empty()).map(str::to_owned),
+        });
         Ok(NONE)
     }
 

@@ -186,6 +186,13 @@ impl ApiServer {
             .cloned()
     }
 
+    /// Stores `obj` as if created by a client (by API group, "" for core, and
+    /// plural resource), e.g. a ConfigMap a cluster tool left behind.
+    pub fn put_object(&self, group: &str, plural: &str, obj: Value) {
+        let key = store::key_of(group, plural, &obj);
+        self.shared.lock().store.put(key, obj);
+    }
+
     /// Every request received, as `"METHOD /path?query"` (query as sent, undecoded).
     pub fn requests(&self) -> Vec<String> {
         self.shared.lock().requests.clone()

@@ -43,9 +43,15 @@ impl Engine {
         let task = tokio::spawn(async move {
             let name = owned;
             let result = match link.runtime_or_connect(&connect).await {
-                Ok(runtime) => k8s_update::update(runtime, resource, images, sink)
-                    .await
-                    .map(|()| CmdResult::default()),
+                Ok(runtime) => k8s_update::update(
+                    runtime,
+                    resource,
+                    images,
+                    connect.settings.default_registry.clone(),
+                    sink,
+                )
+                .await
+                .map(|()| CmdResult::default()),
                 Err(why) => Err(why),
             };
             let _ = tx.send(Msg::CmdDone {
@@ -200,6 +206,7 @@ impl K8sLink {
                     project,
                     root: c.root.clone(),
                     deployed: Default::default(),
+                    advertised: Default::default(),
                 }));
             }
             Err(why) => {
