@@ -113,11 +113,11 @@ impl Data {
     }
 
     pub fn to_yaml(&self) -> Result<String, String> {
-        serde_saphyr::to_string(self).map_err(|e| e.to_string())
+        serde_saphyr::to_string_with_options(self, yaml_out()).map_err(|e| e.to_string())
     }
 
     pub fn to_yaml_stream(docs: &[Data]) -> Result<String, String> {
-        serde_saphyr::to_string_multiple(docs).map_err(|e| e.to_string())
+        serde_saphyr::to_string_multiple_with_options(docs, yaml_out()).map_err(|e| e.to_string())
     }
 }
 
@@ -244,6 +244,14 @@ pub const YAML_MAX_DOCUMENTS: usize = 100_000;
 pub const YAML_MAX_NODES: usize = 20_000_000;
 /// The deepest nesting of mappings and sequences in a YAML document.
 pub const YAML_MAX_DEPTH: usize = 256;
+
+/// How YAML is written: a long line stays one plain scalar (an image digest is
+/// never folded with `>-`); text with newlines is a literal block (`|`).
+fn yaml_out() -> serde_saphyr::SerializerOptions {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.folded_wrap_chars = usize::MAX;
+    options
+}
 
 fn yaml_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();

@@ -243,7 +243,7 @@ mod tests {
         let mut ours = Vec::new();
         names(&super::globals().documentation(), "", &mut ours);
         // `loop`'s own additions, not Tilt's.
-        let loop_only = ["data_deps", "oci_build"];
+        let loop_only = ["data_deps", "oci_build", "profile", "lint_settings"];
         let missing: Vec<&String> = ours
             .iter()
             .filter(|n| !standard.contains(n) || *n == "struct" || *n == "print")

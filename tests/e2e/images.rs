@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use crate::k8s::Cluster;
-use crate::support::project;
+use crate::support::{project, run_loop};
 
 /// The base image every test Dockerfile starts `FROM`.
 const BASE: &str = "loop-test/busybox:1";
@@ -836,4 +836,70 @@ fn a_buildkit_secret_reaches_the_run_step() {
     assert!(!format!("{}{}", run.stdout, run.stderr).contains("s3cret-for-loop"));
     let image = image_of(&cluster);
     assert_eq!(run_in(&image, &["cat", "/token.txt"]), "s3cret-for-loop\n");
+}
+
+/// `loop render` builds and pushes the image, pins the digest the registry
+/// serves, and records it in loop.lock.json; `--no-build` pins from the lock
+/// and `--check` finds a changed input.
+#[test]
+fn render_pins_the_pushed_digest_and_the_lock_finds_drift() {
+    if !docker_ready("render_pins_the_pushed_digest_and_the_lock_finds_drift") {
+        return;
+    }
+    let registry = Registry::start(false);
+    let dir = web_project(&format!("default_registry('{}')\n", registry.host()));
+    let run = run_loop(dir.path(), &["render"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let (_, digest) = pushed(&registry, "shop_web");
+    let pinned = format!("{}/shop_web@{digest}", registry.host());
+    assert!(
+        run.stdout.contains(&format!("image: {pinned}")),
+        "{}",
+        run.stdout
+    );
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("loop.lock.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        lock["images"]["shop/web"]["pushed"],
+        pinned.as_str(),
+        "{lock}"
+    );
+    let no_build = run_loop(dir.path(), &["render", "--no-build"]);
+    assert_eq!(no_build.code, 0, "{}", no_build.stderr);
+    assert_eq!(no_build.stdout, run.stdout);
+    assert_eq!(run_loop(dir.path(), &["render", "--check"]).code, 0);
+    std::fs::write(dir.path().join("web/main.txt"), "v2\n").unwrap();
+    let drift = run_loop(dir.path(), &["render", "--check"]);
+    assert_eq!(drift.code, 1, "{}", drift.stderr);
+    assert!(
+        drift.stderr.contains(&format!(
+            "image shop/web: its inputs changed since it was pushed as {pinned}"
+        )),
+        "{}",
+        drift.stderr
+    );
+    let stale = run_loop(dir.path(), &["render", "--no-build"]);
+    assert_eq!(stale.code, 1);
+    assert!(
+        stale
+            .stderr
+            .contains("run `loop render` without --no-build"),
+        "{}",
+        stale.stderr
+    );
+}
+
+#[test]
+fn render_without_a_registry_says_what_to_declare() {
+    let dir = web_project("");
+    let run = run_loop(dir.path(), &["render"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("declare one with default_registry(\"HOST\")"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
 }

@@ -70,7 +70,7 @@ pub fn run(files: &[PathBuf], eval: &EvalOptions, options: &Options) -> anyhow::
             }
         }
     } else {
-        match crate::release::push::pin(&images, &inputs, root, manifest) {
+        match crate::release::push::pin(&images, root, manifest) {
             Ok(pins) => pins,
             Err(e) => {
                 report::error(&e);

@@ -1,19 +1,64 @@
-//! Building and pushing the images `loop render` pins.
+//! Building and pushing the images `loop render` pins: each is built as `loop
+//! run` builds it (skipped when `.loop/images.json` holds its inputs' hash and
+//! the registry still has it) and pushed to `default_registry`, and the ref the
+//! registry answers (`repo@sha256:...`) is what the objects name.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use loop_lang::model::{Image, Manifest};
+use loop_lang::model::{Image, ImageKind, Manifest};
 
-/// Builds and pushes each image; returns the pinned ref of each (by digest).
+use crate::image::{build_to, Destination, Record};
+use crate::report;
+
+/// Builds and pushes each image; returns the pinned ref of each, by declared ref.
 pub fn pin(
     images: &[&Image],
-    _inputs: &BTreeMap<String, String>,
-    _root: &Path,
-    _manifest: &Manifest,
+    root: &Path,
+    manifest: &Manifest,
 ) -> Result<BTreeMap<String, String>, String> {
+    let mut pins = BTreeMap::new();
     if images.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok(pins);
     }
-    Err("loop render cannot push images yet: use --no-build with a loop.lock.json".to_owned())
+    let Some(registry) = &manifest.settings.default_registry else {
+        return Err(format!(
+            "loop render pins images by the digest a registry gives them, and the Loopfiles name no registry for {}: declare one with default_registry(\"HOST\"), or pin from {} with --no-build",
+            images.iter().map(|i| i.image_ref.as_str()).collect::<Vec<_>>().join(", "),
+            super::lock::FILE
+        ));
+    };
+    let destination = Destination::Registry(registry.clone());
+    let record = Record::load(root, &|warning| {
+        report::stderr_line(&format!("[render] {warning}"))
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    for image in images {
+        if image.kind == ImageKind::Custom || image.kind == ImageKind::LiveUpdateOnly {
+            return Err(format!(
+                "image {} ({}): loop pushes docker_build and oci_build images, not custom_build ones; pin it with --no-build from {}",
+                image.image_ref,
+                image.defined_at,
+                super::lock::FILE
+            ));
+        }
+        let prefix = image.image_ref.clone();
+        let log: crate::image::Log =
+            Arc::new(move |line: &str| report::stderr_line(&format!("[render] {prefix} │ {line}")));
+        let built = runtime
+            .block_on(build_to(image, root, log, &record, &destination))
+            .map_err(|e| e.to_string())?;
+        if !built.deploy_ref.contains("@sha256:") {
+            return Err(format!(
+                "image {}: the push gave no digest ({})",
+                image.image_ref, built.deploy_ref
+            ));
+        }
+        pins.insert(image.image_ref.clone(), built.deploy_ref);
+    }
+    Ok(pins)
 }

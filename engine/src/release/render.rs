@@ -87,6 +87,9 @@ pub fn documents(
     for (resource, object) in &shipped.objects {
         let mut body = object.body.clone();
         for image in &manifest.images {
+            if let Some(entrypoint) = &image.entrypoint {
+                crate::image::set_entrypoint(&mut body, &image.image_ref, &entrypoint.argv());
+            }
             if let Some(pinned) = pins.get(&image.image_ref) {
                 crate::image::inject(&mut body, &image.image_ref, pinned, image.match_in_env_vars);
             }
