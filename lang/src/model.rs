@@ -23,6 +23,32 @@ pub struct Manifest {
     /// The Loopfiles evaluated, each with the files its evaluation depends on.
     pub loopfiles: Vec<LoopfileInfo>,
     pub settings: Settings,
+    /// Tilt's `v1alpha1.ui_button`s, with the `v1alpha1.cmd`s each starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+}
+
+/// A button of the dashboard (`v1alpha1.ui_button`): pressing it runs the
+/// commands (`v1alpha1.cmd(start_on=start_on_spec(ui_buttons=[NAME]))`) that
+/// name it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Button {
+    pub name: String,
+    pub text: String,
+    /// The resource it is shown with (location `Resource`), else the session's.
+    pub resource: Option<String>,
+    pub commands: Vec<ButtonCommand>,
+    pub defined_at: Location,
+}
+
+/// A `v1alpha1.cmd` a button starts: its argv, folder (root-relative) and
+/// environment additions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ButtonCommand {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub dir: String,
+    pub env: BTreeMap<String, String>,
 }
 
 impl Manifest {
