@@ -617,7 +617,11 @@ local_resource("a", cmd="true")
         assert!(run.stderr.contains(line), "missing {line:?} in\n{}", run.stderr);
     }
     // A button and the command it starts are supported: no warning.
-    assert!(!run.stderr.contains("v1alpha1.ui_button("), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("v1alpha1.ui_button("),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("greet-cmd"), "{}", run.stderr);
 }
 
