@@ -26,6 +26,9 @@ pub struct Manifest {
     /// What `loop render` needs: the profile, dev-only parts, lint settings.
     #[serde(default)]
     pub release: Release,
+    /// Tilt's `v1alpha1.ui_button`s, with the `v1alpha1.cmd`s each starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
 }
 
 /// The names of the policy rules of `loop check` and `loop render`.
@@ -52,6 +55,29 @@ pub struct Release {
     pub dev_only_resources: Vec<String>,
     /// Rules of [`LINT_RULES`] turned off with `lint_settings(disable=...)`.
     pub lint_disabled: Vec<String>,
+}
+
+/// A button of the dashboard (`v1alpha1.ui_button`): pressing it runs the
+/// commands (`v1alpha1.cmd(start_on=start_on_spec(ui_buttons=[NAME]))`) that
+/// name it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Button {
+    pub name: String,
+    pub text: String,
+    /// The resource it is shown with (location `Resource`), else the session's.
+    pub resource: Option<String>,
+    pub commands: Vec<ButtonCommand>,
+    pub defined_at: Location,
+}
+
+/// A `v1alpha1.cmd` a button starts: its argv, folder (root-relative) and
+/// environment additions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ButtonCommand {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub dir: String,
+    pub env: BTreeMap<String, String>,
 }
 
 impl Manifest {

@@ -20,6 +20,8 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     let Declarations {
         local_resources,
         custom_deploys,
+        buttons,
+        button_commands,
         objects,
         k8s_resources,
         images,
@@ -88,11 +90,13 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         resources.push(resource);
     }
     check_unique_names(&resources)?;
+    let buttons = with_commands(buttons, button_commands, &resources)?;
     Ok(Manifest {
         resources,
         images,
         settings,
         release,
+        buttons,
         ..Manifest::default()
     })
 }
@@ -124,6 +128,38 @@ fn check_profile(release: &loop_lang::model::Release) -> Result<(), Diagnostic> 
         m
     };
     Err(Diagnostic::new(message))
+}
+
+/// Gives each `ui_button` the `v1alpha1.cmd`s that name it; a button placed on
+/// a resource that does not exist is an error.
+fn with_commands(
+    mut buttons: Vec<loop_lang::model::Button>,
+    commands: Vec<(Vec<String>, loop_lang::model::ButtonCommand)>,
+    resources: &[Resource],
+) -> Result<Vec<loop_lang::model::Button>, Diagnostic> {
+    for button in &mut buttons {
+        if let Some(resource) = &button.resource {
+            if !resources.iter().any(|r| &r.name == resource) {
+                let mut diag = Diagnostic::new(format!(
+                    "v1alpha1.ui_button {:?} is placed on resource {resource:?}, which does not exist",
+                    button.name
+                ))
+                .at(button.defined_at.clone(), "");
+                if let Some(c) =
+                    loop_lang::diag::closest(resource, resources.iter().map(|r| r.name.as_str()))
+                {
+                    diag = diag.help(format!("did you mean {c:?}?"));
+                }
+                return Err(diag);
+            }
+        }
+        button.commands = commands
+            .iter()
+            .filter(|(names, _)| names.contains(&button.name))
+            .map(|(_, command)| command.clone())
+            .collect();
+    }
+    Ok(buttons)
 }
 
 /// Every `image_deps` entry of a `k8s_custom_deploy` names an image the

@@ -60,6 +60,10 @@ pub struct Declarations {
     pub local_resources: Vec<Resource>,
     /// `k8s_custom_deploy` resources (Kubernetes resources with commands).
     pub custom_deploys: Vec<Resource>,
+    /// `v1alpha1.ui_button`s (their commands are added at assembly).
+    pub buttons: Vec<loop_lang::model::Button>,
+    /// `v1alpha1.cmd`s started by buttons, with the names of those buttons.
+    pub button_commands: Vec<(Vec<String>, loop_lang::model::ButtonCommand)>,
     pub objects: Vec<ObjectDecl>,
     pub k8s_resources: Vec<K8sResourceDecl>,
     pub images: Vec<Image>,

@@ -404,3 +404,57 @@ fn the_event_stream_resumes_without_loss_or_duplicates() {
     );
     drop(loop_run);
 }
+
+/// Tilt's `v1alpha1.ui_button` and the `v1alpha1.cmd` it starts: the button is
+/// in the API's views (on its resource, or on the session) and pressing it runs
+/// the command, its output in the resource's log.
+#[test]
+fn a_ui_button_runs_the_cmd_that_starts_on_it() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+local_resource('web', serve_cmd='exec sleep 3402')
+v1alpha1.ui_button(name='greet', text='Greet', location=v1alpha1.ui_component_location(component_id='web', component_type='Resource'))
+v1alpha1.cmd(name='greet-cmd', args=['sh', '-c', 'echo pressed >> pressed.txt; echo hello from the button'], start_on=v1alpha1.start_on_spec(ui_buttons=['greet']))
+v1alpha1.ui_button(name='nav', location={'component_type': 'Global', 'component_id': 'nav'})
+v1alpha1.ui_button(name='idle', location={'component_type': 'resource', 'component_id': 'web'})
+"#,
+    )]);
+    let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
+    loop_run.wait_for_output("1 resource up", 60);
+    let s = session(dir.path());
+    let port = s["port"].as_u64().unwrap() as u16;
+    let token = s["token"].as_str().unwrap().to_owned();
+    let host = format!("127.0.0.1:{port}");
+    let request = |method: &str, path: &str| {
+        http(
+            port,
+            &format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let (code, body) = request("GET", "/api/snapshot");
+    assert_eq!(code, 200, "{body}");
+    let snapshot: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        snapshot["resources"][0]["buttons"],
+        serde_json::json!([{"name": "greet", "text": "Greet"}, {"name": "idle", "text": "idle"}])
+    );
+    assert_eq!(
+        snapshot["session"]["buttons"],
+        serde_json::json!([{"name": "nav", "text": "nav"}])
+    );
+    let (code, body) = request("POST", "/api/buttons/greet");
+    assert_eq!(code, 200, "{body}");
+    loop_run.wait_for_output("hello from the button", 30);
+    loop_run.wait_for_output(
+        "button greet: sh -c echo pressed >> pressed.txt; echo hello from the button: done",
+        30,
+    );
+    assert_eq!(lines(&dir.path().join("pressed.txt")), 1);
+    let (code, body) = request("POST", "/api/buttons/idle");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("button `idle` starts no command"), "{body}");
+    let (code, body) = request("POST", "/api/buttons/greeet");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("did you mean `greet`?"), "{body}");
+}

@@ -199,3 +199,57 @@ fn the_dashboard_lists_triggers_follows_logs_and_disables_in_a_real_browser() {
     });
     drop(loop_run);
 }
+
+/// `v1alpha1.ui_button`s in a real browser: on their resource's row and in the
+/// header; a click runs the command that starts on the button.
+#[test]
+fn ui_buttons_show_on_their_resource_and_in_the_header_and_a_click_runs_their_command() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+local_resource('web', serve_cmd='exec sleep 3403')
+v1alpha1.ui_button(name='seed', text='Seed DB', location={'component_type': 'Resource', 'component_id': 'web'})
+v1alpha1.cmd(name='seed-cmd', args=['sh', '-c', 'echo seeded >> seeded.txt'], start_on=v1alpha1.start_on_spec(ui_buttons=['seed']))
+v1alpha1.ui_button(name='docs', text='Docs', location=v1alpha1.ui_component_location(component_id='nav', component_type='Global'))
+"#,
+    )]);
+    let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
+    loop_run.wait_for_output("1 resource up", 60);
+    let url = loop_run
+        .output()
+        .lines()
+        .find_map(|l| l.split("dashboard: ").nth(1).map(|u| u.trim().to_owned()))
+        .expect("loop run prints the dashboard URL");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver, profile.path()).await;
+        client.goto(&url).await.unwrap();
+        poll(&client, 20, "the header button", "return document.getElementById('nav-buttons').innerText", |v| {
+            v.as_str().is_some_and(|t| t.contains("Docs"))
+        })
+        .await;
+        poll(&client, 20, "the resource's button", "return !!document.querySelector(\".row[data-name='web'] button[data-action='Seed DB']\")", |v| {
+            v.as_bool() == Some(true)
+        })
+        .await;
+        client
+            .find(Locator::Css(".row[data-name='web'] button[data-action='Seed DB']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let seeded = dir.path().join("seeded.txt");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lines(&seeded) != 1 {
+            assert!(Instant::now() < deadline, "the click did not run the command\n{}", loop_run.output());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client.close().await.unwrap();
+    });
+}

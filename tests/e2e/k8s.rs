@@ -1105,3 +1105,25 @@ k8s_custom_deploy(
         loop_run.output()
     );
 }
+
+#[test]
+fn down_reports_a_failing_delete_cmd_and_exits_one() {
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[(
+        "Tiltfile",
+        "k8s_custom_deploy('web', apply_cmd='true', delete_cmd='echo cannot delete >&2; exit 4', deps=[])\n",
+    )]);
+    let down = cluster.run(dir.path(), &["down"]);
+    assert_eq!(down.code, 1, "{}{}", down.stdout, down.stderr);
+    assert!(
+        down.stdout.contains("[web] cannot delete"),
+        "{}",
+        down.stdout
+    );
+    assert!(
+        down.stderr
+            .contains("web: delete_cmd `echo cannot delete >&2; exit 4` failed: exit code 4"),
+        "{}",
+        down.stderr
+    );
+}

@@ -596,10 +596,12 @@ fn v1alpha1_objects_are_accepted_with_a_warning_naming_them() {
         r#"
 v1alpha1.extension_repo(name="default", url="file:///tmp/exts")
 v1alpha1.extension(name="hello", repo_name="default", repo_path="hello")
-loc = v1alpha1.ui_component_location(component_id="web", component_type="Resource")
+loc = v1alpha1.ui_component_location(component_id="a", component_type="Resource")
 print(loc.component_id)
 v1alpha1.ui_button(name="greet", location=loc, text="Greet", icon_name="waving_hand")
 v1alpha1.cmd(name="greet-cmd", args=["echo", "hi"], start_on=v1alpha1.start_on_spec(ui_buttons=["greet"]))
+v1alpha1.cmd(name="alone", args=["echo", "hi"])
+v1alpha1.config_map(name="settings", data={"a": "b"})
 local_resource("a", cmd="true")
 "#,
     )]);
@@ -608,12 +610,19 @@ local_resource("a", cmd="true")
     for line in [
         "[Tiltfile] warning: v1alpha1.extension_repo(\"default\"): ignored: loop does not implement Tilt's API objects",
         "[Tiltfile] warning: v1alpha1.extension(\"hello\"): ignored",
-        "[Tiltfile] web",
-        "[Tiltfile] warning: v1alpha1.ui_button(\"greet\"): ignored",
-        "[Tiltfile] warning: v1alpha1.cmd(\"greet-cmd\"): ignored",
+        "[Tiltfile] a",
+        "[Tiltfile] warning: v1alpha1.cmd(\"alone\"): ignored: loop runs a v1alpha1.cmd only when a ui_button starts it",
+        "[Tiltfile] warning: v1alpha1.config_map(\"settings\"): ignored",
     ] {
         assert!(run.stderr.contains(line), "missing {line:?} in\n{}", run.stderr);
     }
+    // A button and the command it starts are supported: no warning.
+    assert!(
+        !run.stderr.contains("v1alpha1.ui_button("),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("greet-cmd"), "{}", run.stderr);
 }
 
 #[test]

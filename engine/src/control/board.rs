@@ -176,6 +176,7 @@ mod tests {
             pid: 1,
             start_ms: 0,
             loopfile_error: None,
+            buttons: Vec::new(),
         }
     }
 
@@ -199,6 +200,7 @@ mod tests {
             resource_deps: vec![],
             data_deps: vec![],
             defined_at: "Loopfile:1:1".into(),
+            buttons: Vec::new(),
         }
     }
 

@@ -35,6 +35,8 @@ pub enum Request {
     Disable(String, oneshot::Sender<Result<(), String>>),
     /// New arguments for `config.parse()`: re-evaluates.
     Args(Vec<String>, oneshot::Sender<Result<(), String>>),
+    /// A press of a `v1alpha1.ui_button`: runs its commands.
+    Button(String, oneshot::Sender<Result<(), String>>),
 }
 
 /// What the server needs.
@@ -147,6 +149,10 @@ async fn handle(req: HttpRequest<Incoming>, ctx: &Context, _peer: SocketAddr) ->
                 ),
             }
         }
+        (Method::POST, p) if p.starts_with("/api/buttons/") => {
+            let name = decode_segment(&p["/api/buttons/".len()..]);
+            act(ctx, |r| Request::Button(name, r)).await
+        }
         (Method::POST, p) if p.starts_with("/api/resources/") => {
             let rest = &p["/api/resources/".len()..];
             let Some((name, verb)) = rest.rsplit_once('/') else {
@@ -178,7 +184,7 @@ async fn act(
     }
     match rx.await {
         Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({"ok": true})),
-        Ok(Err(e)) if e.starts_with("no resource") => json(
+        Ok(Err(e)) if e.starts_with("no resource") || e.starts_with("no button") => json(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"ok": false, "error": e}),
         ),

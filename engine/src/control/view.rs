@@ -42,6 +42,16 @@ pub struct ResourceView {
     pub data_deps: Vec<String>,
     /// Where it was declared: `file:line:col`.
     pub defined_at: String,
+    /// Its buttons (`v1alpha1.ui_button`): pressing one runs its commands.
+    #[serde(default)]
+    pub buttons: Vec<ButtonView>,
+}
+
+/// A button (`POST /api/buttons/{name}` presses it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ButtonView {
+    pub name: String,
+    pub text: String,
 }
 
 /// A run: when it started, why, how long it took and how it ended.
@@ -73,6 +83,9 @@ pub struct SessionView {
     /// The error of the last failed reload (`file:line:col: message`), if the
     /// running graph is not the Loopfiles' current text.
     pub loopfile_error: Option<String>,
+    /// Buttons placed on no resource.
+    #[serde(default)]
+    pub buttons: Vec<ButtonView>,
 }
 
 /// Everything at one sequence number.

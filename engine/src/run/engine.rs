@@ -244,6 +244,7 @@ pub async fn run(options: RunOptions) -> ExitCode {
             pid: std::process::id(),
             start_ms: unix_ms(SystemTime::now()),
             loopfile_error: None,
+            buttons: Vec::new(),
         });
         let settle = engine.options.debounce + SETTLE_MARGIN;
         match Control::start(&engine.root, port, board, engine.logs.clone(), settle).await {

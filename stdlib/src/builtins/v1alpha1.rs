@@ -2,11 +2,17 @@
 //! `ui_button`, `extension_repo`, ...) and of the specs they take
 //! (`ui_component_location`, `probe`, ...).
 //!
-//! `loop` does not implement Tilt's API server, so a Tiltfile that calls them
-//! still evaluates: an object constructor logs a one-line warning naming the
-//! object and is otherwise ignored (it returns `None`); a spec constructor
-//! returns a struct of its arguments, to be passed to an object constructor.
-//! A name Tilt does not have is an error, as for any unknown attribute.
+//! `loop` does not implement Tilt's API server. What it does with them:
+//! - `ui_button` becomes a button of the dashboard and of the API (on the
+//!   resource its `location` names, else on the session), and pressing it runs
+//!   the `cmd`s whose `start_on` names it (`start_on_spec(ui_buttons=[...])`);
+//! - any other object (and a `cmd` no button starts) logs a one-line warning
+//!   naming it and is otherwise ignored;
+//! - a spec constructor returns a struct of its arguments, to be passed to an
+//!   object constructor (a dict with the same keys works too, as in Tilt).
+//!
+//! Every object constructor returns `None`. A name Tilt does not have is an
+//! error, as for any unknown attribute.
 
 use std::fmt;
 
@@ -21,7 +27,8 @@ use starlark_derive::starlark_value;
 
 use super::tilt::ignored;
 
-/// Tilt's API object kinds: constructing one is accepted and ignored with a warning.
+/// Tilt's API object kinds (all but `ui_button`, and `cmd` started by one, are
+/// accepted and ignored with a warning).
 pub const OBJECTS: &[&str] = &[
     "cmd",
     "config_map",
@@ -133,21 +140,159 @@ impl<'v> StarlarkValue<'v> for Constructor {
                 .collect();
             return Ok(heap.alloc(AllocStruct(fields)));
         }
-        let name = named
-            .iter()
-            .find(|(k, _)| k.as_str() == "name")
-            .map(|(_, v)| *v)
+        let arg = |key: &str| {
+            named
+                .iter()
+                .find(|(k, _)| k.as_str() == key)
+                .map(|(_, v)| *v)
+                .filter(|v| !v.is_none())
+        };
+        let name = arg("name")
             .or_else(|| args.positions(heap).ok().and_then(|mut p| p.next()))
             .and_then(|v| v.unpack_str().map(str::to_owned));
+        match (self.name.as_str(), &name) {
+            ("ui_button", Some(name)) => {
+                ui_button(eval, name, arg("text"), arg("location"))?;
+                return Ok(Value::new_none());
+            }
+            ("cmd", Some(name)) if field(arg("start_on"), "ui_buttons").is_some() => {
+                button_cmd(
+                    eval,
+                    name,
+                    arg("args"),
+                    arg("dir"),
+                    arg("env"),
+                    arg("start_on"),
+                )?;
+                return Ok(Value::new_none());
+            }
+            _ => {}
+        }
         let what = match name {
             Some(name) => format!("v1alpha1.{}({name:?})", self.name),
             None => format!("v1alpha1.{}", self.name),
         };
-        ignored(
-            eval,
-            format!("{what}: ignored: loop does not implement Tilt's API objects"),
-        )
-        .map_err(starlark::Error::from)?;
+        let why = if self.name == "cmd" {
+            "ignored: loop runs a v1alpha1.cmd only when a ui_button starts it (start_on=v1alpha1.start_on_spec(ui_buttons=[...]))"
+        } else {
+            "ignored: loop does not implement Tilt's API objects"
+        };
+        ignored(eval, format!("{what}: {why}")).map_err(starlark::Error::from)?;
         Ok(Value::new_none())
     }
+}
+
+/// A field of a spec: a struct field (from a `v1alpha1` spec constructor) or a
+/// dict key (Tilt accepts both).
+fn field<'v>(v: Option<Value<'v>>, name: &str) -> Option<Value<'v>> {
+    let v = v?;
+    if let Some(found) = super::field(v, name) {
+        return Some(found).filter(|f| !f.is_none());
+    }
+    let dict = starlark::values::dict::DictRef::from_value(v)?;
+    let found = dict
+        .iter()
+        .find(|(k, _)| k.unpack_str() == Some(name))
+        .map(|(_, v)| v)
+        .filter(|f| !f.is_none());
+    found
+}
+
+fn text(function: &str, what: &str, v: Value) -> anyhow::Result<String> {
+    v.unpack_str().map(str::to_owned).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{function}: {what} must be a string, got {}",
+            crate::values::describe(v)
+        )
+    })
+}
+
+/// Records a `v1alpha1.ui_button`, shown with the resource its location names
+/// (`component_type` `Resource`), else with the session.
+fn ui_button(
+    eval: &mut Evaluator,
+    name: &str,
+    label: Option<Value>,
+    location: Option<Value>,
+) -> anyhow::Result<()> {
+    const F: &str = "v1alpha1.ui_button";
+    let text = match label {
+        Some(v) => self::text(F, "text", v)?,
+        None => name.to_owned(),
+    };
+    let kind = field(location, "component_type")
+        .map(|v| self::text(F, "location.component_type", v))
+        .transpose()?;
+    let id = field(location, "component_id")
+        .map(|v| self::text(F, "location.component_id", v))
+        .transpose()?;
+    let resource = match kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("resource") => Some(id.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{F}: a location of type Resource needs component_id (the resource's name)"
+            )
+        })?),
+        _ => None,
+    };
+    let env = loop_lang::EvalEnv::of(eval)?;
+    let at = crate::decls::call_site(eval);
+    crate::decls::declarations(env)
+        .borrow_mut()
+        .buttons
+        .push(loop_lang::model::Button {
+            name: name.to_owned(),
+            text: if text.is_empty() {
+                name.to_owned()
+            } else {
+                text
+            },
+            resource,
+            commands: Vec::new(),
+            defined_at: at,
+        });
+    Ok(())
+}
+
+/// Records a `v1alpha1.cmd` that buttons start.
+fn button_cmd(
+    eval: &mut Evaluator,
+    name: &str,
+    args: Option<Value>,
+    dir: Option<Value>,
+    env: Option<Value>,
+    start_on: Option<Value>,
+) -> anyhow::Result<()> {
+    const F: &str = "v1alpha1.cmd";
+    let a = |n| crate::values::Arg {
+        function: F,
+        name: n,
+    };
+    let argv = crate::values::string_list(a("args"), args)?;
+    if argv.first().is_none_or(|p| p.is_empty()) {
+        anyhow::bail!(
+            "{F}: args must hold the program and its arguments, e.g. [\"make\", \"seed\"]"
+        );
+    }
+    let buttons =
+        crate::values::string_list(a("start_on.ui_buttons"), field(start_on, "ui_buttons"))?;
+    let mut vars = std::collections::BTreeMap::new();
+    for item in crate::values::string_list(a("env"), env)? {
+        let (k, v) = item.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("{F}: env entries look like \"KEY=VALUE\", got {item:?}")
+        })?;
+        vars.insert(k.to_owned(), v.to_owned());
+    }
+    let eval_env = loop_lang::EvalEnv::of(eval)?;
+    let dir = crate::values::folder(eval_env, a("dir"), dir)?;
+    let command = loop_lang::model::ButtonCommand {
+        name: name.to_owned(),
+        argv,
+        dir: eval_env.display(&dir),
+        env: vars,
+    };
+    crate::decls::declarations(eval_env)
+        .borrow_mut()
+        .button_commands
+        .push((buttons, command));
+    Ok(())
 }

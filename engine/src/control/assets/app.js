@@ -59,6 +59,8 @@ function fillRow(row, r) {
     actions.append(a);
   }
   for (const pf of r.port_forwards) actions.append(el("span", "pf", pf + " "));
+  // v1alpha1.ui_buttons placed on this resource.
+  for (const b of r.buttons || []) actions.append(button(b.text, () => press(b.name)));
   actions.append(button("trigger", () => act(r.name, "trigger")));
   actions.append(
     r.enabled
@@ -116,6 +118,9 @@ function renderSummary() {
 }
 
 function renderBanner() {
+  // v1alpha1.ui_buttons placed on no resource, in the header.
+  const nav = $("nav-buttons");
+  nav.replaceChildren(...((state.session && state.session.buttons) || []).map((b) => button(b.text, () => press(b.name))));
   const error = state.session && state.session.loopfile_error;
   $("banner").hidden = !error;
   $("banner").textContent = error ? `Loopfile error — the previous graph keeps running:\n${error}` : "";
@@ -126,6 +131,14 @@ async function act(name, verb) {
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     alert(body.error || `${verb} ${name}: ${response.status}`);
+  }
+}
+
+async function press(name) {
+  const response = await fetch(`/api/buttons/${encodeURIComponent(name)}`, { method: "POST" });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    alert(body.error || `button ${name}: ${response.status}`);
   }
 }
 

@@ -1,6 +1,8 @@
 //! Actions from the control plane (`loop trigger`, the dashboard's buttons):
 //! checked, applied through the scheduler, answered.
 
+use std::sync::Arc;
+
 use super::Engine;
 use crate::control::server::Request;
 
@@ -36,6 +38,9 @@ impl Engine {
                 self.perform(actions);
                 let _ = reply.send(Ok(()));
             }
+            Request::Button(name, reply) => {
+                let _ = reply.send(self.press(&name));
+            }
             Request::Args(args, reply) => {
                 self.logs
                     .engine(&format!("new arguments: {}", shell_words(&args)));
@@ -49,6 +54,53 @@ impl Engine {
         }
     }
 
+    /// Runs the commands of a button, each in a task of its own; their output
+    /// goes to the log of the button's resource (else loop's own log).
+    fn press(&self, name: &str) -> Result<(), String> {
+        let Some(button) = self.manifest.buttons.iter().find(|b| b.name == name) else {
+            let hint = loop_lang::diag::closest(
+                name,
+                self.manifest.buttons.iter().map(|b| b.name.as_str()),
+            )
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+            return Err(format!("no button named `{name}`{hint}"));
+        };
+        if button.commands.is_empty() {
+            return Err(format!(
+                "button `{name}` starts no command: give it one with v1alpha1.cmd(name=..., args=[...], start_on=v1alpha1.start_on_spec(ui_buttons=[\"{name}\"]))"
+            ));
+        }
+        let logs = self.logs.clone();
+        let sink: crate::run::process::LineSink = match &button.resource {
+            Some(resource) => self.sink(resource),
+            None => Arc::new(move |line: &str| logs.engine(line)),
+        };
+        for command in &button.commands {
+            let cmd = loop_lang::model::Cmd::Argv(command.argv.clone());
+            let dir = self.root.join(&command.dir);
+            let env = command.env.clone();
+            let sink = sink.clone();
+            let label = format!("button {name}: {}", cmd.display());
+            sink(&format!("[loop] {label}"));
+            tokio::spawn(async move {
+                let output = crate::run::process::Output::merged(sink.clone());
+                let end =
+                    match crate::run::process::run_to_end(&cmd, &dir, &env, output, BUTTON_GRACE)
+                        .await
+                    {
+                        Ok(status) if status.success() => "done".to_owned(),
+                        Ok(status) => {
+                            format!("failed: {}", crate::run::process::describe_exit(status))
+                        }
+                        Err(e) => format!("failed: {e}"),
+                    };
+                sink(&format!("[loop] {label}: {end}"));
+            });
+        }
+        Ok(())
+    }
+
     fn known(&self, name: &str) -> Result<(), String> {
         if self.nodes.contains_key(name) {
             return Ok(());
@@ -59,6 +111,9 @@ impl Engine {
         Err(format!("no resource named `{name}`{hint}"))
     }
 }
+
+/// Grace given to what a button's command left running in its group.
+const BUTTON_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn shell_words(args: &[String]) -> String {
     if args.is_empty() {

@@ -4,7 +4,7 @@
 use loop_lang::model::{ResourceKind, TriggerMode};
 
 use super::Engine;
-use crate::control::view::{unix_ms, LinkView, ResourceView, RunView};
+use crate::control::view::{unix_ms, ButtonView, LinkView, ResourceView, RunView};
 use crate::run::state::Phase;
 
 impl Engine {
@@ -32,11 +32,26 @@ impl Engine {
             return;
         };
         control.board.set_order(self.order.clone());
+        let global = self.buttons_on(None);
+        control.board.update_session(|s| s.buttons = global);
         for name in &self.order {
             if let Some(view) = self.view(name) {
                 control.board.set_resource(view);
             }
         }
+    }
+
+    /// The buttons placed on a resource (`None`: on none).
+    fn buttons_on(&self, resource: Option<&str>) -> Vec<ButtonView> {
+        self.manifest
+            .buttons
+            .iter()
+            .filter(|b| b.resource.as_deref() == resource)
+            .map(|b| ButtonView {
+                name: b.name.clone(),
+                text: b.text.clone(),
+            })
+            .collect()
     }
 
     fn view(&self, name: &str) -> Option<ResourceView> {
@@ -114,6 +129,7 @@ impl Engine {
             resource_deps: r.resource_deps.clone(),
             data_deps: r.data_deps.clone(),
             defined_at: r.defined_at.to_string(),
+            buttons: self.buttons_on(Some(name)),
         })
     }
 }
