@@ -24,6 +24,7 @@
 
 mod build;
 mod context;
+mod dockerfile;
 mod exec;
 mod hash;
 mod inject;
