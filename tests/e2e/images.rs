@@ -869,6 +869,14 @@ fn a_dockerfile_without_run_is_built_without_docker() {
         ("web/secret.txt", "no\n"),
         ("web/src/lib.txt", "lib\n"),
     ]);
+    let check = crate::support::run_loop(dir.path(), &["check"]);
+    assert!(
+        check.stdout.contains(
+            "image shop/web: built and pushed by loop without Docker when there is a registry"
+        ),
+        "{}",
+        check.stdout
+    );
     let run = cluster.run(dir.path(), &["ci", "--timeout", "120s"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let all = format!("{}{}", run.stdout, run.stderr);

@@ -441,7 +441,7 @@ async fn deliver(
 
 /// Whether a `docker_build` can be built without Docker (see
 /// [`super::dockerfile`]): its base image, or why not.
-fn without_docker(image: &Image, root: &Path) -> Result<String, String> {
+pub fn without_docker(image: &Image, root: &Path) -> Result<String, String> {
     if !image.build_args.is_empty()
         || !image.extra_tags.is_empty()
         || image.platform.is_some()
