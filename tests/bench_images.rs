@@ -1,7 +1,8 @@
 //! A one-file change to an image on a 100 MB base, built and pushed two ways,
 //! side by side in one run: `oci_build` (no daemon: one new layer, config and
-//! manifest sent by `loop`) and `docker_build` (`docker build` with the context
-//! `loop` sends, then `docker push`). Both push to the same local registry
+//! manifest sent by `loop`), `docker_build` (`docker build` with the context
+//! `loop` sends, then `docker push`), and the same `docker_build` without the
+//! `ARG` line that sends it to Docker (built by `loop`: no `RUN` step). Both push to the same local registry
 //! (Debian's `docker-registry` on loopback); the base is in it beforehand. The
 //! bytes pushed are the growth of the registry's storage. Prints medians.
 //!
@@ -135,12 +136,18 @@ fn main() {
     std::fs::create_dir_all(project.join("app")).unwrap();
     std::fs::write(project.join("app/main.txt"), "0\n").unwrap();
     std::fs::write(project.join("app/lib.txt"), "a library\n").unwrap();
+    // `ARG` sends this one to Docker; the same without it is built by `loop`.
+    std::fs::write(
+        project.join("Dockerfile.docker"),
+        format!("FROM {base}\nARG UNUSED=1\nCOPY app /app\n"),
+    )
+    .unwrap();
     std::fs::write(
         project.join("Dockerfile"),
         format!("FROM {base}\nCOPY app /app\n"),
     )
     .unwrap();
-    std::fs::write(project.join(".dockerignore"), "Dockerfile\n").unwrap();
+    std::fs::write(project.join(".dockerignore"), "Dockerfile*\n").unwrap();
 
     let mut oci = Image::new("bench/oci", ImageKind::Oci, Location::default());
     oci.base = Some(base.clone());
@@ -152,8 +159,11 @@ fn main() {
     oci.command_dir = ".".into();
     let mut dockerb = Image::new("bench/docker", ImageKind::Docker, Location::default());
     dockerb.context = Some(".".into());
-    dockerb.dockerfile = Some("Dockerfile".into());
+    dockerb.dockerfile = Some("Dockerfile.docker".into());
     dockerb.deps = vec![".".into()];
+    let mut auto = dockerb.clone();
+    auto.image_ref = "bench/auto".into();
+    auto.dockerfile = Some("Dockerfile".into());
     let destination = Destination::Registry(DefaultRegistry {
         host: host.clone(),
         host_from_cluster: None,
@@ -184,10 +194,11 @@ fn main() {
     // First builds: the caches and the registry get the base.
     let (oci_first, oci_first_bytes) = build(&oci);
     let (docker_first, docker_first_bytes) = build(&dockerb);
-    let mut samples: [(Vec<f64>, Vec<f64>); 2] = Default::default();
+    let _ = build(&auto);
+    let mut samples: [(Vec<f64>, Vec<f64>); 3] = Default::default();
     for i in 1..=RUNS {
         std::fs::write(project.join("app/main.txt"), format!("{i}\n")).unwrap();
-        for (n, image) in [&oci, &dockerb].into_iter().enumerate() {
+        for (n, image) in [&oci, &dockerb, &auto].into_iter().enumerate() {
             let (ms, bytes) = build(image);
             samples[n].0.push(ms);
             samples[n].1.push(bytes as f64);
@@ -195,9 +206,13 @@ fn main() {
     }
     println!("one-file change on a 100 MB base, build + push to a registry on loopback, median of {RUNS}:");
     println!("{:<34} {:>10} {:>16}", "", "time", "bytes pushed");
-    for (n, name) in ["oci_build (no daemon)", "docker_build + docker push"]
-        .iter()
-        .enumerate()
+    for (n, name) in [
+        "oci_build (no daemon)",
+        "docker_build + docker push",
+        "docker_build, no RUN (no daemon)",
+    ]
+    .iter()
+    .enumerate()
     {
         println!(
             "{name:<34} {:>7.0} ms {:>16.0}",

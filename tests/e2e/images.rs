@@ -714,7 +714,7 @@ fn oci_build_pushes_a_runnable_image_with_a_reproducible_digest() {
     let run = cluster.run(dir.path(), &["ci", "--timeout", "120s"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("without Docker (oci_build)"), "{all}");
+    assert!(all.contains("without Docker (oci_build from"), "{all}");
     let (tag, digest) = pushed(&registry, "shop_web");
     let deployed = image_of(&cluster);
     assert_eq!(deployed, format!("{}/shop_web@{digest}", registry.host()));
@@ -902,4 +902,75 @@ fn render_without_a_registry_says_what_to_declare() {
         run.stderr
     );
     assert_eq!(run.stdout, "");
+}
+
+/// A Dockerfile without `RUN` (a base in a registry, `COPY`, `ENV`, `WORKDIR`,
+/// `CMD`) is built without Docker when there is a registry, with the same
+/// context Docker would get (`.dockerignore` applied).
+#[test]
+fn a_dockerfile_without_run_is_built_without_docker() {
+    if !docker_ready("a_dockerfile_without_run_is_built_without_docker") {
+        return;
+    }
+    let registry = Registry::start(false);
+    let base = push_base(&registry);
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        (
+            "Loopfile",
+            &format!(
+                "default_registry('{}')\nk8s_yaml('app.yaml')\ndocker_build('shop/web', 'web')\n",
+                registry.host()
+            ),
+        ),
+        ("app.yaml", WEB_YAML),
+        (
+            "web/Dockerfile",
+            &format!(
+                "FROM {base}\nWORKDIR /app\nCOPY . .\nENV MODE=dev\nCMD [\"cat\", \"main.txt\"]\n"
+            ),
+        ),
+        ("web/.dockerignore", "secret.txt\n"),
+        ("web/main.txt", "v1\n"),
+        ("web/secret.txt", "no\n"),
+        ("web/src/lib.txt", "lib\n"),
+    ]);
+    let check = crate::support::run_loop(dir.path(), &["check"]);
+    assert!(
+        check.stdout.contains(
+            "image shop/web: built and pushed by loop without Docker when there is a registry"
+        ),
+        "{}",
+        check.stdout
+    );
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "120s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("without Docker (its Dockerfile has no RUN step"),
+        "{all}"
+    );
+    assert!(!all.contains("Sending build context"), "{all}");
+    let (_, digest) = pushed(&registry, "shop_web");
+    let image = image_of(&cluster);
+    assert_eq!(image, format!("{}/shop_web@{digest}", registry.host()));
+    assert_eq!(run_in(&image, &[]), "v1\n");
+    assert_eq!(
+        run_in(&image, &["sh", "-c", "echo $MODE $PWD"]),
+        "dev /app\n"
+    );
+    let listing = run_in(&image, &["find", "/app"]);
+    let mut files: Vec<&str> = listing.lines().collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "/app",
+            "/app/.dockerignore",
+            "/app/Dockerfile",
+            "/app/main.txt",
+            "/app/src",
+            "/app/src/lib.txt"
+        ]
+    );
 }

@@ -32,13 +32,17 @@ pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Re
         files_summary(&m.loopfiles),
         plural(m.watched_files.len(), "watched file"),
     ));
+    let root = &loaded.evaluation.project.root;
     for image in &m.images {
         let path = match image.kind {
-            ImageKind::Docker => "built by Docker (docker_build: needs a Docker daemon)",
-            ImageKind::Custom => "built by its command (custom_build)",
-            ImageKind::Oci => "built and pushed by loop without Docker (oci_build)",
+            ImageKind::Docker => match crate::image::without_docker(image, root) {
+                Ok(_) => "built and pushed by loop without Docker when there is a registry (its Dockerfile has no RUN step), else by Docker".to_owned(),
+                Err(why) => format!("built by Docker (docker_build: needs a Docker daemon; {why})"),
+            },
+            ImageKind::Custom => "built by its command (custom_build)".to_owned(),
+            ImageKind::Oci => "built and pushed by loop without Docker (oci_build)".to_owned(),
             ImageKind::LiveUpdateOnly => {
-                "never built: the live-update target of a k8s_custom_deploy"
+                "never built: the live-update target of a k8s_custom_deploy".to_owned()
             }
         };
         crate::report::out_line(&format!("image {}: {path}", image.image_ref));

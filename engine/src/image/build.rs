@@ -93,7 +93,7 @@ pub enum BuildError {
     },
     #[error("image {image_ref}: oci_build pushes the image it assembles to a registry, and there is none: declare default_registry(\"localhost:5000\") (or use a cluster that advertises its registry in the ConfigMap kube-public/local-registry-hosting)")]
     NoRegistry { image_ref: String },
-    #[error("image {image_ref}: oci_build failed: {reason}")]
+    #[error("image {image_ref}: building without Docker failed: {reason}")]
     Oci { image_ref: String, reason: String },
     #[error("docker_build needs a Docker daemon: none is reachable (docker CLI said: {said}). Start Docker, set DOCKER_HOST, or use custom_build with a builder that needs no daemon")]
     NoDaemon { said: String },
@@ -220,7 +220,20 @@ pub(crate) async fn build_with(
     let name = image_name(&image_ref);
     let tag = image.tag.clone().unwrap_or_else(|| tag(&hash));
     if image.kind == ImageKind::Oci {
-        return build_oci(image, root, &hash, &tag, record, destination, &log).await;
+        let how = format!(
+            "oci_build from {}",
+            image.base.as_deref().unwrap_or_default()
+        );
+        return build_oci(image, root, &hash, &tag, record, destination, &how, &log).await;
+    }
+    if let (ImageKind::Docker, Destination::Registry(_)) = (image.kind, destination) {
+        match without_docker(image, root) {
+            Ok(base) => {
+                let how = format!("its Dockerfile has no RUN step; from {base}");
+                return build_oci(image, root, &hash, &tag, record, destination, &how, &log).await;
+            }
+            Err(why) => log(&format!("{image_ref}: built by Docker: {why}")),
+        }
     }
     let previous = record.get(&image_ref).filter(|e| e.hash == hash);
     let (mut entry, skipped) = match previous {
@@ -437,8 +450,31 @@ async fn deliver(
     }
 }
 
-/// An `oci_build`: assembled and pushed by `loop` to the registry, unless the
-/// record shows the same inputs pushed to the same place.
+/// Whether a `docker_build` can be built without Docker (see
+/// [`super::dockerfile`]): its base image, or why not.
+pub fn without_docker(image: &Image, root: &Path) -> Result<String, String> {
+    if !image.build_args.is_empty()
+        || !image.extra_tags.is_empty()
+        || image.platform.is_some()
+        || image.network.is_some()
+        || !image.ssh.is_empty()
+        || !image.secrets.is_empty()
+    {
+        return Err("build_args, extra_tag, platform, network, ssh or secret is given".to_owned());
+    }
+    let text = match (&image.dockerfile_contents, &image.dockerfile) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => fs::read_to_string(resolve(root, path))
+            .map_err(|e| format!("cannot read the Dockerfile {path}: {e}"))?,
+        (None, None) => return Err("no Dockerfile".to_owned()),
+    };
+    super::dockerfile::plan(&text, image.target.as_deref()).map(|plan| plan.base)
+}
+
+/// An image `loop` assembles and pushes itself (an `oci_build`, or a
+/// `docker_build` whose Dockerfile has no `RUN` step), unless the record shows
+/// the same inputs pushed to the same place. `how` says which, for the log.
+#[allow(clippy::too_many_arguments)]
 async fn build_oci(
     image: &Image,
     root: &Path,
@@ -446,6 +482,7 @@ async fn build_oci(
     tag: &str,
     record: &Record,
     destination: &Destination,
+    how: &str,
     log: &Log,
 ) -> Result<Built, BuildError> {
     let image_ref = image.image_ref.clone();
@@ -473,8 +510,7 @@ async fn build_oci(
         });
     }
     log(&format!(
-        "{image_ref}: building {pushed} without Docker (oci_build) from {}",
-        image.base.as_deref().unwrap_or_default()
+        "{image_ref}: building {pushed} without Docker ({how})"
     ));
     let started = std::time::Instant::now();
     let outcome = oci::build_and_push(

@@ -24,6 +24,7 @@
 
 mod build;
 mod context;
+mod dockerfile;
 mod exec;
 mod hash;
 mod inject;
@@ -35,7 +36,7 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build, build_to, BuildError, Built, Log};
+pub use build::{build, build_to, without_docker, BuildError, Built, Log};
 pub use hash::{content_hash, tag};
 pub use inject::{inject, set_entrypoint};
 pub use oci::{sha256, OciOutcome};

@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
-use loop_lang::model::{DefaultRegistry, Image, OciCopy};
+use loop_lang::model::{DefaultRegistry, Image, ImageKind, OciCopy};
 use serde_json::{json, Value};
 
+use super::context::{Context, Entry};
+use super::dockerfile;
 use super::oci_registry::{Reference, RegistryClient, MANIFEST_TYPES};
 use crate::watch::ALWAYS_SKIPPED;
 
@@ -89,29 +91,32 @@ pub async fn build_and_push(
     registry: &DefaultRegistry,
     cache: &Path,
 ) -> Result<OciOutcome, String> {
-    let base_text = image.base.as_deref().ok_or("oci_build has no base image")?;
+    // What to assemble, and the layers, built (or taken from the cache) on a
+    // blocking thread: it reads every file.
+    let (assembly, layers) = {
+        let (image, root, cache) = (image.clone(), root.to_owned(), cache.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let assembly = assemble(&image, &root)?;
+            let layers = assembly
+                .layers
+                .iter()
+                .map(|l| layer(&l.items, &cache))
+                .collect::<io::Result<Vec<_>>>()
+                .map_err(|e| format!("cannot write a layer: {e}"))?;
+            Ok((assembly, layers))
+        })
+        .await
+        .map_err(|e| e.to_string())??
+    };
+    let base_text = assembly.base.as_str();
     let base = Reference::parse(base_text)?;
     let client = RegistryClient::new();
     let (base_manifest, base_config) = read_base(&client, &base, cache).await?;
-
-    // The layers, built (or taken from the cache) on a blocking thread.
-    let layers = {
-        let (copies, root, cache) = (image.copies.clone(), root.to_owned(), cache.to_owned());
-        tokio::task::spawn_blocking(move || {
-            copies
-                .iter()
-                .map(|c| layer(c, &root, &cache))
-                .collect::<io::Result<Vec<_>>>()
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot write a layer: {e}"))?
-    };
     let layers_cached = layers.iter().filter(|l| l.cached).count();
 
     let mut config: Value = serde_json::from_slice(&base_config)
         .map_err(|e| format!("the config of {base_text} is not JSON: {e}"))?;
-    apply_config(&mut config, image, &layers);
+    apply_config(&mut config, &assembly, &layers);
     let config_bytes = Bytes::from(serde_json::to_vec(&config).map_err(|e| e.to_string())?);
 
     let mut blobs: Vec<Blob> = Vec::new();
@@ -439,7 +444,7 @@ fn oci_media_type(docker: &str) -> String {
 }
 
 /// Appends the layers to the base config and applies the image settings.
-fn apply_config(config: &mut Value, image: &Image, layers: &[Layer]) {
+fn apply_config(config: &mut Value, assembly: &Assembly, layers: &[Layer]) {
     const EPOCH: &str = "1970-01-01T00:00:00Z";
     config["created"] = json!(EPOCH);
     if !config["rootfs"].is_object() {
@@ -451,34 +456,35 @@ fn apply_config(config: &mut Value, image: &Image, layers: &[Layer]) {
     if !config["history"].is_array() {
         config["history"] = json!([]);
     }
-    for (layer, copy) in layers.iter().zip(&image.copies) {
+    for (layer, input) in layers.iter().zip(&assembly.layers) {
         if let Some(ids) = config["rootfs"]["diff_ids"].as_array_mut() {
             ids.push(json!(layer.digest));
         }
         if let Some(history) = config["history"].as_array_mut() {
-            history.push(json!({
-                "created": EPOCH,
-                "created_by": format!("loop oci_build: copy {} to {}", copy.src, copy.dest),
-            }));
+            history.push(json!({"created": EPOCH, "created_by": input.history}));
         }
     }
     if !config["config"].is_object() {
         config["config"] = json!({});
     }
+    let edit = &assembly.edit;
     let c = &mut config["config"];
-    if let Some(entrypoint) = &image.image_entrypoint {
+    if let Some(entrypoint) = &edit.entrypoint {
         c["Entrypoint"] = json!(entrypoint);
     }
-    if let Some(cmd) = &image.image_cmd {
+    if let Some(cmd) = &edit.cmd {
         c["Cmd"] = json!(cmd);
-    } else if image.image_entrypoint.is_some() {
+    } else if edit.entrypoint.is_some() {
         // As in a Dockerfile: a new ENTRYPOINT drops the base image's CMD.
         c["Cmd"] = Value::Null;
     }
-    if let Some(dir) = &image.workdir {
+    if let Some(dir) = &edit.workdir {
         c["WorkingDir"] = json!(dir);
     }
-    if !image.image_env.is_empty() {
+    if let Some(user) = &edit.user {
+        c["User"] = json!(user);
+    }
+    if !edit.env.is_empty() {
         let mut env: Vec<String> = c["Env"]
             .as_array()
             .map(|a| {
@@ -487,11 +493,199 @@ fn apply_config(config: &mut Value, image: &Image, layers: &[Layer]) {
                     .collect()
             })
             .unwrap_or_default();
-        for (key, value) in &image.image_env {
+        for (key, value) in &edit.env {
             env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
             env.push(format!("{key}={value}"));
         }
         c["Env"] = json!(env);
+    }
+    for port in &edit.expose {
+        if !c["ExposedPorts"].is_object() {
+            c["ExposedPorts"] = json!({});
+        }
+        c["ExposedPorts"][port.as_str()] = json!({});
+    }
+    for (key, value) in &edit.labels {
+        if !c["Labels"].is_object() {
+            c["Labels"] = json!({});
+        }
+        c["Labels"][key.as_str()] = json!(value);
+    }
+}
+
+/// What to put on the base image.
+pub(crate) struct Assembly {
+    pub base: String,
+    pub layers: Vec<LayerInput>,
+    pub edit: ConfigEdit,
+}
+
+/// The entries of one layer and its history line.
+pub(crate) struct LayerInput {
+    items: Vec<Item>,
+    history: String,
+}
+
+/// The image config settings a build sets.
+#[derive(Default)]
+pub(crate) struct ConfigEdit {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub expose: Vec<String>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// The assembly of an `oci_build`, or of a `docker_build` whose Dockerfile
+/// needs no Docker ([`super::dockerfile`]).
+fn assemble(image: &Image, root: &Path) -> Result<Assembly, String> {
+    match image.kind {
+        ImageKind::Docker => {
+            let text = match (&image.dockerfile_contents, &image.dockerfile) {
+                (Some(text), _) => text.clone(),
+                (None, Some(path)) => fs::read_to_string(root.join(path))
+                    .map_err(|e| format!("the Dockerfile {path}: {e}"))?,
+                (None, None) => return Err("no Dockerfile".to_owned()),
+            };
+            let plan = dockerfile::plan(&text, image.target.as_deref())?;
+            let context = Context::new(image, root).map_err(|e| e.to_string())?;
+            let entries = context.files().map_err(|e| e.to_string())?;
+            let layers = plan
+                .copies
+                .iter()
+                .map(|copy| {
+                    Ok(LayerInput {
+                        items: copy_items(copy, &entries)?,
+                        history: format!("loop (no Docker): {}", copy.text),
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(Assembly {
+                base: plan.base,
+                layers,
+                edit: ConfigEdit {
+                    entrypoint: plan.entrypoint,
+                    cmd: plan.cmd,
+                    env: plan.env,
+                    workdir: plan.workdir,
+                    user: plan.user,
+                    expose: plan.expose,
+                    labels: plan.labels,
+                },
+            })
+        }
+        _ => {
+            let base = image.base.clone().ok_or("oci_build has no base image")?;
+            let layers = image
+                .copies
+                .iter()
+                .map(|copy| {
+                    Ok(LayerInput {
+                        items: items(copy, root).map_err(|e| e.to_string())?,
+                        history: format!("loop oci_build: copy {} to {}", copy.src, copy.dest),
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(Assembly {
+                base,
+                layers,
+                edit: ConfigEdit {
+                    entrypoint: image.image_entrypoint.clone(),
+                    cmd: image.image_cmd.clone(),
+                    env: image
+                        .image_env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    workdir: image.workdir.clone(),
+                    ..ConfigEdit::default()
+                },
+            })
+        }
+    }
+}
+
+/// The entries of one Dockerfile `COPY`, from the context's kept entries (so
+/// `.dockerignore`, `ignore` and `only` apply as they do for Docker), with
+/// their modes; missing parent folders of the destination are 0755.
+fn copy_items(copy: &dockerfile::Copy, entries: &[Entry]) -> Result<Vec<Item>, String> {
+    let dest = copy.dest.trim_start_matches('/');
+    let mut out = Vec::new();
+    let into = |rel: &str| -> String {
+        let d = dest.trim_end_matches('/');
+        if d.is_empty() {
+            rel.to_owned()
+        } else if rel.is_empty() {
+            d.to_owned()
+        } else {
+            format!("{d}/{rel}")
+        }
+    };
+    let item = |path: String, entry: &Entry| match entry {
+        Entry::Dir { mode, .. } => Item::Dir(path, *mode),
+        Entry::File {
+            path: disk, mode, ..
+        } => Item::File(path, disk.clone(), *mode),
+        Entry::Symlink { target, .. } => Item::Symlink(path, target.clone()),
+    };
+    for src in &copy.srcs {
+        let found = entries.iter().find(|e| e.rel() == src);
+        let is_dir = src.is_empty() || matches!(found, Some(Entry::Dir { .. }));
+        if is_dir {
+            parents(dest.trim_end_matches('/'), true, &mut out);
+            let prefix = if src.is_empty() {
+                String::new()
+            } else {
+                format!("{src}/")
+            };
+            let mut any = src.is_empty() || found.is_some();
+            for entry in entries.iter().filter(|e| e.rel().starts_with(&prefix)) {
+                any = true;
+                out.push(item(into(&entry.rel()[prefix.len()..]), entry));
+            }
+            if !any {
+                return Err(format!("{}: {src} is not in the build context", copy.text));
+            }
+        } else {
+            let entry = found.ok_or_else(|| {
+                format!(
+                    "{}: {src} is not in the build context (missing, or excluded by .dockerignore, ignore or only)",
+                    copy.text
+                )
+            })?;
+            let path = if dest.ends_with('/') || dest.is_empty() {
+                let name = src.rsplit('/').next().unwrap_or(src);
+                format!("{dest}{name}")
+            } else {
+                dest.to_owned()
+            };
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                parents(parent, true, &mut out);
+            }
+            out.push(item(path, entry));
+        }
+    }
+    Ok(out)
+}
+
+/// Folder entries (0755) for `path` and each folder above it.
+fn parents(path: &str, include_self: bool, out: &mut Vec<Item>) {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let upto = if include_self {
+        parts.len()
+    } else {
+        parts.len().saturating_sub(1)
+    };
+    for i in 1..=upto {
+        let dir = parts[..i].join("/");
+        if !out
+            .iter()
+            .any(|it| matches!(it, Item::Dir(p, _) if *p == dir))
+        {
+            out.push(Item::Dir(dir, 0o755));
+        }
     }
 }
 
@@ -503,11 +697,19 @@ pub(crate) struct Layer {
     pub cached: bool,
 }
 
-/// The files of one copy step: `(path in the image, file on disk, kind)`.
+/// One entry of a layer: its path in the image, and its mode (and file).
 enum Item {
-    Dir(String),
-    File(String, PathBuf, bool),
+    Dir(String, u32),
+    File(String, PathBuf, u32),
     Symlink(String, String),
+}
+
+fn file_mode(exec: bool) -> u32 {
+    if exec {
+        0o755
+    } else {
+        0o644
+    }
 }
 
 fn items(copy: &OciCopy, root: &Path) -> io::Result<Vec<Item>> {
@@ -516,16 +718,7 @@ fn items(copy: &OciCopy, root: &Path) -> io::Result<Vec<Item>> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     let dest = copy.dest.trim_start_matches('/').to_owned();
     let mut out = Vec::new();
-    let parents = |path: &str, out: &mut Vec<Item>| {
-        let mut acc = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            if !acc.is_empty() {
-                acc.push('/');
-            }
-            acc.push_str(part);
-            out.push(Item::Dir(acc.clone()));
-        }
-    };
+    let parents = |path: &str, out: &mut Vec<Item>| parents(path, true, out);
     if meta.is_dir() {
         let dest = dest.trim_end_matches('/').to_owned();
         parents(&dest, &mut out);
@@ -544,7 +737,7 @@ fn items(copy: &OciCopy, root: &Path) -> io::Result<Vec<Item>> {
             parents(parent, &mut out);
         }
         let exec = meta.permissions().mode() & 0o111 != 0;
-        out.push(Item::File(path, src, exec));
+        out.push(Item::File(path, src, file_mode(exec)));
     }
     Ok(out)
 }
@@ -572,29 +765,29 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<Item>) -> io::Result<()> {
                 fs::read_link(&path)?.to_string_lossy().into_owned(),
             ));
         } else if meta.is_dir() {
-            out.push(Item::Dir(rel.clone()));
+            out.push(Item::Dir(rel.clone(), 0o755));
             walk(&path, &rel, out)?;
         } else if meta.is_file() {
             out.push(Item::File(
                 rel,
                 path,
-                meta.permissions().mode() & 0o111 != 0,
+                file_mode(meta.permissions().mode() & 0o111 != 0),
             ));
         }
     }
     Ok(())
 }
 
-/// The layer of one copy step, from the cache when its inputs are unchanged.
-fn layer(copy: &OciCopy, root: &Path, cache: &Path) -> io::Result<Layer> {
-    let items = items(copy, root)?;
-    // The input hash: every path, kind, executable bit and content.
+/// The layer of these entries, from the cache when its inputs are unchanged.
+fn layer(items: &[Item], cache: &Path) -> io::Result<Layer> {
+    // The input hash: every path, kind, mode and content.
     let mut h = blake3::Hasher::new();
-    h.update(b"loop oci layer v1\0");
-    for item in &items {
+    h.update(b"loop oci layer v2\0");
+    for item in items {
         match item {
-            Item::Dir(p) => {
+            Item::Dir(p, mode) => {
                 h.update(b"d");
+                h.update(&mode.to_le_bytes());
                 h.update(p.as_bytes());
             }
             Item::Symlink(p, t) => {
@@ -603,8 +796,9 @@ fn layer(copy: &OciCopy, root: &Path, cache: &Path) -> io::Result<Layer> {
                 h.update(b"\0");
                 h.update(t.as_bytes());
             }
-            Item::File(p, path, exec) => {
-                h.update(if *exec { b"x" } else { b"f" });
+            Item::File(p, path, mode) => {
+                h.update(b"f");
+                h.update(&mode.to_le_bytes());
                 h.update(p.as_bytes());
                 h.update(b"\0");
                 h.update_reader(File::open(path)?)?;
@@ -647,24 +841,20 @@ fn layer(copy: &OciCopy, root: &Path, cache: &Path) -> io::Result<Layer> {
             h.set_gid(0);
             h
         };
-        for item in &items {
+        for item in items {
             match item {
-                Item::Dir(p) => {
-                    let mut hd = header(tar::EntryType::Directory, 0o755, 0);
+                Item::Dir(p, mode) => {
+                    let mut hd = header(tar::EntryType::Directory, *mode, 0);
                     tar.append_data(&mut hd, format!("{p}/"), io::empty())?;
                 }
                 Item::Symlink(p, target) => {
                     let mut hd = header(tar::EntryType::Symlink, 0o777, 0);
                     tar.append_link(&mut hd, p, target)?;
                 }
-                Item::File(p, path, exec) => {
+                Item::File(p, path, mode) => {
                     let mut file = File::open(path)?;
                     let size = file.metadata()?.len();
-                    let mut hd = header(
-                        tar::EntryType::Regular,
-                        if *exec { 0o755 } else { 0o644 },
-                        size,
-                    );
+                    let mut hd = header(tar::EntryType::Regular, *mode, size);
                     tar.append_data(&mut hd, p, (&mut file).take(size))?;
                 }
             }
@@ -722,25 +912,29 @@ mod tests {
             src: "app".into(),
             dest: "/srv/app".into(),
         };
-        let one = layer(&copy, &root, &dir.path().join("c1")).unwrap();
-        let two = layer(&copy, &root, &dir.path().join("c2")).unwrap();
+        let one = layer(&items(&copy, &root).unwrap(), &dir.path().join("c1")).unwrap();
+        let two = layer(&items(&copy, &root).unwrap(), &dir.path().join("c2")).unwrap();
         assert_eq!(
             one.digest, two.digest,
             "the same bytes from the same inputs"
         );
         assert!(!one.cached);
         assert_eq!(sha256(&fs::read(&one.path).unwrap()), one.digest);
-        let again = layer(&copy, &root, &dir.path().join("c1")).unwrap();
+        let again = layer(&items(&copy, &root).unwrap(), &dir.path().join("c1")).unwrap();
         assert!(again.cached);
         // mtimes do not count; contents do.
         fs::write(root.join("app/sub/data.txt"), "x").unwrap();
         assert_eq!(
-            layer(&copy, &root, &dir.path().join("c3")).unwrap().digest,
+            layer(&items(&copy, &root).unwrap(), &dir.path().join("c3"))
+                .unwrap()
+                .digest,
             one.digest
         );
         fs::write(root.join("app/sub/data.txt"), "y").unwrap();
         assert_ne!(
-            layer(&copy, &root, &dir.path().join("c1")).unwrap().digest,
+            layer(&items(&copy, &root).unwrap(), &dir.path().join("c1"))
+                .unwrap()
+                .digest,
             one.digest
         );
 
@@ -785,7 +979,7 @@ mod tests {
             .unwrap()
             .into_iter()
             .map(|i| match i {
-                Item::Dir(p) | Item::File(p, _, _) | Item::Symlink(p, _) => p,
+                Item::Dir(p, _) | Item::File(p, _, _) | Item::Symlink(p, _) => p,
             })
             .collect();
         assert_eq!(
