@@ -172,7 +172,7 @@ fn main() {
     let record = Record::empty(&project);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log: loop_engine::image::Log = {
+    let log: loop_engine::report::LineSink = {
         let lines = lines.clone();
         Arc::new(move |l: &str| lines.lock().unwrap().push(l.to_owned()))
     };

@@ -15,6 +15,7 @@ pub mod k8s;
 pub mod live_update;
 pub mod load;
 pub mod lsp;
+pub mod process;
 pub mod release;
 pub mod report;
 pub mod run;

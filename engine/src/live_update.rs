@@ -27,7 +27,7 @@ mod local;
 
 pub(crate) use local::pump_lines;
 
-pub use local::{LocalTarget, LogFn};
+pub use local::LocalTarget;
 
 /// What to do about a batch of changed files.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,6 +7,10 @@ use loop_lang::diag::SourceMap;
 use loop_lang::loader::LogLine;
 use loop_lang::Diagnostic;
 
+/// Where a stream of output lines goes (a command's output, a build's, pod
+/// logs): one type for every producer.
+pub type LineSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }

@@ -78,6 +78,8 @@ pub fn globals_with(context: &Context) -> Globals {
     ])
     .with(builtins::local::local_builtins)
     .with(builtins::k8s::k8s_builtins)
+    .with(builtins::images::image_builtins)
+    .with(builtins::live_update::live_update_builtins)
     .with(builtins::custom_deploy::custom_deploy_builtins)
     .with(builtins::files::file_builtins)
     .with(builtins::render::render_builtins)
@@ -88,7 +90,7 @@ pub fn globals_with(context: &Context) -> Globals {
     .with(builtins::tilt::tilt_builtins)
     .with(builtins::tilt::shlex_namespace)
     .with(builtins::release::release_builtins)
-    .with(builtins::tilt::v1alpha1_namespace)
+    .with(builtins::v1alpha1::v1alpha1_namespace)
     .build()
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests: they run the real `loop` binary on real files.
 
+mod architecture;
 mod bad_inputs;
 mod check;
 mod cluster;

@@ -255,7 +255,7 @@ enum Command {
     #[command(name = "__eval", hide = true)]
     Eval,
     /// Internal: the watchdog that `loop run`/`loop ci` start, which stops what
-    /// `loop` started if `loop` dies (see `run::watchdog`).
+    /// `loop` started if `loop` dies (see `process::watchdog`).
     #[command(name = "__watchdog", hide = true)]
     Watchdog {
         /// Time between SIGTERM and SIGKILL.
@@ -495,7 +495,7 @@ pub fn main() -> ExitCode {
                 &files.options(EVAL_ONLY_SUBCOMMAND, None),
             )
         }
-        Command::Watchdog { grace } => Ok(crate::run::watchdog::main(grace)),
+        Command::Watchdog { grace } => Ok(crate::process::watchdog::main(grace)),
         Command::Eval => Ok(crate::isolation::child_main()),
     };
     match result {

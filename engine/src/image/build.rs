@@ -12,23 +12,21 @@ use std::fs;
 use std::io::{self, Seek, Write};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use loop_lang::model::{Cmd, Image, ImageKind};
 use loop_stdlib::assemble::image_name;
 use tokio::process::Command;
 
+use super::context::resolve;
 use super::context::{self, Context, DOCKERFILE_IN_TAR};
 use super::exec;
-use super::hash::{content_hash, resolve, tag};
+use super::hash::{content_hash, tag};
 use super::oci;
 use super::record::{Entry, Record};
 use super::registry::{self, Destination};
-use crate::run::process::describe_exit;
-
-/// Receives each line a build prints, and `loop`'s own notes about the build.
-pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+use crate::process::describe_exit;
+use crate::report::LineSink;
 
 /// The outcome of a successful (or skipped) build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,7 +177,7 @@ const DAEMON_PROBE: Duration = Duration::from_secs(20);
 pub async fn build(
     image: &Image,
     root: &Path,
-    log: Log,
+    log: LineSink,
     record: &Record,
 ) -> Result<Built, BuildError> {
     build_to(image, root, log, record, &Destination::Local).await
@@ -190,7 +188,7 @@ pub async fn build(
 pub async fn build_to(
     image: &Image,
     root: &Path,
-    log: Log,
+    log: LineSink,
     record: &Record,
     destination: &Destination,
 ) -> Result<Built, BuildError> {
@@ -200,7 +198,7 @@ pub async fn build_to(
 pub(crate) async fn build_with(
     image: &Image,
     root: &Path,
-    log: Log,
+    log: LineSink,
     record: &Record,
     tools: &Tools,
     destination: &Destination,
@@ -290,7 +288,7 @@ async fn run_build(
     tools: &Tools,
     built_ref: &str,
     tag: &str,
-    log: &Log,
+    log: &LineSink,
 ) -> Result<(), BuildError> {
     let image_ref = &image.image_ref;
     match image.kind {
@@ -342,7 +340,7 @@ async fn deliver(
     tag: &str,
     destination: &Destination,
     tools: &Tools,
-    log: &Log,
+    log: &LineSink,
 ) -> Result<String, BuildError> {
     let image_ref = &image.image_ref;
     let built_ref = entry.built_ref.clone();
@@ -483,7 +481,7 @@ async fn build_oci(
     record: &Record,
     destination: &Destination,
     how: &str,
-    log: &Log,
+    log: &LineSink,
 ) -> Result<Built, BuildError> {
     let image_ref = image.image_ref.clone();
     let Destination::Registry(registry) = destination else {
@@ -581,7 +579,7 @@ async fn run(
     cmd: &Cmd,
     dir: &Path,
     env: &BTreeMap<String, String>,
-    log: &Log,
+    log: &LineSink,
 ) -> Result<(), BuildError> {
     if cmd.argv().is_empty() {
         return Err(BuildError::NoCommand {
@@ -740,7 +738,7 @@ async fn docker_build(
     tools: &Tools,
     built_ref: &str,
     version: &str,
-    log: &Log,
+    log: &LineSink,
 ) -> Result<(), BuildError> {
     let image_ref = &image.image_ref;
     let tar = {

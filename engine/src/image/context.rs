@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use loop_lang::model::Image;
 
-use super::hash::resolve;
 use crate::watch::ALWAYS_SKIPPED;
 
 /// The name under which a Dockerfile from outside the context enters the tar.
@@ -356,6 +355,12 @@ fn mtime_of(path: &Path) -> u64 {
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Resolves a model path (root-relative with `/`, `.` for the root, or absolute),
+/// without `.` components or a trailing `/`, so that paths compare textually.
+pub(crate) fn resolve(root: &Path, path: &str) -> PathBuf {
+    root.join(path).components().collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Runs one build command to its end: in its own process group (registered with
-//! [`crate::run::process`], so stopping `loop` stops it), its output streamed line
+//! [`crate::process`], so stopping `loop` stops it), its output streamed line
 //! by line to the log and the last lines kept for the error message.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use loop_lang::model::Cmd;
 
-use super::build::Log;
-use crate::run::process;
+use crate::process;
+use crate::report::LineSink;
 
 /// How many output lines a failure message shows.
 pub(crate) const TAIL_LINES: usize = 20;
@@ -31,7 +31,7 @@ pub(crate) async fn run(
     cmd: &Cmd,
     dir: &Path,
     env: &BTreeMap<String, String>,
-    log: &Log,
+    log: &LineSink,
 ) -> Result<Finished, String> {
     run_reading(cmd, dir, env, log, None, TAIL_LINES).await
 }
@@ -42,12 +42,12 @@ pub(crate) async fn run_reading(
     cmd: &Cmd,
     dir: &Path,
     env: &BTreeMap<String, String>,
-    log: &Log,
+    log: &LineSink,
     stdin: Option<std::fs::File>,
     keep: usize,
 ) -> Result<Finished, String> {
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(keep)));
-    let sink: process::LineSink = {
+    let sink: LineSink = {
         let (log, tail) = (log.clone(), tail.clone());
         Arc::new(move |line: &str| {
             log(line);

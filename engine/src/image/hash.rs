@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use loop_lang::model::{Image, ImageKind};
 
-use super::context::{Context, Entry};
+use super::context::{resolve, Context, Entry};
 use crate::watch::ALWAYS_SKIPPED;
 
 /// Bump when the hashed form changes, so old records stop matching.
@@ -74,12 +74,6 @@ pub fn content_hash(image: &Image, root: &Path) -> io::Result<String> {
 /// The image tag for a content hash: `loop-` and the hash's first 16 hex digits.
 pub fn tag(hash: &str) -> String {
     format!("loop-{}", &hash[..hash.len().min(16)])
-}
-
-/// Resolves a model path (root-relative with `/`, `.` for the root, or absolute),
-/// without `.` components or a trailing `/`, so that paths compare textually.
-pub(crate) fn resolve(root: &Path, path: &str) -> PathBuf {
-    root.join(path).components().collect()
 }
 
 /// Feeds length-prefixed, named fields to the hasher so that no two different

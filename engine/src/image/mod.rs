@@ -36,7 +36,7 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build, build_to, without_docker, BuildError, Built, Log};
+pub use build::{build, build_to, without_docker, BuildError, Built};
 pub use hash::{content_hash, tag};
 pub use inject::{inject, set_entrypoint};
 pub use oci::{sha256, OciOutcome};

@@ -11,6 +11,7 @@ use loop_lang::Location;
 
 use super::build::{build_with, docker_build_argv, Tools};
 use super::*;
+use crate::report::LineSink;
 
 fn custom(image_ref: &str, command: &str, deps: &[&str]) -> Image {
     let mut image = Image::new(image_ref, ImageKind::Custom, Location::default());
@@ -48,10 +49,10 @@ fn hash(image: &Image, root: &Path) -> String {
 }
 
 /// A log that keeps its lines.
-fn logger() -> (Log, Arc<Mutex<Vec<String>>>) {
+fn logger() -> (LineSink, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = lines.clone();
-    let log: Log = Arc::new(move |line: &str| kept.lock().unwrap().push(line.to_owned()));
+    let log: LineSink = Arc::new(move |line: &str| kept.lock().unwrap().push(line.to_owned()));
     (log, lines)
 }
 

@@ -13,6 +13,7 @@ use loop_lang::model::ObjectRef;
 use tokio::sync::Mutex;
 
 use super::context::Cluster;
+pub use super::errors::{error_text, UNREACHABLE};
 use super::owner;
 
 /// Applies objects, caching discovery.
@@ -55,9 +56,6 @@ pub fn group_version(api_version: &str) -> (&str, &str) {
     api_version.rsplit_once('/').unwrap_or(("", api_version))
 }
 
-/// Starts the text of errors that mean the API server could not be reached.
-pub const UNREACHABLE: &str = "cluster unreachable";
-
 /// Every resource type the server serves (discovery).
 pub async fn discover(client: &kube::Client) -> Result<Discovery, String> {
     Discovery::new(client.clone()).run().await.map_err(|e| {
@@ -68,43 +66,31 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, String> {
     })
 }
 
-/// Text of a kube error: the server's message when it sent one.
-pub fn error_text(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => api_status_text(&status.message, &status.reason, status.code),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            format!("{UNREACHABLE}: {}", root_cause(err))
-        }
-        other => other.to_string(),
-    }
-}
-
-/// A `Status` error in words: the server's message, then its reason and code,
-/// leaving out what is empty (errors relayed from a node often have no reason).
-fn api_status_text(message: &str, reason: &str, code: u16) -> String {
-    let detail = match (reason.is_empty(), code) {
-        (true, 0) => String::new(),
-        (true, code) => format!(" (HTTP {code})"),
-        (false, 0) => format!(" ({reason})"),
-        (false, code) => format!(" ({reason}, HTTP {code})"),
-    };
-    let message = if message.is_empty() {
-        "the API server refused the request"
-    } else {
-        message
-    };
-    format!("{message}{detail}")
-}
-
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
 impl Applier {
+    /// The watch of `workload`'s pods, shared with everyone following them
+    /// (started now otherwise). Must be called inside a tokio runtime.
+    pub async fn follow_pods(
+        &self,
+        workload: &ObjectRef,
+        extra: &[std::collections::BTreeMap<String, String>],
+    ) -> Result<std::sync::Arc<super::pods::PodWatch>, String> {
+        let key = match self.pods.existing(&self.cluster, workload, extra) {
+            Ok(found) => return Ok(found),
+            Err(key) => key,
+        };
+        let object_api = if workload.kind == "Pod" {
+            None
+        } else {
+            let api = self.api_for(
+                &workload.api_version,
+                &workload.kind,
+                workload.namespace.as_deref(),
+            );
+            Some(api.await?.0)
+        };
+        Ok(self.pods.start(&self.cluster, key, workload, object_api))
+    }
+
     pub fn new(cluster: Cluster) -> Applier {
         Applier {
             cluster,
@@ -267,7 +253,7 @@ fn set_labels(body: &mut Data, path: &[&str], labels: &std::collections::BTreeMa
 mod tests {
     #[test]
     fn status_errors_leave_out_empty_fields() {
-        use super::api_status_text;
+        use super::super::errors::api_status_text;
         assert_eq!(
             api_status_text("container not found", "", 500),
             "container not found (HTTP 500)"

@@ -25,10 +25,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::apply::{error_text, Applier};
-use super::pods::{PodWatch, Pods};
-
-/// Where log lines and status lines go.
-pub type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+use super::pods::PodWatch;
+use crate::report::LineSink;
 
 /// How long [`workload_pods`] waits for the first list.
 const LIST_WAIT: Duration = Duration::from_secs(30);
@@ -74,7 +72,7 @@ pub async fn workload_pods(
     workload: &ObjectRef,
     extra: &[BTreeMap<String, String>],
 ) -> Result<Vec<Pod>, String> {
-    let watch = Pods::follow(applier, workload, extra).await?;
+    let watch = applier.follow_pods(workload, extra).await?;
     let snapshot = watch
         .wait_for(LIST_WAIT, |s| {
             if let Some(e) = &s.error {
@@ -121,7 +119,7 @@ pub fn follow_logs(
     applier: Arc<Applier>,
     workload: ObjectRef,
     extra: Vec<BTreeMap<String, String>>,
-    sink: Sink,
+    sink: LineSink,
 ) -> LogFollower {
     LogFollower {
         task: tokio::spawn(watch_pods(applier, workload, extra, sink)),
@@ -173,11 +171,11 @@ async fn watch_pods(
     applier: Arc<Applier>,
     workload: ObjectRef,
     extra: Vec<BTreeMap<String, String>>,
-    sink: Sink,
+    sink: LineSink,
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let watch = loop {
-        match Pods::follow(&applier, &workload, &extra).await {
+        match applier.follow_pods(&workload, &extra).await {
             Ok(watch) => break watch,
             Err(e) => {
                 sink(&format!("cannot follow the pods of {}: {e}", workload.name));
@@ -248,7 +246,7 @@ async fn follow_container(
     api: Api<Pod>,
     watch: Arc<PodWatch>,
     target: Target,
-    sink: Sink,
+    sink: LineSink,
     multi: Arc<AtomicBool>,
 ) {
     let mut dedupe = Dedupe::default();

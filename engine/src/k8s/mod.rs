@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod context;
 pub mod down;
+pub mod errors;
 pub mod logs;
 pub mod owner;
 pub mod pods;

@@ -1,7 +1,7 @@
 //! The pods of a workload, followed by watch: the one place that knows which pods
 //! belong to a workload, shared by rollouts, logs, port-forwards and live updates.
 //!
-//! [`Pods::follow`] returns a [`PodWatch`] for a workload: kube-rs watchers (one
+//! [`super::Applier::follow_pods`] returns a [`PodWatch`] for a workload: kube-rs watchers (one
 //! per pod selector, plus one on the workload object itself) keep an in-memory
 //! copy of the workload and its pods, and bump a counter on every change. Callers
 //! read a [`Snapshot`] and wait for the next change instead of listing pods on
@@ -27,14 +27,80 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::apply::Applier;
+use super::context::Cluster;
 
 /// The namespace of a workload's pods.
-pub fn namespace_of(applier: &Applier, workload: &ObjectRef) -> String {
+pub fn namespace_of(cluster: &Cluster, workload: &ObjectRef) -> String {
     workload
         .namespace
         .clone()
-        .unwrap_or_else(|| applier.cluster.namespace.clone())
+        .unwrap_or_else(|| cluster.namespace.clone())
+}
+
+/// Why a pod is not ready, if it is not.
+pub fn pod_problem(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.as_ref()?;
+    for condition in status.conditions.iter().flatten() {
+        if condition.type_ == "PodScheduled" && condition.status == "False" {
+            let reason = condition
+                .reason
+                .clone()
+                .unwrap_or_else(|| "Unschedulable".into());
+            return Some(format!(
+                "{reason}: pod {name}: {}",
+                condition.message.clone().unwrap_or_default()
+            ));
+        }
+    }
+    for container in status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+    {
+        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            if let Some(reason) = &waiting.reason {
+                if reason != "ContainerCreating" && reason != "PodInitializing" {
+                    let restarts = if container.restart_count > 0 {
+                        format!(" (restarted {} times)", container.restart_count)
+                    } else {
+                        String::new()
+                    };
+                    return Some(format!(
+                        "{reason}: pod {name} container {}{restarts}: {}",
+                        container.name,
+                        waiting.message.clone().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    let phase = status.phase.clone().unwrap_or_default();
+    if phase == "Running" {
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if !ready {
+            return Some(format!(
+                "pod {name} is running but not ready (its readiness probe is failing)"
+            ));
+        }
+        return None;
+    }
+    if phase == "Succeeded" {
+        return None;
+    }
+    Some(format!(
+        "pod {name} is {}",
+        if phase.is_empty() {
+            "Pending".into()
+        } else {
+            phase
+        }
+    ))
 }
 
 /// The label selectors of a workload's pods (plus `extra`, OR-ed), from its body;
@@ -85,13 +151,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The newest running pod with no problem (see [`super::rollout::pod_problem`]).
+    /// The newest running pod with no problem (see [`pod_problem`]).
     pub fn ready_pod(&self) -> Option<&Pod> {
         self.pods
             .iter()
             .filter(|p| {
                 p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                    && super::rollout::pod_problem(p).is_none()
+                    && pod_problem(p).is_none()
             })
             .max_by(|a, b| {
                 a.metadata
@@ -270,7 +336,7 @@ impl PodWatch {
 }
 
 /// The key of a shared watch: kind, namespace, name and pod selectors.
-type Key = (String, String, String, Vec<String>);
+pub type Key = (String, String, String, Vec<String>);
 
 /// The watches of an [`Applier`], shared by everyone following the same workload.
 #[derive(Default)]
@@ -279,15 +345,16 @@ pub struct Pods {
 }
 
 impl Pods {
-    /// The watch of `workload`'s pods (started now unless someone follows it
-    /// already). Its selectors come from the declared body, which is what was
-    /// applied. Must be called inside a tokio runtime.
-    pub async fn follow(
-        applier: &Applier,
+    /// The watch of `workload`'s pods if someone follows them already, else the
+    /// key to [`Pods::start`] one under. Its selectors come from the declared
+    /// body, which is what was applied.
+    pub fn existing(
+        &self,
+        cluster: &Cluster,
         workload: &ObjectRef,
         extra: &[BTreeMap<String, String>],
-    ) -> Result<Arc<PodWatch>, String> {
-        let namespace = namespace_of(applier, workload);
+    ) -> Result<Arc<PodWatch>, Key> {
+        let namespace = namespace_of(cluster, workload);
         let body = serde_json::to_value(&workload.body).unwrap_or(Value::Null);
         let selectors = if workload.kind == "Pod" {
             Vec::new()
@@ -296,33 +363,33 @@ impl Pods {
         };
         let key = (
             workload.kind.clone(),
-            namespace.clone(),
+            namespace,
             workload.name.clone(),
-            selectors.clone(),
+            selectors,
         );
-        if let Some(found) = Self::shared(applier, &key) {
-            return Ok(found);
+        match lock_map(&self.watches).get(&key).and_then(Weak::upgrade) {
+            Some(found) => Ok(found),
+            None => Err(key),
         }
-        let object_api = if workload.kind == "Pod" {
-            None
-        } else {
-            Some(
-                applier
-                    .api_for(
-                        &workload.api_version,
-                        &workload.kind,
-                        workload.namespace.as_deref(),
-                    )
-                    .await?
-                    .0,
-            )
-        };
-        let mut watches = lock_map(&applier.pods.watches);
+    }
+
+    /// Starts the watch of `workload`'s pods under `key` (and of the workload
+    /// itself through `object_api`), unless one started meanwhile. Must be
+    /// called inside a tokio runtime.
+    pub fn start(
+        &self,
+        cluster: &Cluster,
+        key: Key,
+        workload: &ObjectRef,
+        object_api: Option<Api<kube::api::DynamicObject>>,
+    ) -> Arc<PodWatch> {
+        let (namespace, selectors) = (key.1.clone(), key.3.clone());
+        let mut watches = lock_map(&self.watches);
         if let Some(found) = watches.get(&key).and_then(Weak::upgrade) {
-            return Ok(found);
+            return found;
         }
         watches.retain(|_, w| w.strong_count() > 0);
-        let pod_api: Api<Pod> = Api::namespaced(applier.cluster.client.clone(), &namespace);
+        let pod_api: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
         let by_name = format!("metadata.name={}", workload.name);
         let mut configs: Vec<watcher::Config> = selectors
             .iter()
@@ -370,13 +437,7 @@ impl Pods {
             tasks,
         });
         watches.insert(key, Arc::downgrade(&found));
-        Ok(found)
-    }
-
-    fn shared(applier: &Applier, key: &Key) -> Option<Arc<PodWatch>> {
-        lock_map(&applier.pods.watches)
-            .get(key)
-            .and_then(Weak::upgrade)
+        found
     }
 }
 
@@ -484,7 +545,7 @@ fn watch_error(e: &watcher::Error) -> String {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
         | watcher::Error::WatchFailed(e) => {
-            format!("cannot watch: {}", super::apply::error_text(e))
+            format!("cannot watch: {}", super::errors::error_text(e))
         }
         watcher::Error::WatchError(status) => format!("cannot watch: {}", status.message),
         other => format!("cannot watch: {other}"),
@@ -512,8 +573,8 @@ mod tests {
         let applier = applier(&server, &server.url()).await;
         let web = deployment("web", "web:v1");
         apply(&applier, &web).await;
-        let watch = Pods::follow(&applier, &web, &[]).await.unwrap();
-        let again = Pods::follow(&applier, &web, &[]).await.unwrap();
+        let watch = applier.follow_pods(&web, &[]).await.unwrap();
+        let again = applier.follow_pods(&web, &[]).await.unwrap();
         assert!(Arc::ptr_eq(&watch, &again), "one watch per workload");
         let first = watch
             .wait_for(WAIT, |s| s.ready_pod()?.metadata.name.clone())

@@ -33,9 +33,9 @@ use tokio::time::Instant;
 use serde_json::Value;
 
 use super::apply::{error_text, Applier};
-use super::logs::{Backoff, Sink};
-use super::pods::{namespace_of, PodWatch, Pods};
-use super::rollout::pod_problem;
+use super::logs::Backoff;
+use super::pods::{namespace_of, pod_problem, PodWatch};
+use crate::report::LineSink;
 
 /// Timings of a forwarder; the defaults suit people, tests shorten them.
 #[derive(Clone, Debug)]
@@ -86,7 +86,7 @@ impl PortForwarder {
         workload: ObjectRef,
         extra: Vec<BTreeMap<String, String>>,
         forward: PortForward,
-        sink: Sink,
+        sink: LineSink,
     ) -> Result<PortForwarder, String> {
         Self::start_with(applier, workload, extra, forward, sink, Tuning::default()).await
     }
@@ -97,7 +97,7 @@ impl PortForwarder {
         workload: ObjectRef,
         extra: Vec<BTreeMap<String, String>>,
         forward: PortForward,
-        sink: Sink,
+        sink: LineSink,
         tuning: Tuning,
     ) -> Result<PortForwarder, String> {
         let host = match forward.host.trim() {
@@ -136,7 +136,7 @@ impl PortForwarder {
         let shared = Arc::new(Shared {
             pods: Api::namespaced(
                 applier.cluster.client.clone(),
-                &namespace_of(&applier, destination.object()),
+                &namespace_of(&applier.cluster, destination.object()),
             ),
             applier,
             destination,
@@ -209,7 +209,7 @@ fn service_ref(workload: &ObjectRef, applier: &Applier, name: &str) -> ObjectRef
         api_version: "v1".into(),
         kind: "Service".into(),
         name: name.into(),
-        namespace: Some(namespace_of(applier, workload)),
+        namespace: Some(namespace_of(&applier.cluster, workload)),
         defined_at: workload.defined_at.clone(),
         body: loop_lang::data::Data::default(),
     }
@@ -275,7 +275,7 @@ struct Shared {
     /// The container port, or the Service port.
     port: u16,
     label: String,
-    sink: Sink,
+    sink: LineSink,
     tuning: Tuning,
     /// The watch of the destination's pods, once started.
     watch: tokio::sync::Mutex<Option<Arc<PodWatch>>>,
@@ -334,7 +334,7 @@ impl Shared {
         }
         let found = match &self.destination {
             Destination::Workload(workload, extra) => {
-                Pods::follow(&self.applier, workload, extra).await
+                self.applier.follow_pods(workload, extra).await
             }
             Destination::Service(service) => {
                 let body = self
@@ -350,7 +350,7 @@ impl Shared {
                 let mut service = service.clone();
                 service.body = serde_json::from_value(body)
                     .map_err(|e| OpenError::Failed(format!("Service {}: {e}", service.name)))?;
-                Pods::follow(&self.applier, &service, &[]).await
+                self.applier.follow_pods(&service, &[]).await
             }
         }
         .map_err(|e| OpenError::Failed(format!("cannot follow the pods: {e}")))?;

@@ -12,7 +12,7 @@ use loop_lang::model::ObjectRef;
 use serde_json::Value;
 
 use super::apply::Applier;
-use super::pods::{Pods, Snapshot};
+use super::pods::{pod_problem, Snapshot};
 
 /// Where a rollout is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,72 +22,6 @@ pub enum Rollout {
     Waiting(String),
     /// Cannot become ready (a failed Job).
     Failed(String),
-}
-
-/// Why a pod is not ready, if it is not.
-pub fn pod_problem(pod: &Pod) -> Option<String> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let status = pod.status.as_ref()?;
-    for condition in status.conditions.iter().flatten() {
-        if condition.type_ == "PodScheduled" && condition.status == "False" {
-            let reason = condition
-                .reason
-                .clone()
-                .unwrap_or_else(|| "Unschedulable".into());
-            return Some(format!(
-                "{reason}: pod {name}: {}",
-                condition.message.clone().unwrap_or_default()
-            ));
-        }
-    }
-    for container in status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-    {
-        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            if let Some(reason) = &waiting.reason {
-                if reason != "ContainerCreating" && reason != "PodInitializing" {
-                    let restarts = if container.restart_count > 0 {
-                        format!(" (restarted {} times)", container.restart_count)
-                    } else {
-                        String::new()
-                    };
-                    return Some(format!(
-                        "{reason}: pod {name} container {}{restarts}: {}",
-                        container.name,
-                        waiting.message.clone().unwrap_or_default()
-                    ));
-                }
-            }
-        }
-    }
-    let phase = status.phase.clone().unwrap_or_default();
-    if phase == "Running" {
-        let ready = status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        if !ready {
-            return Some(format!(
-                "pod {name} is running but not ready (its readiness probe is failing)"
-            ));
-        }
-        return None;
-    }
-    if phase == "Succeeded" {
-        return None;
-    }
-    Some(format!(
-        "pod {name} is {}",
-        if phase.is_empty() {
-            "Pending".into()
-        } else {
-            phase
-        }
-    ))
 }
 
 /// The last lines the crashing containers of a pod printed, as `\n  | line` text.
@@ -249,7 +183,7 @@ pub async fn wait_ready(
     deadline: Duration,
     on_reason: impl Fn(&str),
 ) -> Result<(), String> {
-    let watch = Pods::follow(applier, object, extra).await?;
+    let watch = applier.follow_pods(object, extra).await?;
     let mut changes = watch.subscribe();
     let end = tokio::time::Instant::now() + deadline;
     let mut last = String::new();

@@ -19,6 +19,7 @@
 //! leave the new file (as [`LocalTarget`](crate::live_update::LocalTarget) does).
 //! The containers of a target are synced concurrently, each in the order above.
 
+use crate::report::LineSink;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -34,7 +35,6 @@ use tokio::io::AsyncWriteExt;
 use crate::live_update::pump_lines;
 
 use super::apply::{error_text, Applier};
-use super::pods::Pods;
 use crate::live_update::{SyncError, SyncPlan, SyncReport, SyncTarget};
 
 /// The budget of one exec request's command: the sum over its arguments of
@@ -52,8 +52,6 @@ const STREAM_BUFFER: usize = 64 * 1024;
 /// What `restart_container()` runs in each container (see [`ContainerTarget::restart`]).
 pub const RESTART_COMMAND: [&str; 3] = ["/bin/sh", "-c", "kill 1"];
 
-pub use crate::live_update::LogFn;
-
 /// The running containers of a workload that use one image.
 #[derive(Clone)]
 pub struct ContainerTarget {
@@ -62,7 +60,7 @@ pub struct ContainerTarget {
     pub containers: Vec<(String, String, String)>,
     /// Receives each output line (stdout and stderr) of the `run()` commands,
     /// prefixed with `pod/container: ` when there is more than one container.
-    pub log: LogFn,
+    pub log: LineSink,
 }
 
 impl SyncTarget for ContainerTarget {
@@ -469,7 +467,7 @@ pub async fn containers_selected(
     extra_selectors: &[BTreeMap<String, String>],
     selector: Selector<'_>,
 ) -> Result<Vec<(String, String, String)>, String> {
-    let watch = Pods::follow(applier, workload, extra_selectors).await?;
+    let watch = applier.follow_pods(workload, extra_selectors).await?;
     let snapshot = watch
         .wait_for(LIST_WAIT, |s| s.synced.then(|| s.clone()))
         .await

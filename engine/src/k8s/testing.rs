@@ -11,8 +11,9 @@ use loop_test_apiserver::ApiServer;
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
-use super::logs::{workload_pods, Sink};
+use super::logs::workload_pods;
 use crate::k8s::{Applier, Cluster};
+use crate::report::LineSink;
 
 /// Every wait is bounded by this; nothing asserts on timing.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -99,7 +100,7 @@ pub async fn running_pod(applier: &Applier, workload: &ObjectRef, except: &[&str
         pods.iter()
             .filter(|p| {
                 p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                    && crate::k8s::rollout::pod_problem(p).is_none()
+                    && crate::k8s::pods::pod_problem(p).is_none()
             })
             .filter_map(|p| p.metadata.name.clone())
             .find(|n| !except.contains(&n.as_str()))
@@ -108,10 +109,10 @@ pub async fn running_pod(applier: &Applier, workload: &ObjectRef, except: &[&str
 }
 
 /// A sink that records every line.
-pub fn recorder() -> (Sink, Arc<Mutex<Vec<String>>>) {
+pub fn recorder() -> (LineSink, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let keep = lines.clone();
-    let sink: Sink = Arc::new(move |line: &str| keep.lock().unwrap().push(line.to_owned()));
+    let sink: LineSink = Arc::new(move |line: &str| keep.lock().unwrap().push(line.to_owned()));
     (sink, lines)
 }
 

@@ -5,19 +5,17 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use loop_lang::model::Cmd;
 use tokio::io::AsyncRead;
 
 use super::{SyncError, SyncPlan, SyncReport, SyncTarget};
-use crate::run::process;
+use crate::process;
+use crate::report::LineSink;
 
 /// How many output lines a failed command's error keeps.
 const TAIL_LINES: usize = 10;
-
-/// Receives each output line of the `run()` commands.
-pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A folder on this machine: sync destinations are absolute paths, and `run()`
 /// commands execute (`sh -c` for strings, argv for lists) in `run_dir`, in their
@@ -27,7 +25,7 @@ pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct LocalTarget {
     pub run_dir: PathBuf,
     pub env: BTreeMap<String, String>,
-    pub log: LogFn,
+    pub log: LineSink,
 }
 
 impl SyncTarget for LocalTarget {

@@ -11,6 +11,7 @@ use loop_lang::model::{Image, ImageKind, Manifest};
 
 use crate::image::{build_to, Destination, Record};
 use crate::report;
+use crate::report::LineSink;
 
 /// Builds and pushes each image; returns the pinned ref of each, by declared ref.
 pub fn pin(
@@ -47,7 +48,7 @@ pub fn pin(
             ));
         }
         let prefix = image.image_ref.clone();
-        let log: crate::image::Log =
+        let log: LineSink =
             Arc::new(move |line: &str| report::stderr_line(&format!("[render] {prefix} │ {line}")));
         let built = runtime
             .block_on(build_to(image, root, log, &record, &destination))

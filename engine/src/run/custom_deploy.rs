@@ -14,7 +14,8 @@ use std::time::Duration;
 use loop_lang::data::Data;
 use loop_lang::model::{CustomDeploy, ObjectRef};
 
-use super::process::{self, Output};
+use crate::process::{self, Output};
+use crate::report::LineSink;
 
 /// Grace given to what a finished command left running in its process group.
 const GRACE: Duration = Duration::from_secs(2);
@@ -93,7 +94,7 @@ pub async fn apply(
     deploy: &CustomDeploy,
     dir: &Path,
     env: BTreeMap<String, String>,
-    log: Arc<dyn Fn(&str) + Send + Sync>,
+    log: LineSink,
 ) -> Result<Vec<ObjectRef>, String> {
     let stdout: Arc<Mutex<Vec<String>>> = Arc::default();
     let kept = stdout.clone();
@@ -125,11 +126,7 @@ pub async fn apply(
 }
 
 /// Runs `delete_cmd` in `dir` (absolute), its output going to `log`.
-pub async fn delete(
-    deploy: &CustomDeploy,
-    dir: &Path,
-    log: Arc<dyn Fn(&str) + Send + Sync>,
-) -> Result<(), String> {
+pub async fn delete(deploy: &CustomDeploy, dir: &Path, log: LineSink) -> Result<(), String> {
     let shown = deploy.delete_cmd.display();
     let status = process::run_to_end(
         &deploy.delete_cmd,

@@ -14,8 +14,6 @@ use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{self, unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::logs::Logs;
-use super::orphans;
-use super::process::{self, LineSink};
 use super::scheduler::{Action, RunEnd, Scheduler};
 use super::secrets::Scrubber;
 use super::signals::StopSignals;
@@ -27,11 +25,13 @@ use crate::control::server::Request;
 use crate::control::view::{unix_ms, SessionView};
 use crate::control::Control;
 use crate::graph::Graph;
+use crate::process;
 use crate::watch::{WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
 
 mod changes;
 mod kube;
+use crate::report::LineSink;
 use kube::connect_k8s;
 mod local;
 mod reload;
@@ -153,7 +153,7 @@ pub async fn run(options: RunOptions) -> ExitCode {
         }
     };
     // Orphaned descendants are re-parented to `loop`, which stops them on exit.
-    let subreaper = orphans::become_subreaper();
+    let subreaper = process::tree::become_subreaper();
     // Evaluation may run `local()` commands: a stop signal ends the wait for it.
     let (files, eval_options) = (options.files.clone(), options.eval_options());
     let loading = tokio::task::spawn_blocking(move || load::load(&files, &eval_options));
@@ -208,7 +208,7 @@ pub async fn run(options: RunOptions) -> ExitCode {
             "{message}: processes that leave their group may survive `loop`"
         ));
     }
-    if let Err(message) = super::watchdog::start(options.grace) {
+    if let Err(message) = process::watchdog::start(options.grace) {
         logs.engine(&format!(
             "{message}: if `loop` is killed, only its direct children die with it"
         ));
@@ -401,8 +401,8 @@ impl Engine {
                     return Outcome::Failed;
                 }
                 _ = progress.tick() => self.report_progress(),
-                _ = reap.tick() => orphans::reap_adopted(),
-                Some(()) = recv_opt(&mut child_exits) => orphans::reap_adopted(),
+                _ = reap.tick() => process::reap_adopted(),
+                Some(()) = recv_opt(&mut child_exits) => process::reap_adopted(),
             }
         }
     }

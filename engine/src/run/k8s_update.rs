@@ -11,6 +11,7 @@ use loop_lang::model::{DefaultRegistry, Image, ObjectRef, Resource};
 use crate::image::{self, Destination, Record};
 use crate::k8s::apply::{error_text, UNREACHABLE};
 use crate::k8s::{rollout, Applier};
+use crate::report::LineSink;
 
 /// How long a rollout may take before the update fails.
 const ROLLOUT_DEADLINE: Duration = Duration::from_secs(300);
@@ -56,7 +57,7 @@ pub async fn update(
     resource: Resource,
     images: Vec<Image>,
     registry: Option<DefaultRegistry>,
-    log: Arc<dyn Fn(&str) + Send + Sync>,
+    log: LineSink,
 ) -> Result<(), String> {
     let mut objects = resource.objects.clone();
     let mut destination = Destination::Local;
@@ -190,10 +191,7 @@ pub async fn update(
 /// The registry the cluster advertises in the ConfigMap `local-registry-hosting`
 /// of `kube-public` (KEP-1755), read once per connection; `None` when there is
 /// none or it cannot be read (said in the log).
-async fn advertised_registry(
-    runtime: &K8sRuntime,
-    log: &Arc<dyn Fn(&str) + Send + Sync>,
-) -> Option<DefaultRegistry> {
+async fn advertised_registry(runtime: &K8sRuntime, log: &LineSink) -> Option<DefaultRegistry> {
     runtime
         .advertised
         .get_or_init(|| async {
@@ -262,7 +260,7 @@ async fn cluster_answers(runtime: &K8sRuntime) -> Result<(), String> {
 pub fn start_followers(
     runtime: Arc<K8sRuntime>,
     resource: &Resource,
-    sink: Arc<dyn Fn(&str) + Send + Sync>,
+    sink: LineSink,
 ) -> tokio::task::AbortHandle {
     let workloads: Vec<ObjectRef> = runtime
         .objects_of(resource)
@@ -321,7 +319,7 @@ pub async fn sync_containers(
     image_ref: String,
     container_name: Option<String>,
     plan: crate::live_update::SyncPlan,
-    log: Arc<dyn Fn(&str) + Send + Sync>,
+    log: LineSink,
 ) -> Result<bool, String> {
     use crate::live_update::SyncTarget;
     let mut containers = Vec::new();

@@ -9,15 +9,12 @@ pub mod engine;
 mod k8s_update;
 mod lock;
 pub mod logs;
-mod orphans;
 pub mod outputs;
 pub mod probe;
-pub mod process;
 pub mod scheduler;
 pub mod secrets;
 pub mod signals;
 mod state;
-pub mod watchdog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

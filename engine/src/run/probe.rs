@@ -66,7 +66,7 @@ pub async fn check(action: &ProbeAction, timeout: Duration, cwd: &Path) -> Resul
                     Err(format!(
                         "`{}` failed with {}",
                         cmd.display(),
-                        super::process::describe_exit(status)
+                        crate::process::describe_exit(status)
                     ))
                 }
             }

@@ -14,8 +14,8 @@ use starlark::starlark_module;
 use starlark::values::none::NoneType;
 use starlark::values::Value;
 
-use super::local::{check_name, command};
-use crate::builtins::k8s::live_update_steps;
+use super::args::{check_name, command};
+use crate::builtins::live_update::live_update_steps;
 use crate::decls::{call_site, declarations};
 use crate::values::{self, env_map, string_list, Arg, NONE};
 

@@ -331,7 +331,7 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
         let _ = command_bat;
         let a = |name| Arg { function: F, name };
         let eval_env = EvalEnv::of(eval)?;
-        let cmd = super::local::command(a("command"), Some(command))?
+        let cmd = super::args::command(a("command"), Some(command))?
             .ok_or_else(|| anyhow!("local: the command is empty"))?;
         let workdir = values::folder(eval_env, a("dir"), dir)?;
         let input = match stdin.filter(|v| !v.is_none()) {

@@ -1,7 +1,7 @@
 //! `local_resource` and its readiness probes and links.
 
 use anyhow::{anyhow, bail};
-use loop_lang::model::{Cmd, Link, Probe, ProbeAction, Resource, ResourceKind, TriggerMode};
+use loop_lang::model::{Probe, ProbeAction, Resource, ResourceKind};
 use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
@@ -9,97 +9,11 @@ use starlark::starlark_module;
 use starlark::values::none::NoneType;
 use starlark::values::{Heap, Value};
 
+use super::args::{check_name, command, links, trigger_mode};
+use super::live_update::live_update_steps;
 use super::{field, kind_of, tagged};
-use crate::builtins::k8s::live_update_steps;
 use crate::decls::{call_site, declarations};
-use crate::values::{self, env_map, list_items, string_list, Arg, NONE};
-
-/// Validates a resource name.
-pub fn check_name(function: &str, name: &str) -> anyhow::Result<()> {
-    if name.is_empty() {
-        bail!("{function}: the resource name is empty");
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || *c == '/')
-    {
-        bail!("{function}: resource name {name:?} contains {c:?}; use letters, digits, `-`, `_`, `.` and `:`");
-    }
-    Ok(())
-}
-
-/// A `cmd`/`serve_cmd` argument: a shell string or an argv list (empty means none).
-pub fn command(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Cmd>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else {
-        return Ok(None);
-    };
-    if let Some(s) = values::text_of(v) {
-        return Ok(Some(Cmd::Shell(s))
-            .filter(|_| !values::text_of(v).unwrap_or_default().trim().is_empty()));
-    }
-    if list_items(v).is_some() {
-        let argv = string_list(arg, Some(v))?;
-        match argv.first().map(String::as_str) {
-            None => bail!("{arg} is an empty list: give the program and its arguments, e.g. [\"make\", \"build\"], or leave {} out", arg.name),
-            Some("") => bail!("{arg}[0] is empty: the first element is the program to run, e.g. [\"make\", \"build\"]"),
-            Some(_) => return Ok(Some(Cmd::Argv(argv))),
-        }
-    }
-    bail!(
-        "{arg} must be a string (run with `sh -c`) or a list of strings (argv), got {}",
-        values::describe(v)
-    )
-}
-
-/// A `trigger_mode` argument: `TRIGGER_MODE_AUTO`/`TRIGGER_MODE_MANUAL`.
-pub fn trigger_mode(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<TriggerMode>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else {
-        return Ok(None);
-    };
-    match v.unpack_str() {
-        Some("auto") => Ok(Some(TriggerMode::Auto)),
-        Some("manual") => Ok(Some(TriggerMode::Manual)),
-        _ => bail!(
-            "{arg} must be TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL, got {}",
-            values::describe(v)
-        ),
-    }
-}
-
-/// `links`: URLs or `link(url, name)` values.
-pub fn links(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<Link>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else {
-        return Ok(Vec::new());
-    };
-    let items = list_items(v).unwrap_or_else(|| vec![v]);
-    items
-        .into_iter()
-        .map(|item| {
-            if let Some(url) = item.unpack_str() {
-                return Ok(Link {
-                    url: url.to_owned(),
-                    name: None,
-                });
-            }
-            if kind_of(item).as_deref() == Some("link") {
-                let url = field(item, "url")
-                    .and_then(|u| u.unpack_str())
-                    .unwrap_or_default();
-                let name = field(item, "name")
-                    .and_then(|n| n.unpack_str())
-                    .map(str::to_owned);
-                return Ok(Link {
-                    url: url.to_owned(),
-                    name,
-                });
-            }
-            Err(anyhow!(
-                "{arg} must hold URLs or link() values, got {}",
-                values::describe(item)
-            ))
-        })
-        .collect()
-}
+use crate::values::{self, env_map, string_list, Arg, NONE};
 
 fn probe(arg: Arg, v: Option<Value>) -> anyhow::Result<Option<Probe>> {
     let Some(v) = v.filter(|v| !v.is_none()) else {

@@ -1,11 +1,14 @@
 //! The built-in functions, grouped by what they declare or read.
 
+pub mod args;
 pub mod bounded;
 pub mod compose;
 pub mod config;
 pub mod custom_deploy;
 pub mod files;
+pub mod images;
 pub mod k8s;
+pub mod live_update;
 pub mod local;
 pub mod os;
 pub mod release;

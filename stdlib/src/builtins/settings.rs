@@ -10,7 +10,7 @@ use starlark::starlark_module;
 use starlark::values::none::NoneType;
 use starlark::values::Value;
 
-use super::local::trigger_mode as parse_trigger_mode;
+use super::args::trigger_mode as parse_trigger_mode;
 use super::tilt::ignored;
 use crate::decls::declarations;
 use crate::values::{string_list, Arg, NONE};

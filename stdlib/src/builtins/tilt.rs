@@ -37,11 +37,6 @@ pub fn ignored(eval: &Evaluator, text: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers Tilt's `v1alpha1` module (see [`super::v1alpha1`]).
-pub fn v1alpha1_namespace(builder: &mut GlobalsBuilder) {
-    builder.set("v1alpha1", super::v1alpha1::V1Alpha1);
-}
-
 /// Registers the `shlex` namespace.
 pub fn shlex_namespace(builder: &mut GlobalsBuilder) {
     builder.namespace("shlex", shlex_functions);

@@ -296,3 +296,8 @@ fn button_cmd(
         .push((buttons, command));
     Ok(())
 }
+
+/// Registers Tilt's `v1alpha1` module.
+pub fn v1alpha1_namespace(builder: &mut starlark::environment::GlobalsBuilder) {
+    builder.set("v1alpha1", V1Alpha1);
+}

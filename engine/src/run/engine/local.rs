@@ -9,8 +9,10 @@ use loop_lang::model::{LiveUpdateStep, Resource};
 
 use super::{backoff, seconds, Engine, Msg};
 use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
+use crate::process;
+use crate::report::LineSink;
 use crate::run::engine::CmdResult;
-use crate::run::{outputs, probe, process};
+use crate::run::{outputs, probe};
 
 impl Engine {
     /// Runs a full update of a local resource: stop the serve process, sync
@@ -253,7 +255,7 @@ async fn run_cmd(
 
 /// Stops the previous serve process of a resource before a restart, saying so in
 /// its log when it had to be killed.
-async fn stop_previous(group: u32, grace: std::time::Duration, sink: &process::LineSink) {
+async fn stop_previous(group: u32, grace: std::time::Duration, sink: &LineSink) {
     if process::stop_group(group, grace).await == process::Stopped::Killed {
         sink(&format!(
             "[loop] the previous process ignored SIGTERM for {}: killed",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Engine;
 use crate::control::server::Request;
+use crate::report::LineSink;
 
 impl Engine {
     pub(super) fn on_request(&mut self, request: Request) {
@@ -72,7 +73,7 @@ impl Engine {
             ));
         }
         let logs = self.logs.clone();
-        let sink: crate::run::process::LineSink = match &button.resource {
+        let sink: LineSink = match &button.resource {
             Some(resource) => self.sink(resource),
             None => Arc::new(move |line: &str| logs.engine(line)),
         };
@@ -84,17 +85,16 @@ impl Engine {
             let label = format!("button {name}: {}", cmd.display());
             sink(&format!("[loop] {label}"));
             tokio::spawn(async move {
-                let output = crate::run::process::Output::merged(sink.clone());
-                let end =
-                    match crate::run::process::run_to_end(&cmd, &dir, &env, output, BUTTON_GRACE)
-                        .await
-                    {
-                        Ok(status) if status.success() => "done".to_owned(),
-                        Ok(status) => {
-                            format!("failed: {}", crate::run::process::describe_exit(status))
-                        }
-                        Err(e) => format!("failed: {e}"),
-                    };
+                let output = crate::process::Output::merged(sink.clone());
+                let end = match crate::process::run_to_end(&cmd, &dir, &env, output, BUTTON_GRACE)
+                    .await
+                {
+                    Ok(status) if status.success() => "done".to_owned(),
+                    Ok(status) => {
+                        format!("failed: {}", crate::process::describe_exit(status))
+                    }
+                    Err(e) => format!("failed: {e}"),
+                };
                 sink(&format!("[loop] {label}: {end}"));
             });
         }

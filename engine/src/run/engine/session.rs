@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use super::{futures_join, plural, seconds, Engine, Outcome, PROGRESS_EVERY, SUMMARY_LINES};
+use crate::process::{self, watchdog};
 use crate::run::signals::StopSignals;
 use crate::run::state::Phase;
 use crate::run::Mode;
-use crate::run::{orphans, process, watchdog};
 
 impl Engine {
     /// In `loop ci`: done when every required resource is ready; failed on the first failure.
@@ -153,7 +153,7 @@ impl Engine {
         }
         let grace = self.options.grace;
         let mut hurry = false;
-        orphans::reap_adopted();
+        process::reap_adopted();
         let groups: Vec<u32> = process::live_groups();
         if !groups.is_empty() {
             self.logs
@@ -187,13 +187,13 @@ impl Engine {
             }
         }
         let adopted = tokio::task::spawn_blocking(move || {
-            orphans::stop_adopted(if hurry { Duration::ZERO } else { grace })
+            process::stop_adopted(if hurry { Duration::ZERO } else { grace })
         });
         let stopped = tokio::select! {
             stopped = adopted => stopped.unwrap_or_default(),
             _ = signals.recv(), if !hurry => {
                 self.logs.engine("second stop signal: killing every process");
-                tokio::task::spawn_blocking(|| orphans::stop_adopted(Duration::ZERO))
+                tokio::task::spawn_blocking(|| process::stop_adopted(Duration::ZERO))
                     .await
                     .unwrap_or_default()
             }

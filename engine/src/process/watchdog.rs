@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{signal, SigHandler, Signal};
 
-use super::orphans::{self, Spare, Targets};
-use super::process;
+use super::children::spawned;
+use super::tree::{self, Spare, Targets};
 
 /// The name of the hidden subcommand that runs the watchdog.
 pub const SUBCOMMAND: &str = "__watchdog";
@@ -54,7 +54,7 @@ pub fn start(grace: Duration) -> Result<(), String> {
         .process_group(0);
     let mut child = {
         // Recorded as a child `loop` waits for itself: the reaper leaves it alone.
-        let mut spawned = process::spawned();
+        let mut spawned = spawned();
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start the watchdog (`loop {SUBCOMMAND}`): {e}"))?;
@@ -118,7 +118,7 @@ pub fn finish(bound: Duration) {
             _ => break,
         }
     }
-    process::spawned().remove(&handle.child.id());
+    spawned().remove(&handle.child.id());
 }
 
 /// The watchdog process itself (`loop __watchdog --grace D`): reads `+PGID` and
@@ -155,7 +155,7 @@ pub fn main(grace: Duration) -> ExitCode {
             pids: BTreeSet::new(),
             groups,
         };
-        orphans::stop_tree(&targets, grace, false, &spare);
+        tree::stop_tree(&targets, grace, None, &spare);
     }
     ExitCode::SUCCESS
 }

@@ -11,23 +11,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loop_lang::model::Cmd;
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use super::{orphans, watchdog};
+pub mod children;
+pub mod tree;
+pub mod watchdog;
+
+use self::children::spawned;
+use self::tree::{own_children, own_group, stat, Spare, Targets, TreeStopped};
+use crate::report::LineSink;
 
 /// Process groups started by [`spawn`] (or adopted), for stopping everything on exit.
 static GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
-
-/// Direct children started by [`start`] that were not waited for yet.
-static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 /// The longest output line passed on whole; a longer one comes in pieces.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -56,12 +60,6 @@ pub(crate) fn track_group(pgid: u32) {
     }
 }
 
-/// The pids of the children started by [`start`] and not yet waited for. Held,
-/// it keeps [`start`] from recording a new child.
-pub(crate) fn spawned() -> MutexGuard<'static, BTreeSet<u32>> {
-    SPAWNED.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Starts `command` (set up with `process_group(0)`) and records the child and
 /// its process group; wait for it with [`wait`].
 pub fn start(command: &mut Command) -> std::io::Result<Child> {
@@ -88,9 +86,6 @@ pub async fn wait(child: &mut Child) -> std::io::Result<ExitStatus> {
     }
     status
 }
-
-/// Receives each output line of a process.
-pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Where a process's output lines go.
 #[derive(Clone)]
@@ -360,7 +355,7 @@ pub async fn stop_group(pgid: u32, grace: Duration) -> Stopped {
     while tokio::time::Instant::now() < deadline {
         // Orphans of the group are re-parented to `loop`: their zombies would
         // keep the group alive until reaped.
-        orphans::reap_adopted();
+        reap_adopted();
         if !group_alive(pgid) {
             return Stopped::Gone;
         }
@@ -368,13 +363,64 @@ pub async fn stop_group(pgid: u32, grace: Duration) -> Stopped {
     }
     signal_group(pgid, Signal::SIGKILL);
     for _ in 0..100 {
-        orphans::reap_adopted();
+        reap_adopted();
         if !group_alive(pgid) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Stopped::Killed
+}
+
+/// Reaps the adopted children of `loop` that have exited, and records the group
+/// of each running one that left for a group of its own. Cheap: it reads one
+/// small file per thread, and `/proc/PID/stat` of children that `loop` did not
+/// start itself. Children in `loop`'s own group are left alone: they may belong
+/// to code that waits for them itself (`local()`, probes, `docker version`).
+pub fn reap_adopted() {
+    let own = own_group();
+    let mut new_groups = Vec::new();
+    {
+        // Held during the pass: a child started meanwhile is recorded first.
+        let spawned = spawned();
+        for pid in own_children() {
+            if spawned.contains(&pid) {
+                continue;
+            }
+            let Some(child) = stat(pid) else { continue };
+            if child.group == own {
+                continue;
+            }
+            if child.zombie {
+                let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+            } else {
+                new_groups.push(child.group);
+            }
+        }
+    }
+    for group in new_groups {
+        track_group(group);
+    }
+}
+
+/// At shutdown, once the process groups are stopped: stops every process still
+/// running below `loop` (daemons in sessions of their own, orphans of other
+/// commands), sparing the watchdog.
+pub fn stop_adopted(grace: Duration) -> TreeStopped {
+    let mut spare = Spare::default();
+    spare.pids.insert(std::process::id());
+    spare.groups.insert(own_group());
+    if let Some(watchdog) = watchdog::pid() {
+        spare.pids.insert(watchdog);
+    }
+    let targets = Targets {
+        pids: own_children()
+            .into_iter()
+            .filter(|p| !spare.pids.contains(p))
+            .collect(),
+        groups: live_groups().into_iter().collect(),
+    };
+    tree::stop_tree(&targets, grace, Some(&reap_adopted), &spare)
 }
 
 #[cfg(test)]

@@ -25,10 +25,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{getpgrp, Pid};
-
-use super::process;
 
 /// Makes this process the reaper of its orphaned descendants.
 pub fn become_subreaper() -> Result<(), String> {
@@ -99,39 +96,8 @@ pub fn own_children() -> Vec<u32> {
 }
 
 /// This process's own group, which is never signalled as a whole.
-fn own_group() -> u32 {
+pub fn own_group() -> u32 {
     getpgrp().as_raw() as u32
-}
-
-/// Reaps the adopted children of `loop` that have exited, and records the group
-/// of each running one that left for a group of its own. Cheap: it reads one
-/// small file per thread, and `/proc/PID/stat` of children that `loop` did not
-/// start itself. Children in `loop`'s own group are left alone: they may belong
-/// to code that waits for them itself (`local()`, probes, `docker version`).
-pub fn reap_adopted() {
-    let own = own_group();
-    let mut new_groups = Vec::new();
-    {
-        // Held during the pass: a child started meanwhile is recorded first.
-        let spawned = process::spawned();
-        for pid in own_children() {
-            if spawned.contains(&pid) {
-                continue;
-            }
-            let Some(child) = stat(pid) else { continue };
-            if child.group == own {
-                continue;
-            }
-            if child.zombie {
-                let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
-            } else {
-                new_groups.push(child.group);
-            }
-        }
-    }
-    for group in new_groups {
-        process::track_group(group);
-    }
 }
 
 /// Processes to stop: these pids, and every member of these groups.
@@ -188,10 +154,15 @@ pub struct TreeStopped {
 }
 
 /// Stops `targets` and everything below them: SIGTERM (and SIGCONT), then SIGKILL
-/// to what still runs after `grace`. With `reap`, reaps adopted children while
-/// waiting (in `loop`; the watchdog is nobody's reaper). Blocks: at most `grace`
+/// to what still runs after `grace`. `reap` is called while waiting (in `loop`,
+/// to reap adopted children; the watchdog is nobody's reaper). Blocks: at most `grace`
 /// plus one second.
-pub fn stop_tree(targets: &Targets, grace: Duration, reap: bool, spare: &Spare) -> TreeStopped {
+pub fn stop_tree(
+    targets: &Targets,
+    grace: Duration,
+    reap: Option<&dyn Fn()>,
+    spare: &Spare,
+) -> TreeStopped {
     let mut known = members(&table(), targets, spare);
     if known.is_empty() {
         return TreeStopped::default();
@@ -208,8 +179,8 @@ pub fn stop_tree(targets: &Targets, grace: Duration, reap: bool, spare: &Spare) 
     signal(&known, Signal::SIGTERM);
     signal(&known, Signal::SIGCONT);
     let running = |known: &mut BTreeSet<u32>| {
-        if reap {
-            reap_adopted();
+        if let Some(reap) = reap {
+            reap();
         }
         let table = table();
         let alive: BTreeSet<u32> = table.iter().filter(|p| !p.zombie).map(|p| p.pid).collect();
@@ -235,26 +206,6 @@ pub fn stop_tree(targets: &Targets, grace: Duration, reap: bool, spare: &Spare) 
         std::thread::sleep(Duration::from_millis(10));
     }
     TreeStopped { found, killed: 0 }
-}
-
-/// At shutdown, once the process groups are stopped: stops every process still
-/// running below `loop` (daemons in sessions of their own, orphans of other
-/// commands), sparing the watchdog.
-pub fn stop_adopted(grace: Duration) -> TreeStopped {
-    let mut spare = Spare::default();
-    spare.pids.insert(std::process::id());
-    spare.groups.insert(own_group());
-    if let Some(watchdog) = super::watchdog::pid() {
-        spare.pids.insert(watchdog);
-    }
-    let targets = Targets {
-        pids: own_children()
-            .into_iter()
-            .filter(|p| !spare.pids.contains(p))
-            .collect(),
-        groups: process::live_groups().into_iter().collect(),
-    };
-    stop_tree(&targets, grace, true, &spare)
 }
 
 #[cfg(test)]
