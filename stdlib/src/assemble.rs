@@ -10,7 +10,7 @@ use loop_lang::{Diagnostic, Location};
 
 use crate::decls::{Declarations, K8sResourceDecl};
 use loop_lang::workload;
-pub use loop_lang::workload::image_name;
+use loop_lang::workload::image_name;
 
 /// The name of the resource that holds objects belonging to no workload.
 pub const UNCATEGORIZED: &str = "uncategorized";

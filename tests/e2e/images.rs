@@ -510,6 +510,21 @@ fn images_are_pushed_to_the_default_registry_and_deployed_by_digest() {
         format!("{}/shop_web@{digest}", registry.host()),
         "deployed by the digest the registry serves"
     );
+    // loop ci records what it pushed: render --no-build pins the same digest.
+    let lock = std::fs::read_to_string(dir.path().join("loop.lock.json")).unwrap();
+    let lock: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    assert_eq!(
+        lock["images"]["shop/web"]["pushed"],
+        format!("{}/shop_web@{digest}", registry.host()),
+        "{lock}"
+    );
+    let render = run_loop(dir.path(), &["render", "--no-build"]);
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert!(
+        render.stdout.contains(&format!("shop_web@{digest}")),
+        "{}",
+        render.stdout
+    );
     // Unchanged: neither built nor pushed again.
     let again = cluster.run(dir.path(), &["ci", "--timeout", "120s"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use loop_lang::model::{Cmd, Image, ImageKind};
-use loop_stdlib::assemble::image_name;
+use loop_lang::workload::image_name;
 use tokio::process::Command;
 
 use super::context::resolve;

@@ -22,7 +22,7 @@ use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use loop_lang::model::ObjectRef;
-use loop_stdlib::assemble::image_name;
+use loop_lang::workload::image_name;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -175,7 +175,7 @@ impl Snapshot {
 
     /// (namespace, pod, container) of every running container whose image matches
     /// `image_ref` by name, ignoring the tag or digest (see
-    /// [`loop_stdlib::assemble::image_name`]); sorted. Init containers are left out.
+    /// [`image_name`]); sorted. Init containers are left out.
     pub fn running_containers(
         &self,
         namespace: &str,

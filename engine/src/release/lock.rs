@@ -73,6 +73,23 @@ pub fn write(root: &Path, lock: &Lock) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// Records one pushed image in the project's lock (`loop ci` does, for each
+/// image it pushed by digest); the rest of the lock stays as it was.
+pub fn record_image(root: &Path, image_ref: &str, image: LockedImage) -> Result<(), String> {
+    // Resources build in parallel: one read-modify-write at a time.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lock = read(root)?.unwrap_or(Lock {
+        version: 1,
+        ..Lock::default()
+    });
+    if lock.images.get(image_ref) == Some(&image) {
+        return Ok(());
+    }
+    lock.images.insert(image_ref.to_owned(), image);
+    write(root, &lock)
+}
+
 /// The hash of a rendered document.
 pub fn hash(yaml: &str) -> String {
     blake3::hash(yaml.as_bytes()).to_hex()[..32].to_owned()

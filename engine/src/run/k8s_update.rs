@@ -27,6 +27,8 @@ pub struct K8sRuntime {
     pub deployed: std::sync::Mutex<BTreeMap<String, Vec<ObjectRef>>>,
     /// The registry the cluster advertises (KEP-1755), read once.
     pub advertised: tokio::sync::OnceCell<Option<DefaultRegistry>>,
+    /// Record each image pushed by digest in `loop.lock.json` (`loop ci`).
+    pub lock_images: bool,
 }
 
 impl K8sRuntime {
@@ -96,6 +98,17 @@ pub async fn update(
                 "[loop] image {} is up to date ({})",
                 image.image_ref, built.built_ref
             ));
+        }
+        if runtime.lock_images && built.deploy_ref.contains("@sha256:") {
+            let locked = crate::release::lock::LockedImage {
+                inputs: built.hash.clone(),
+                pushed: built.deploy_ref.clone(),
+            };
+            if let Err(e) =
+                crate::release::lock::record_image(&runtime.root, &image.image_ref, locked)
+            {
+                log(&format!("[loop] image {} pushed, but {e}", image.image_ref));
+            }
         }
         built_refs.push((image.image_ref.clone(), built.deploy_ref.clone()));
         for object in objects.iter_mut() {

@@ -51,6 +51,28 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
     /// Declares an image built with Docker from `context`. The Dockerfile is
     /// `context/Dockerfile` unless `dockerfile` (relative to the Loopfile) or
     /// `dockerfile_contents` is given.
+    ///
+    /// Tilt: the same arguments. `loop` sends the context itself (`.dockerignore`,
+    /// `ignore` and `only` applied; `.git` and `.loop` never), and a Dockerfile
+    /// without `RUN` is built without Docker when there is a registry.
+    ///
+    /// # Arguments
+    /// * `ref`: the image name the Kubernetes objects use (its tag is ignored when matching).
+    /// * `context`: the build context folder, relative to this file.
+    /// * `build_args`: `--build-arg`s, a dict of strings.
+    /// * `dockerfile`: the Dockerfile, relative to this file (default: `context/Dockerfile`).
+    /// * `dockerfile_contents`: the Dockerfile's text (or a blob) instead of a file.
+    /// * `live_update`: `sync()`/`run()` steps into the running containers instead of a rebuild.
+    /// * `match_in_env_vars`: True: env var values naming the image are replaced too.
+    /// * `ignore`: gitignore-style patterns left out of the context and the hash.
+    /// * `only`: paths (relative to the context) that alone make up the context.
+    /// * `entrypoint`: replaces the containers' command (a string or an argv list).
+    /// * `target`: the stage to build (`--target`).
+    /// * `ssh`: SSH agent sockets or keys for `RUN --mount=type=ssh` (BuildKit).
+    /// * `secret`: secrets for `RUN --mount=type=secret` (BuildKit).
+    /// * `extra_tag`: more tags (a string or a list) given to the built image.
+    /// * `network`: the network of `RUN` steps (`--network`).
+    /// * `platform`: the platform to build for (`--platform`).
     fn docker_build<'v>(
         r#ref: &str,
         context: &str,
@@ -230,6 +252,22 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Declares an image built by a command, which must build `$EXPECTED_REF`.
+    ///
+    /// Tilt: the same arguments; the image is not pushed by `loop`
+    /// (`disable_push` and `skips_local_docker` are recorded only).
+    ///
+    /// # Arguments
+    /// * `ref`: the image name the Kubernetes objects use.
+    /// * `command`: builds `$EXPECTED_REF` (`$EXPECTED_IMAGE`, `$EXPECTED_TAG` are set too): a shell string or an argv list.
+    /// * `deps`: files and folders whose changes rebuild the image.
+    /// * `tag`: a fixed tag instead of the content hash.
+    /// * `disable_push`: recorded only.
+    /// * `skips_local_docker`: recorded only.
+    /// * `live_update`: `sync()`/`run()` steps into the running containers instead of a rebuild.
+    /// * `match_in_env_vars`: True: env var values naming the image are replaced too.
+    /// * `ignore`: gitignore-style patterns under `deps` that never rebuild.
+    /// * `entrypoint`: replaces the containers' command.
+    /// * `dir`: the folder `command` runs in (default: this file's folder).
     fn custom_build<'v>(
         r#ref: &str,
         command: Value<'v>,

@@ -155,6 +155,13 @@ fn pod_selectors(
 pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     /// Declares Kubernetes objects from YAML files or blobs; they are grouped into
     /// one resource per workload.
+    ///
+    /// Tilt: the same; `dev_only` is `loop`'s own.
+    ///
+    /// # Arguments
+    /// * `yaml`: a file name, a blob (`read_file`, `local`, `helm`, `kustomize`), or a list of them.
+    /// * `allow_duplicates`: True: an object declared again is not an error (the first one counts).
+    /// * `dev_only`: True: left out of `loop render` (listed as left out).
     fn k8s_yaml<'v>(
         yaml: Value<'v>,
         #[starlark(default = false)] allow_duplicates: bool,
@@ -177,6 +184,25 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Configures the resource of a workload (or groups objects under a new name).
+    ///
+    /// Tilt: the same; `pod_readiness` and `discovery_strategy` are accepted and
+    /// ignored; `data_deps` and `dev_only` are `loop`'s own.
+    ///
+    /// # Arguments
+    /// * `workload`: the resource to configure (`name`, `name:kind` or `name:kind:namespace`).
+    /// * `new_name`: renames it, or, without `workload`, names a new resource of `objects`.
+    /// * `port_forwards`: `8080`, `"8080:80"`, `port_forward(...)`, or a list of them.
+    /// * `extra_pod_selectors`: label maps: pods matching any also belong to the resource.
+    /// * `trigger_mode`: `TRIGGER_MODE_AUTO` or `TRIGGER_MODE_MANUAL`.
+    /// * `resource_deps`: resources that must be ready before this one first starts.
+    /// * `objects`: objects (`name:kind`) moved into this resource.
+    /// * `auto_init`: False: not started with the session, only when triggered.
+    /// * `pod_readiness`: accepted and ignored.
+    /// * `links`: URLs (or `link(url, name)`) shown with the resource.
+    /// * `labels`: groups shown with the resource in the session API and the dashboard.
+    /// * `discovery_strategy`: accepted and ignored.
+    /// * `data_deps`: resources whose outputs this one reads: it re-runs after each of their updates.
+    /// * `dev_only`: True: the resource's objects are left out of `loop render`.
     fn k8s_resource<'v>(
         #[starlark(default = "")] workload: &str,
         #[starlark(default = "")] new_name: &str,

@@ -102,7 +102,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
     /// * `readiness_probe`: `probe(...)`: when `serve_cmd` counts as ready (default: once started).
     /// * `dir`: the folder `cmd` runs in (default: this file's folder).
     /// * `serve_dir`: the folder `serve_cmd` runs in (default: this file's folder).
-    /// * `labels`: groups shown in the dashboard and selectable with `--label`.
+    /// * `labels`: groups shown with the resource in the session API and the dashboard.
     /// * `data_deps`: resources whose outputs this one reads: it re-runs after each of their updates, never before them.
     /// * `live_update`: `sync()`/`run()` steps applied to the running `serve_cmd` instead of restarting it.
     /// * `outputs`: files `cmd` writes (paths, folders, globs): when they hash the same after a run, the data-downstreams it caused are skipped, and an unchanged step is skipped at start.

@@ -30,6 +30,7 @@ impl Engine {
             settings: self.manifest.settings.clone(),
             root: self.root.clone(),
             logs: self.logs.clone(),
+            lock_images: self.options.mode == Mode::Ci,
         };
         let node = self.nodes.get_mut(name).expect("scheduled resources exist");
         let generation = node.next_generation();
@@ -154,6 +155,7 @@ pub(super) struct Connect {
     settings: Settings,
     root: PathBuf,
     logs: Arc<Logs>,
+    lock_images: bool,
 }
 
 impl K8sLink {
@@ -207,6 +209,7 @@ impl K8sLink {
                     root: c.root.clone(),
                     deployed: Default::default(),
                     advertised: Default::default(),
+                    lock_images: c.lock_images,
                 }));
             }
             Err(why) => {
@@ -239,6 +242,7 @@ pub(super) async fn connect_k8s(
         settings: manifest.settings.clone(),
         root: root.to_owned(),
         logs: logs.clone(),
+        lock_images: options.mode == Mode::Ci,
     };
     link.connect(&connect).await;
     link
