@@ -56,6 +56,8 @@ pub struct SyncPlan {
     pub runs: Vec<Cmd>,
     /// `restart_container()` was given: restart the target's process after syncing.
     pub restart: bool,
+    /// For Kubernetes: the image whose running containers get it.
+    pub target: Option<String>,
 }
 
 /// What [`SyncTarget::apply`] did.
@@ -233,6 +235,7 @@ pub fn plan(
         deletes,
         runs,
         restart: steps.contains(&LiveUpdateStep::RestartContainer),
+        target: None,
     })
 }
 
@@ -273,6 +276,7 @@ pub fn initial_plan(
         deletes: Vec::new(),
         runs,
         restart: false,
+        target: None,
     })
 }
 

@@ -1127,3 +1127,57 @@ fn down_reports_a_failing_delete_cmd_and_exits_one() {
         down.stderr
     );
 }
+
+/// A workload with two live-updated images: a change to the files of the
+/// second image syncs into its containers only (the first image's steps are
+/// not the ones that decide), with no rebuild.
+#[test]
+fn each_image_of_a_resource_takes_its_own_live_update() {
+    let cluster = Cluster::start("kind-test");
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: web, image: shop/web}\n      - {name: side, image: shop/side}\n";
+    let loopfile = r#"
+k8s_yaml("app.yaml")
+custom_build("shop/web", "echo web >> builds.txt", deps=["web"],
+    live_update=[fall_back_on(["web/requirements.txt"]), sync("web", "/srv/web")])
+custom_build("shop/side", "echo side >> builds.txt", deps=["side"],
+    live_update=[sync("side", "/srv/side")])
+"#;
+    let dir = project(&[
+        ("Loopfile", loopfile),
+        ("app.yaml", yaml),
+        ("web/index.html", "v1"),
+        ("side/conf.txt", "v1"),
+    ]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let pods = pod_names(&cluster.server, "web");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    std::fs::write(dir.path().join("side/conf.txt"), "v2").unwrap();
+    let synced = cluster
+        .server
+        .container_dir(&pods[0], "side")
+        .join("srv/side/conf.txt");
+    crate::support::wait_until(
+        30,
+        "the side file to be synced into the side container",
+        || std::fs::read_to_string(&synced).is_ok_and(|s| s == "v2"),
+        || loop_run.output(),
+    );
+    loop_run.wait_for_output("into the containers of shop/side", 10);
+    assert!(!cluster
+        .server
+        .container_dir(&pods[0], "web")
+        .join("srv/side/conf.txt")
+        .exists());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        crate::support::lines(&dir.path().join("builds.txt")),
+        2,
+        "a synced change must not rebuild\n{}",
+        loop_run.output()
+    );
+}

@@ -364,6 +364,7 @@ async fn local_target_copies_deletes_and_runs() {
             Cmd::Argv(vec!["touch".into(), "argv.txt".into()]),
         ],
         restart: true,
+        target: None,
     };
     let report = target.apply(&plan).await.unwrap();
     assert_eq!(

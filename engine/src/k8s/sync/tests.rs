@@ -310,6 +310,7 @@ async fn copies_deletes_and_runs_in_every_container() {
             ]),
         ],
         restart: false,
+        target: None,
     };
     let before = setup.execs();
     let report = target.apply(&plan).await.unwrap();
@@ -360,6 +361,7 @@ async fn copies_deletes_and_runs_in_every_container() {
         ],
         runs: vec![],
         restart: false,
+        target: None,
     };
     let before = setup.execs();
     let report = target.apply(&plan).await.unwrap();
@@ -393,6 +395,7 @@ async fn a_failing_run_step_stops_the_batch_with_its_exit_code_and_output() {
             Cmd::Shell("touch never-ran".into()),
         ],
         restart: false,
+        target: None,
     };
     let err = target.apply(&plan).await.unwrap_err();
     let SyncError::Failed { cmd, code, output } = &err else {

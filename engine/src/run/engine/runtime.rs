@@ -98,14 +98,15 @@ impl Runtime for Local {
 struct Kube;
 
 impl Kube {
-    /// The first image of the resource that has live-update steps.
-    fn live_image<'m>(engine: &'m Engine, name: &str) -> Option<&'m loop_lang::model::Image> {
+    /// The images of the resource that have live-update steps.
+    fn live_images<'m>(engine: &'m Engine, name: &str) -> Vec<&'m loop_lang::model::Image> {
         engine.nodes[name]
             .resource
             .images
             .iter()
             .filter_map(|r| engine.manifest.image(r))
-            .find(|i| live_update::has_live_update(&i.live_update))
+            .filter(|i| live_update::has_live_update(&i.live_update))
+            .collect()
     }
 }
 
@@ -114,26 +115,57 @@ impl Runtime for Kube {
         engine.start_k8s_update(name);
     }
 
+    /// Each image decides for the changed files among its own inputs: one image
+    /// owning them all syncs into its containers; files of two live-updated
+    /// images at once, or of none, take a full update.
     fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan> {
-        let image = Self::live_image(engine, name)?;
-        Some(live_update::plan(
-            &image.live_update,
-            &engine.root,
-            Path::new("/"),
-            paths,
-        ))
+        let images = Self::live_images(engine, name);
+        let first = *images.first()?;
+        let owns = |image: &loop_lang::model::Image, path: &Path| {
+            image
+                .deps
+                .iter()
+                .any(|d| path.starts_with(engine.root.join(d)))
+        };
+        let owners: Vec<_> = images
+            .iter()
+            .filter(|i| paths.iter().any(|p| owns(i, &engine.root.join(p))))
+            .collect();
+        if owners.len() > 1 {
+            let refs: Vec<&str> = owners.iter().map(|i| i.image_ref.as_str()).collect();
+            return Some(Plan::Full {
+                reason: format!(
+                    "files of several live-updated images changed at once ({})",
+                    refs.join(", ")
+                ),
+            });
+        }
+        let image = owners.first().map_or(first, |i| **i);
+        Some(
+            match live_update::plan(&image.live_update, &engine.root, Path::new("/"), paths) {
+                Plan::Sync(plan) => Plan::Sync(SyncPlan {
+                    target: Some(image.image_ref.clone()),
+                    ..plan
+                }),
+                other => other,
+            },
+        )
     }
 
     fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan) {
-        let Some(image) = Self::live_image(engine, name) else {
+        let Some(image) = plan
+            .target
+            .as_deref()
+            .and_then(|r| engine.manifest.image(r))
+        else {
             return;
         };
         let (image_ref, container_name) = (image.image_ref.clone(), image.container_name.clone());
-        let files = plan.copies.len() + plan.deletes.len();
         let target = match &container_name {
             Some(container) => format!("containers named {container}"),
             None => format!("the containers of {image_ref}"),
         };
+        let files = plan.copies.len() + plan.deletes.len();
         engine.logs.status(
             name,
             &format!("live update: syncing {files} file(s) into {target}"),
