@@ -34,6 +34,18 @@ pub fn run(files: &[PathBuf], eval: &EvalOptions, options: &Options) -> anyhow::
     let Some(loaded) = load(files, eval) else {
         return Ok(ExitCode::FAILURE);
     };
+    // A refusal (a stale lock, no registry, a push that failed) exits 1.
+    Ok(render(&loaded, eval, options).unwrap_or_else(|e| {
+        report::error(&e);
+        ExitCode::FAILURE
+    }))
+}
+
+fn render(
+    loaded: &crate::load::Loaded,
+    eval: &EvalOptions,
+    options: &Options,
+) -> Result<ExitCode, String> {
     let evaluation = &loaded.evaluation;
     let manifest = &evaluation.manifest;
     let root = &evaluation.project.root;
@@ -49,48 +61,19 @@ pub fn run(files: &[PathBuf], eval: &EvalOptions, options: &Options) -> anyhow::
     let images = images_shipped(manifest, &shipped);
     let mut inputs = BTreeMap::new();
     for image in &images {
-        let hash = crate::image::content_hash(image, root).map_err(|e| {
-            anyhow::anyhow!("image {}: cannot hash its inputs: {e}", image.image_ref)
-        })?;
+        let hash = crate::image::content_hash(image, root)
+            .map_err(|e| format!("image {}: cannot hash its inputs: {e}", image.image_ref))?;
         inputs.insert(image.image_ref.clone(), hash);
     }
-    let lock = match lock::read(root) {
-        Ok(lock) => lock,
-        Err(e) => {
-            report::error(&e);
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let lock = lock::read(root)?;
     let pins = if options.check || options.no_build {
-        match pins_from_lock(lock.as_ref(), &inputs, options.check) {
-            Ok(pins) => pins,
-            Err(e) => {
-                report::error(&e);
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+        pins_from_lock(lock.as_ref(), &inputs, options.check)?
     } else {
-        match crate::release::push::pin(&images, root, manifest) {
-            Ok(pins) => pins,
-            Err(e) => {
-                report::error(&e);
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+        crate::release::push::pin(&images, root, manifest)?
     };
     let project = crate::k8s::owner::project_id(root);
-    let documents = match render::documents(
-        manifest,
-        &shipped,
-        &pins,
-        options.labels.then_some(project.as_str()),
-    ) {
-        Ok(docs) => docs,
-        Err(e) => {
-            report::error(&e);
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let labels = options.labels.then_some(project.as_str());
+    let documents = render::documents(manifest, &shipped, &pins, labels)?;
     let hashes: BTreeMap<String, (String, String)> = documents
         .iter()
         .map(|d| {
@@ -104,10 +87,7 @@ pub fn run(files: &[PathBuf], eval: &EvalOptions, options: &Options) -> anyhow::
         return Ok(check(lock.as_ref(), profile, &hashes, &inputs, root));
     }
     write_output(options.out.as_deref(), &documents)?;
-    let mut lock = lock.unwrap_or(Lock {
-        version: 1,
-        ..Lock::default()
-    });
+    let mut lock = lock.unwrap_or_else(Lock::new);
     for (image, pushed) in &pins {
         lock.images.insert(
             image.clone(),
@@ -121,10 +101,7 @@ pub fn run(files: &[PathBuf], eval: &EvalOptions, options: &Options) -> anyhow::
         profile.to_owned(),
         hashes.into_iter().map(|(k, (h, _))| (k, h)).collect(),
     );
-    if let Err(e) = lock::write(root, &lock) {
-        report::error(&e);
-        return Ok(ExitCode::FAILURE);
-    }
+    lock::write(root, &lock)?;
     report::stderr_line(&format!(
         "[render] {} object(s), {} image(s) pinned; {} updated",
         documents.len(),
@@ -232,30 +209,31 @@ fn check(
 
 /// Writes the documents to stdout, or one file each under a folder (replacing
 /// the files an earlier render wrote there).
-fn write_output(out: Option<&Path>, documents: &[render::Document]) -> anyhow::Result<()> {
+fn write_output(out: Option<&Path>, documents: &[render::Document]) -> Result<(), String> {
     let dir = match out {
         None => None,
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p),
     };
     let Some(dir) = dir else {
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(render::stream(documents).as_bytes())?;
+        report::out(&render::stream(documents));
         return Ok(());
     };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
+    let failed = |what: &str, path: &Path, e: std::io::Error| {
+        format!("cannot {what} {}: {e}", path.display())
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed("create", dir, e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| failed("list", dir, e))?;
+    for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if render::is_rendered_file(&name) {
-            std::fs::remove_file(entry.path())?;
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| failed("remove", &path, e))?;
         }
     }
     for (i, doc) in documents.iter().enumerate() {
         let path = dir.join(render::file_name(i, &doc.key));
-        std::fs::write(&path, &doc.yaml)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, &doc.yaml).map_err(|e| failed("write", &path, e))?;
     }
     Ok(())
 }

@@ -32,6 +32,16 @@ pub struct LockedImage {
     pub pushed: String,
 }
 
+impl Lock {
+    /// An empty lock of the current version.
+    pub fn new() -> Lock {
+        Lock {
+            version: 1,
+            ..Lock::default()
+        }
+    }
+}
+
 pub fn path(root: &Path) -> PathBuf {
     root.join(FILE)
 }
@@ -79,10 +89,7 @@ pub fn record_image(root: &Path, image_ref: &str, image: LockedImage) -> Result<
     // Resources build in parallel: one read-modify-write at a time.
     static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lock = read(root)?.unwrap_or(Lock {
-        version: 1,
-        ..Lock::default()
-    });
+    let mut lock = read(root)?.unwrap_or_else(Lock::new);
     if lock.images.get(image_ref) == Some(&image) {
         return Ok(());
     }
@@ -134,10 +141,7 @@ mod tests {
 
     #[test]
     fn drift_names_changed_new_and_removed_objects_and_changed_inputs() {
-        let mut lock = Lock {
-            version: 1,
-            ..Lock::default()
-        };
+        let mut lock = Lock::new();
         lock.images.insert(
             "app".into(),
             LockedImage {
