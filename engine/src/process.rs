@@ -2,11 +2,13 @@
 //! line, and stopped as whole groups: SIGTERM, then SIGKILL after a grace period.
 //!
 //! Every child `loop` starts for a resource goes through [`start`], which records
-//! its pid (so that [`super::orphans::reap_adopted`] never reaps it in tokio's
-//! place) and its process group (so that shutdown and the [`super::watchdog`]
+//! its pid (so that [`reap_adopted`] never reaps it in tokio's
+//! place) and its process group (so that shutdown and the [`watchdog`]
 //! stop it). Output is read as bytes: invalid UTF-8 is replaced, not dropped, and
 //! a line longer than [`MAX_LINE`] is passed on in pieces, so memory stays flat
-//! whatever a process prints.
+//! whatever a process prints. [`tree`] finds and stops what left its group,
+//! [`children`] records the direct children, and [`watchdog`] stops it all if
+//! `loop` dies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

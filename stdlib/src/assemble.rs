@@ -203,9 +203,6 @@ fn to_objects(
             defined_at: decl.defined_at,
             body: decl.body,
         };
-        if decl.dev_only {
-            dev_only.push(object.key());
-        }
         let same = |o: &ObjectRef| {
             o.kind == object.kind && o.name == object.name && o.namespace == object.namespace
         };
@@ -220,6 +217,10 @@ fn to_objects(
                 .help("remove one of them, or pass allow_duplicates=True to k8s_yaml"));
             }
             continue;
+        }
+        // Marked by the declaration that counts (the first one).
+        if decl.dev_only {
+            dev_only.push(object.key());
         }
         objects.push((object, decl.allow_duplicates));
     }

@@ -46,6 +46,10 @@ pub struct EvalOptions {
     pub overlay: Overlay,
 }
 
+/// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
+/// under `tilt alpha tiltfile-result`, its command that only evaluates.
+pub const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
+
 /// File contents that take the place of what is on disk, by absolute path.
 pub type Overlay = std::sync::Arc<std::collections::HashMap<PathBuf, String>>;
 

@@ -448,3 +448,27 @@ fn graph_json_of_the_examples_is_stable() {
         insta::assert_snapshot!(format!("graph_json_{example}"), text);
     }
 }
+
+/// Object bodies are in the graph JSON; a Secret's values are not.
+#[test]
+fn graph_json_replaces_secret_values() {
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2-s3cret}\ndata: {token: c2VjcmV0LXRva2Vu}\n";
+    let dir = project(&[
+        ("Loopfile", "k8s_yaml('secret.yaml')\n"),
+        ("secret.yaml", secret),
+    ]);
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for value in ["hunter2-s3cret", "c2VjcmV0LXRva2Vu", "secret-token"] {
+        assert!(
+            !run.stdout.contains(value),
+            "{value} printed:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("[redacted secret db:password]"),
+        "{}",
+        run.stdout
+    );
+}

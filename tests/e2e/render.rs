@@ -91,6 +91,11 @@ fn render_with_labels_keeps_the_ownership_labels() {
         "{}",
         run.stdout
     );
+    // Recorded apart from a render without labels.
+    assert_eq!(
+        run_loop(dir.path(), &["render", "--check", "--labels"]).code,
+        0
+    );
 }
 
 #[test]
@@ -176,7 +181,13 @@ fn render_out_writes_one_file_per_object_and_replaces_the_last_render() {
     let dir = shop();
     let out = dir.path().join("deploy");
     std::fs::create_dir(&out).unwrap();
-    std::fs::write(out.join("07-stale-object.yaml"), "x").unwrap();
+    // A file an earlier render wrote goes; files of the user's stay.
+    std::fs::write(
+        out.join("07-stale-object.yaml"),
+        "# Rendered by `loop render`; edit the Loopfiles instead.\nkind: X\n",
+    )
+    .unwrap();
+    std::fs::write(out.join("00-namespace.yaml"), "kind: Namespace\n").unwrap();
     std::fs::write(out.join("kustomization.yaml"), "resources: []\n").unwrap();
     let run = run_loop(dir.path(), &["render", "--out", "deploy"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -188,11 +199,18 @@ fn render_out_writes_one_file_per_object_and_replaces_the_last_render() {
     assert_eq!(
         names,
         [
+            "00-namespace.yaml",
             "01-deployment-api.yaml",
             "02-service-api.yaml",
             "kustomization.yaml"
         ]
     );
+    let written = std::fs::read_to_string(out.join("01-deployment-api.yaml")).unwrap();
+    assert!(
+        written.starts_with("# Rendered by `loop render`"),
+        "{written}"
+    );
+    assert!(written.contains("kind: Deployment"), "{written}");
 }
 
 #[test]

@@ -22,7 +22,14 @@ pub fn run(
     };
     let manifest = &loaded.evaluation.manifest;
     let out = match format {
-        GraphFormat::Json => serde_json::to_string_pretty(manifest)? + "\n",
+        // Object bodies are part of it: Secret values are replaced, as in logs.
+        GraphFormat::Json => {
+            let json = serde_json::to_string_pretty(manifest)? + "\n";
+            match crate::run::secrets::Scrubber::of(manifest) {
+                Some(scrubber) => scrubber.scrub(&json),
+                None => json,
+            }
+        }
         GraphFormat::Text => text(manifest, &loaded.graph),
         GraphFormat::Dot => dot(manifest, &loaded.graph),
     };

@@ -203,7 +203,7 @@ fn evaluate(name: &str, args: &Value) -> Result<String, String> {
         .map(PathBuf::from)
         .collect();
     let options = loop_stdlib::EvalOptions {
-        subcommand: super::EVAL_ONLY_SUBCOMMAND.to_owned(),
+        subcommand: loop_stdlib::EVAL_ONLY_SUBCOMMAND.to_owned(),
         ..Default::default()
     };
     let loaded = try_load(&files, &options).map_err(|failure| failure.render())?;

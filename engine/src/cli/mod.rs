@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use loop_stdlib::EvalOptions;
+use loop_stdlib::{EvalOptions, EVAL_ONLY_SUBCOMMAND};
 
 use crate::run::{Mode, RunOptions};
 
@@ -311,10 +311,6 @@ impl Files {
         }
     }
 }
-
-/// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
-/// under `tilt alpha tiltfile-result`, its command that only evaluates.
-pub(crate) const EVAL_ONLY_SUBCOMMAND: &str = "alpha tiltfile-result";
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {

@@ -49,7 +49,14 @@ fn render(
     let evaluation = &loaded.evaluation;
     let manifest = &evaluation.manifest;
     let root = &evaluation.project.root;
+    // Renders that differ only in `--labels` are recorded apart.
     let profile = eval.profile.as_deref().unwrap_or(lock::NO_PROFILE);
+    let profile = if options.labels {
+        format!("{profile}+labels")
+    } else {
+        profile.to_owned()
+    };
+    let profile = profile.as_str();
     let shipped = render::shipped(manifest, &loaded.graph);
     for line in &shipped.stripped {
         report::stderr_line(&format!("[render] left out: {line}"));
@@ -59,17 +66,27 @@ fn render(
         return Ok(ExitCode::FAILURE);
     }
     let images = images_shipped(manifest, &shipped);
-    let mut inputs = BTreeMap::new();
-    for image in &images {
-        let hash = crate::image::content_hash(image, root)
-            .map_err(|e| format!("image {}: cannot hash its inputs: {e}", image.image_ref))?;
-        inputs.insert(image.image_ref.clone(), hash);
-    }
     let lock = lock::read(root)?;
-    let pins = if options.check || options.no_build {
-        pins_from_lock(lock.as_ref(), &inputs, options.check)?
+    // The hash of each image's inputs: from its build when it is pushed now.
+    let (pins, inputs) = if options.check || options.no_build {
+        let mut inputs = BTreeMap::new();
+        for image in &images {
+            let hash = crate::image::content_hash(image, root)
+                .map_err(|e| format!("image {}: cannot hash its inputs: {e}", image.image_ref))?;
+            inputs.insert(image.image_ref.clone(), hash);
+        }
+        (
+            pins_from_lock(lock.as_ref(), &inputs, options.check)?,
+            inputs,
+        )
     } else {
-        crate::release::push::pin(&images, root, manifest)?
+        let pushed = crate::release::push::pin(&images, root, manifest)?;
+        let pins = pushed
+            .iter()
+            .map(|(i, p)| (i.clone(), p.pushed.clone()))
+            .collect();
+        let inputs = pushed.into_iter().map(|(i, p)| (i, p.inputs)).collect();
+        (pins, inputs)
     };
     let project = crate::k8s::owner::project_id(root);
     let labels = options.labels.then_some(project.as_str());
@@ -208,7 +225,7 @@ fn check(
 }
 
 /// Writes the documents to stdout, or one file each under a folder (replacing
-/// the files an earlier render wrote there).
+/// the files an earlier render wrote there, and only those).
 fn write_output(out: Option<&Path>, documents: &[render::Document]) -> Result<(), String> {
     let dir = match out {
         None => None,
@@ -225,15 +242,15 @@ fn write_output(out: Option<&Path>, documents: &[render::Document]) -> Result<()
     std::fs::create_dir_all(dir).map_err(|e| failed("create", dir, e))?;
     let entries = std::fs::read_dir(dir).map_err(|e| failed("list", dir, e))?;
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if render::is_rendered_file(&name) {
-            let path = entry.path();
+        let path = entry.path();
+        if render::is_rendered_file(&path) {
             std::fs::remove_file(&path).map_err(|e| failed("remove", &path, e))?;
         }
     }
     for (i, doc) in documents.iter().enumerate() {
-        let path = dir.join(render::file_name(i, &doc.key));
-        std::fs::write(&path, &doc.yaml).map_err(|e| failed("write", &path, e))?;
+        let path = dir.join(render::file_name(i, documents.len(), &doc.key));
+        let text = format!("{}\n{}", render::MARKER, doc.yaml);
+        std::fs::write(&path, text).map_err(|e| failed("write", &path, e))?;
     }
     Ok(())
 }

@@ -43,7 +43,20 @@ pub use oci::{sha256, OciOutcome};
 pub use record::{Entry, Record};
 pub use registry::{from_local_registry_hosting, Destination};
 
-use loop_lang::model::Resource;
+use loop_lang::data::Data;
+use loop_lang::model::{Image, Resource};
+
+/// Puts an image into an object as it is deployed: its `entrypoint` (if any)
+/// on the containers that run it, and `built_ref` (when given) in place of the
+/// declared ref.
+pub fn put(body: &mut Data, image: &Image, built_ref: Option<&str>) {
+    if let Some(entrypoint) = &image.entrypoint {
+        set_entrypoint(body, &image.image_ref, &entrypoint.argv());
+    }
+    if let Some(built_ref) = built_ref {
+        inject(body, &image.image_ref, built_ref, image.match_in_env_vars);
+    }
+}
 
 /// The resources that deploy `image_ref`: the ones to redeploy when it changes.
 pub fn workloads_using<'a>(

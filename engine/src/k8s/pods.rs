@@ -338,7 +338,7 @@ impl PodWatch {
 /// The key of a shared watch: kind, namespace, name and pod selectors.
 pub type Key = (String, String, String, Vec<String>);
 
-/// The watches of an [`Applier`], shared by everyone following the same workload.
+/// The watches of an [`super::Applier`], shared by everyone following the same workload.
 #[derive(Default)]
 pub struct Pods {
     watches: Mutex<HashMap<Key, Weak<PodWatch>>>,

@@ -95,7 +95,7 @@ pub fn candidates(file: &Path, overlay: &Overlay) -> Vec<PathBuf> {
 /// that evaluates but fails validation (a cycle, an unknown dependency).
 pub fn check(top: &Path, overlay: &Overlay) -> Outcome {
     let options = EvalOptions {
-        subcommand: crate::cli::EVAL_ONLY_SUBCOMMAND.to_owned(),
+        subcommand: loop_stdlib::EVAL_ONLY_SUBCOMMAND.to_owned(),
         overlay: overlay.clone(),
         root: super::options().root.clone(),
         args: super::options().args.clone(),

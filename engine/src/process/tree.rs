@@ -7,9 +7,9 @@
 //! moved to. That has two consequences handled here:
 //!
 //! - Adopted children become zombies when they exit, and only their parent can
-//!   remove them. [`reap_adopted`] reaps them without touching the children that
+//!   remove them. [`super::reap_adopted`] reaps them without touching the children that
 //!   tokio waits for: it lists `loop`'s children from `/proc/self/task/*/children`
-//!   and calls `waitpid(pid, WNOHANG)` on the zombies that [`process::start`] did
+//!   and calls `waitpid(pid, WNOHANG)` on the zombies that [`super::start`] did
 //!   not start (never `waitpid(-1)`, which would steal a tokio child's exit status).
 //!   A zombie left in a serve process's group would otherwise keep the group
 //!   "alive" and make every restart wait for the whole grace period.

@@ -1,6 +1,6 @@
 //! The policy rules of `loop check` and `loop render`: what a reviewer of a
 //! production manifest would flag, found where the object is declared. Each rule
-//! has a name ([`LINT_RULES`]) that `lint_settings(disable=[...])` turns off.
+//! has a name ([`loop_lang::model::LINT_RULES`]) that `lint_settings(disable=[...])` turns off.
 
 use std::collections::BTreeMap;
 

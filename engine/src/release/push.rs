@@ -13,15 +13,34 @@ use crate::image::{build_to, Destination, Record};
 use crate::report;
 use crate::report::LineSink;
 
-/// Builds and pushes each image; returns the pinned ref of each, by declared ref.
+/// An image pinned by `loop render`: the ref it was pushed as and the hash of
+/// the inputs it was built from.
+pub struct Pinned {
+    pub pushed: String,
+    pub inputs: String,
+}
+
+/// Builds and pushes each image; returns each, by declared ref.
 pub fn pin(
     images: &[&Image],
     root: &Path,
     manifest: &Manifest,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, Pinned>, String> {
     let mut pins = BTreeMap::new();
     if images.is_empty() {
         return Ok(pins);
+    }
+    let unpushable: Vec<String> = images
+        .iter()
+        .filter(|i| matches!(i.kind, ImageKind::Custom | ImageKind::LiveUpdateOnly))
+        .map(|i| format!("{} ({})", i.image_ref, i.defined_at))
+        .collect();
+    if !unpushable.is_empty() {
+        return Err(format!(
+            "loop pushes docker_build and oci_build images, not custom_build ones: {}; pin them with --no-build from {}",
+            unpushable.join(", "),
+            super::lock::FILE
+        ));
     }
     let Some(registry) = &manifest.settings.default_registry else {
         return Err(format!(
@@ -39,14 +58,6 @@ pub fn pin(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     for image in images {
-        if image.kind == ImageKind::Custom || image.kind == ImageKind::LiveUpdateOnly {
-            return Err(format!(
-                "image {} ({}): loop pushes docker_build and oci_build images, not custom_build ones; pin it with --no-build from {}",
-                image.image_ref,
-                image.defined_at,
-                super::lock::FILE
-            ));
-        }
         let prefix = image.image_ref.clone();
         let log: LineSink =
             Arc::new(move |line: &str| report::stderr_line(&format!("[render] {prefix} │ {line}")));
@@ -59,7 +70,11 @@ pub fn pin(
                 image.image_ref, built.deploy_ref
             ));
         }
-        pins.insert(image.image_ref.clone(), built.deploy_ref);
+        let pinned = Pinned {
+            pushed: built.deploy_ref,
+            inputs: built.hash,
+        };
+        pins.insert(image.image_ref.clone(), pinned);
     }
     Ok(pins)
 }

@@ -42,6 +42,12 @@ pub fn shipped<'a>(manifest: &'a Manifest, graph: &Graph) -> Shipped<'a> {
                 .push(format!("local resource `{name}` ({})", resource.defined_at));
             continue;
         }
+        if resource.custom_deploy.is_some() {
+            out.stripped.push(format!(
+                "resource `{name}` (k8s_custom_deploy: its objects are what apply_cmd prints when it runs)"
+            ));
+            continue;
+        }
         if release.dev_only_resources.iter().any(|r| r == name) {
             out.stripped.push(format!(
                 "resource `{name}` (dev_only=True), {} object(s)",
@@ -87,12 +93,8 @@ pub fn documents(
     for (resource, object) in &shipped.objects {
         let mut body = object.body.clone();
         for image in &manifest.images {
-            if let Some(entrypoint) = &image.entrypoint {
-                crate::image::set_entrypoint(&mut body, &image.image_ref, &entrypoint.argv());
-            }
-            if let Some(pinned) = pins.get(&image.image_ref) {
-                crate::image::inject(&mut body, &image.image_ref, pinned, image.match_in_env_vars);
-            }
+            let pinned = pins.get(&image.image_ref).map(String::as_str);
+            crate::image::put(&mut body, image, pinned);
         }
         if let Some(project) = labels {
             body = crate::k8s::apply::with_labels(
@@ -125,9 +127,14 @@ pub fn stream(documents: &[Document]) -> String {
     out
 }
 
+/// The first line of every file written under `--out DIR`: only files that
+/// start with it are replaced by the next render.
+pub const MARKER: &str = "# Rendered by `loop render`; edit the Loopfiles instead.";
+
 /// The file a document is written to under `--out DIR`: `NN-kind-name.yaml`
-/// (the number keeps the run order; the namespace joins the name when set).
-pub fn file_name(index: usize, key: &str) -> String {
+/// (the number, as wide as the count needs, keeps the run order; the
+/// namespace joins the name when set).
+pub fn file_name(index: usize, count: usize, key: &str) -> String {
     let slug: String = key
         .to_lowercase()
         .chars()
@@ -139,11 +146,13 @@ pub fn file_name(index: usize, key: &str) -> String {
             }
         })
         .collect();
-    format!("{:02}-{slug}.yaml", index + 1)
+    let width = count.to_string().len().max(2);
+    format!("{:0width$}-{slug}.yaml", index + 1)
 }
 
-/// Whether a file name is one [`file_name`] gives (`NN-...yaml`).
-pub fn is_rendered_file(name: &str) -> bool {
-    let digits = name.chars().take_while(char::is_ascii_digit).count();
-    digits >= 2 && name[digits..].starts_with('-') && name.ends_with(".yaml")
+/// Whether a file was written by a render: a `.yaml` file that starts with
+/// [`MARKER`].
+pub fn is_rendered_file(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "yaml")
+        && std::fs::read_to_string(path).is_ok_and(|text| text.starts_with(MARKER))
 }

@@ -112,15 +112,7 @@ pub async fn update(
         }
         built_refs.push((image.image_ref.clone(), built.deploy_ref.clone()));
         for object in objects.iter_mut() {
-            if let Some(entrypoint) = &image.entrypoint {
-                image::set_entrypoint(&mut object.body, &image.image_ref, &entrypoint.argv());
-            }
-            image::inject(
-                &mut object.body,
-                &image.image_ref,
-                &built.deploy_ref,
-                image.match_in_env_vars,
-            );
+            image::put(&mut object.body, image, Some(&built.deploy_ref));
         }
     }
     let versions: Vec<rollout::Applied>;

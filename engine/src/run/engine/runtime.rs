@@ -115,32 +115,44 @@ impl Runtime for Kube {
         engine.start_k8s_update(name);
     }
 
-    /// Each image decides for the changed files among its own inputs: one image
-    /// owning them all syncs into its containers; files of two live-updated
-    /// images at once, or of none, take a full update.
+    /// The image whose inputs the changed files are (its `deps`, globs and
+    /// ignores as the affected-set index matches them) decides, and syncs into
+    /// its own containers; files of two live-updated images at once, or of
+    /// none, take a full update.
     fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan> {
         let images = Self::live_images(engine, name);
-        let first = *images.first()?;
-        let owns = |image: &loop_lang::model::Image, path: &Path| {
-            image
-                .deps
-                .iter()
-                .any(|d| path.starts_with(engine.root.join(d)))
-        };
-        let owners: Vec<_> = images
-            .iter()
-            .filter(|i| paths.iter().any(|p| owns(i, &engine.root.join(p))))
-            .collect();
-        if owners.len() > 1 {
-            let refs: Vec<&str> = owners.iter().map(|i| i.image_ref.as_str()).collect();
-            return Some(Plan::Full {
-                reason: format!(
-                    "files of several live-updated images changed at once ({})",
-                    refs.join(", ")
-                ),
-            });
+        if images.is_empty() {
+            return None;
         }
-        let image = owners.first().map_or(first, |i| **i);
+        let mut owners: Vec<&loop_lang::model::Image> = Vec::new();
+        for path in paths {
+            let matching = engine.index.images_matching(&engine.display(path));
+            for image in images
+                .iter()
+                .filter(|i| matching.contains(&i.image_ref.as_str()))
+            {
+                if !owners.iter().any(|o| o.image_ref == image.image_ref) {
+                    owners.push(image);
+                }
+            }
+        }
+        let image = match owners.as_slice() {
+            [one] => *one,
+            [] => {
+                return Some(Plan::Full {
+                    reason: "the changed files are inputs of no live-updated image".to_owned(),
+                })
+            }
+            several => {
+                let refs: Vec<&str> = several.iter().map(|i| i.image_ref.as_str()).collect();
+                return Some(Plan::Full {
+                    reason: format!(
+                        "files of several live-updated images changed at once ({})",
+                        refs.join(", ")
+                    ),
+                });
+            }
+        };
         Some(
             match live_update::plan(&image.live_update, &engine.root, Path::new("/"), paths) {
                 Plan::Sync(plan) => Plan::Sync(SyncPlan {
