@@ -328,7 +328,7 @@ fn compile(line: &str) -> Result<Option<Pattern>, String> {
 
 /// A pattern or path as Docker cleans it: no leading `/` or `./`, no `.`
 /// components, `..` applied, no trailing `/`.
-fn clean(path: &str) -> String {
+pub(super) fn clean(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

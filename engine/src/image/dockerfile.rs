@@ -265,17 +265,7 @@ fn clean_src(src: &str) -> String {
 
 /// An absolute path without `.`/`..` components (a trailing `/` is dropped).
 fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    format!("/{}", super::context::clean(path))
 }
 
 #[cfg(test)]
