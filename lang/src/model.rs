@@ -55,6 +55,10 @@ pub struct Release {
     pub dev_only_resources: Vec<String>,
     /// Rules of [`LINT_RULES`] turned off with `lint_settings(disable=...)`.
     pub lint_disabled: Vec<String>,
+    /// `file:line` where each object ([`ObjectRef::key`]) declared from a YAML
+    /// file starts in it.
+    #[serde(default)]
+    pub object_sources: BTreeMap<String, String>,
 }
 
 /// A button of the dashboard (`v1alpha1.ui_button`): pressing it runs the

@@ -51,7 +51,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
             }
         }
     }
-    let objects = to_objects(objects, &mut release.dev_only_objects)?;
+    let objects = to_objects(objects, &mut release)?;
     let mut k8s = group_objects(&objects, &workload_names);
     for mut resource in custom_deploys {
         check_image_deps(&resource, &images)?;
@@ -182,10 +182,11 @@ fn check_image_deps(resource: &Resource, images: &[Image]) -> Result<(), Diagnos
     Ok(())
 }
 
-/// The declared objects (once each), and the keys of those declared dev-only.
+/// The declared objects (once each); the dev-only marks and YAML lines of
+/// those kept go into `release`.
 fn to_objects(
     decls: Vec<crate::decls::ObjectDecl>,
-    dev_only: &mut Vec<String>,
+    release: &mut loop_lang::model::Release,
 ) -> Result<Vec<(ObjectRef, bool)>, Diagnostic> {
     let mut objects: Vec<(ObjectRef, bool)> = Vec::new();
     for decl in decls {
@@ -220,7 +221,10 @@ fn to_objects(
         }
         // Marked by the declaration that counts (the first one).
         if decl.dev_only {
-            dev_only.push(object.key());
+            release.dev_only_objects.push(object.key());
+        }
+        if let Some(source) = decl.source {
+            release.object_sources.insert(object.key(), source);
         }
         objects.push((object, decl.allow_duplicates));
     }

@@ -14,6 +14,8 @@ use starlark::eval::Evaluator;
 pub struct ObjectDecl {
     pub body: Data,
     pub defined_at: Location,
+    /// `file:line` where the object starts in its YAML file, if from a file.
+    pub source: Option<String>,
     pub allow_duplicates: bool,
     /// `k8s_yaml(..., dev_only=True)`: left out of `loop render`.
     pub dev_only: bool,

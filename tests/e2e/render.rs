@@ -276,9 +276,9 @@ fn the_policy_rules_warn_in_check_and_fail_under_strict() {
     let strict = run_loop(dir.path(), &["check", "--strict"]);
     assert_eq!(strict.code, 1);
     assert!(
-        strict
-            .stderr
-            .contains("error: Deployment/risky: container `main` is privileged [privileged]"),
+        strict.stderr.contains(
+            "error: Deployment/risky (risky.yaml:1): container `main` is privileged [privileged]"
+        ),
         "{}",
         strict.stderr
     );

@@ -35,8 +35,13 @@ pub fn lint(manifest: &Manifest, objects: &[&ObjectRef]) -> Vec<Diagnostic> {
             .any(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)));
         let mut finding = |rule: &'static str, message: String, help: &str| {
             if !manifest.release.lint_disabled.iter().any(|r| r == rule) {
+                let key = object.key();
+                let what = match manifest.release.object_sources.get(&key) {
+                    Some(source) => format!("{key} ({source})"),
+                    None => key,
+                };
                 out.push(
-                    Diagnostic::new(format!("{}: {message} [{rule}]", object.key()))
+                    Diagnostic::new(format!("{what}: {message} [{rule}]"))
                         .at(object.defined_at.clone(), "declared here")
                         .help(format!(
                             "{help}; or turn the rule off with lint_settings(disable=[\"{rule}\"])"

@@ -21,11 +21,21 @@ use crate::values::{self, io_reason, list_items, string_list, string_map, Arg, B
 /// The YAML documents of an argument that takes file names, blobs, or lists of
 /// them (`k8s_yaml`, `filter_yaml`), with where each came from; `function` names
 /// the built-in in errors.
+/// The documents of one YAML source, and where each starts in its file.
+pub(crate) struct YamlSource {
+    /// The file as users see it, or "the YAML blob".
+    pub origin: String,
+    pub docs: Vec<Data>,
+    /// `file:line` of each document (empty for a blob, or when the documents
+    /// could not be matched to lines).
+    pub lines: Vec<String>,
+}
+
 pub(crate) fn yaml_sources(
     env: &EvalEnv,
     v: Value,
     function: &str,
-) -> anyhow::Result<Vec<(String, Vec<Data>)>> {
+) -> anyhow::Result<Vec<YamlSource>> {
     if let Some(items) = list_items(v) {
         let mut sources = Vec::new();
         for item in items {
@@ -33,8 +43,8 @@ pub(crate) fn yaml_sources(
         }
         return Ok(sources);
     }
-    let (text, origin) = if let Some(blob) = Blob::from_value(v) {
-        (blob.0.clone(), "the YAML blob".to_owned())
+    let (text, origin, from_file) = if let Some(blob) = Blob::from_value(v) {
+        (blob.0.clone(), "the YAML blob".to_owned(), false)
     } else if let Some(path) = v.unpack_str() {
         let file = env.resolve(path);
         env.loader.record_read(&env.file, &file);
@@ -45,7 +55,7 @@ pub(crate) fn yaml_sources(
                 io_reason(&e)
             )
         })?;
-        (text, env.display(&file))
+        (text, env.display(&file), true)
     } else {
         bail!(
             "{function}: expected a file name, a blob or a list of them, got {}",
@@ -54,27 +64,69 @@ pub(crate) fn yaml_sources(
     };
     let docs = Data::from_yaml_stream(&text)
         .map_err(|e| anyhow!("{function}: invalid YAML in {origin}: {e}"))?;
-    Ok(vec![(origin, docs)])
+    let starts = document_starts(&text);
+    let lines = if from_file && starts.len() == docs.len() {
+        starts
+            .iter()
+            .map(|line| format!("{origin}:{line}"))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(vec![YamlSource {
+        origin,
+        docs,
+        lines,
+    }])
+}
+
+/// The 1-based line where each document of a YAML stream starts (its first
+/// line that is not blank, a comment or a `---` marker); documents with no
+/// such line are not counted.
+fn document_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut in_document = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") || line.starts_with("...") {
+            in_document = false;
+            continue;
+        }
+        let content = line.trim_start();
+        if in_document || content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        in_document = true;
+        starts.push(i + 1);
+    }
+    starts
 }
 
 /// The objects of a `k8s_yaml` argument: its documents, `List`s flattened, each
 /// checked to be a Kubernetes object.
-fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<Data>> {
+fn yaml_documents(env: &EvalEnv, v: Value) -> anyhow::Result<Vec<(Data, Option<String>)>> {
     let mut all = Vec::new();
-    for (origin, docs) in yaml_sources(env, v, "k8s_yaml")? {
+    for YamlSource {
+        origin,
+        docs,
+        lines,
+    } in yaml_sources(env, v, "k8s_yaml")?
+    {
         let mut objects = Vec::new();
-        for doc in docs {
+        for (i, doc) in docs.into_iter().enumerate() {
+            let line = lines.get(i).cloned();
             if doc.get("kind").and_then(Data::as_str) == Some("List") {
+                let items = doc.get("items").map(|i| i.as_list().to_vec());
                 objects.extend(
-                    doc.get("items")
-                        .map(|i| i.as_list().to_vec())
-                        .unwrap_or_default(),
+                    items
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|o| (o, line.clone())),
                 );
             } else {
-                objects.push(doc);
+                objects.push((doc, line));
             }
         }
-        for (i, object) in objects.iter().enumerate() {
+        for (i, (object, _)) in objects.iter().enumerate() {
             let kind = object.get("kind").and_then(Data::as_str);
             let name = object.path(&["metadata", "name"]).and_then(Data::as_str);
             if kind.is_none()
@@ -172,10 +224,11 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
         let at = call_site(eval);
         let docs = yaml_documents(env, yaml)?;
         let mut decls = declarations(env).borrow_mut();
-        for body in docs {
+        for (body, source) in docs {
             decls.objects.push(ObjectDecl {
                 body,
                 defined_at: at.clone(),
+                source,
                 allow_duplicates,
                 dev_only,
             });
@@ -283,5 +336,17 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
                 ("service", opt(service)),
             ],
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::document_starts;
+
+    #[test]
+    fn documents_start_at_their_first_content_line() {
+        let text = "# a comment\n\napiVersion: v1\nkind: A\n---\n# b\nkind: B\n---\n---\n\n  kind: C\n...\n";
+        assert_eq!(document_starts(text), [3, 7, 11]);
+        assert_eq!(document_starts(""), Vec::<usize>::new());
     }
 }

@@ -302,7 +302,7 @@ pub fn tilt_builtins(builder: &mut GlobalsBuilder) {
         let api_version = pattern("api_version", api_version)?;
         let docs: Vec<Data> = super::k8s::yaml_sources(env, yaml, "filter_yaml")?
             .into_iter()
-            .flat_map(|(_, docs)| docs)
+            .flat_map(|source| source.docs)
             .collect();
         let (mut matching, mut rest) = (Vec::new(), Vec::new());
         for doc in docs {
