@@ -16,9 +16,7 @@ pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Re
     };
     let m = &loaded.evaluation.manifest;
     let shipped = crate::release::render::shipped(m, &loaded.graph);
-    let objects: Vec<_> = shipped.objects.iter().map(|(_, o)| *o).collect();
-    let findings = crate::release::lint::lint(m, &objects);
-    if !super::render::lint_passes(&findings, strict, &loaded.evaluation) {
+    if !super::render::lint_passes(&loaded.evaluation, &shipped, strict) {
         return Ok(ExitCode::FAILURE);
     }
     let count = |kind: ResourceKind| m.resources.iter().filter(|r| r.kind == kind).count();

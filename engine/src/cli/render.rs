@@ -50,19 +50,17 @@ fn render(
     let manifest = &evaluation.manifest;
     let root = &evaluation.project.root;
     // Renders that differ only in `--labels` are recorded apart.
-    let profile = eval.profile.as_deref().unwrap_or(lock::NO_PROFILE);
-    let profile = if options.labels {
-        format!("{profile}+labels")
-    } else {
-        profile.to_owned()
-    };
+    let profile = format!(
+        "{}{}",
+        eval.profile.as_deref().unwrap_or(lock::NO_PROFILE),
+        if options.labels { "+labels" } else { "" }
+    );
     let profile = profile.as_str();
     let shipped = render::shipped(manifest, &loaded.graph);
     for line in &shipped.stripped {
         report::stderr_line(&format!("[render] left out: {line}"));
     }
-    let objects: Vec<_> = shipped.objects.iter().map(|(_, o)| *o).collect();
-    if !lint_passes(&lint::lint(manifest, &objects), options.strict, evaluation) {
+    if !lint_passes(evaluation, &shipped, options.strict) {
         return Ok(ExitCode::FAILURE);
     }
     let images = images_shipped(manifest, &shipped);
@@ -128,14 +126,16 @@ fn render(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the findings; false when `--strict` makes them errors.
+/// Applies the policy rules to the objects that ship and prints what they
+/// find; false when `--strict` makes the findings errors.
 pub fn lint_passes(
-    findings: &[loop_lang::Diagnostic],
-    strict: bool,
     evaluation: &loop_stdlib::Evaluation,
+    shipped: &render::Shipped,
+    strict: bool,
 ) -> bool {
-    for finding in findings {
-        let mut finding = finding.clone();
+    let objects: Vec<_> = shipped.objects.iter().map(|(_, o)| *o).collect();
+    let findings = lint::lint(&evaluation.manifest, &objects);
+    for mut finding in findings.iter().cloned() {
         finding.warning = !strict;
         report::diagnostic(&finding, &evaluation.sources);
     }
