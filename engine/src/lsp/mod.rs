@@ -278,7 +278,6 @@ impl Server {
         let _ = self.backend.send(Message::Notification(n));
         if let Some(path) = path_of(&uri) {
             self.state.docs.insert(path.clone(), text);
-            self.state.overlay = Arc::new(self.state.docs.clone());
             *self.pending.entry(path).or_default() |= opened;
         }
         true
@@ -286,6 +285,11 @@ impl Server {
 
     /// Checks the buffers edited since their last check.
     fn check_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        // The buffers as checks see them: rebuilt once per burst, not per edit.
+        self.state.overlay = Arc::new(self.state.docs.clone());
         for (path, opened) in std::mem::take(&mut self.pending) {
             self.changed(path, opened);
         }
