@@ -149,9 +149,10 @@ pub fn lint(manifest: &Manifest, objects: &[&ObjectRef]) -> Vec<Diagnostic> {
 
 /// The tag of an image reference, if it names one.
 fn tag_of(image: &str) -> Option<&str> {
-    let name = image.split('@').next().unwrap_or(image);
-    let colon = name.rfind(':')?;
-    (name.rfind('/').is_none_or(|slash| colon > slash)).then(|| &name[colon + 1..])
+    let without_digest = image.split('@').next().unwrap_or(image);
+    without_digest
+        .strip_prefix(image_name(image))?
+        .strip_prefix(':')
 }
 
 fn list(v: Option<&Data>) -> &[Data] {
