@@ -40,7 +40,7 @@ fn time(runs: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/Loopfile");
+    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/shop/Loopfile");
     let mut cases = vec![("examples/shop".to_owned(), shop)];
     for n in [1_000, 10_000] {
         let path = dir.path().join(format!("Loopfile.{n}"));

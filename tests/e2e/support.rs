@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository root.
+/// The repository root (the engine crate, which builds `loop`, is one folder down).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let engine = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    engine.parent().expect("the engine crate is in the repository").to_path_buf()
 }
 
 /// The exit code and output of one run.
