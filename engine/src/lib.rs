@@ -8,6 +8,7 @@ pub mod affected;
 pub mod cli;
 pub mod control;
 pub mod eval_thread;
+pub mod failure;
 pub mod graph;
 pub mod image;
 pub mod isolation;

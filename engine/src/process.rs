@@ -10,6 +10,7 @@
 //! [`children`] records the direct children, and [`watchdog`] stops it all if
 //! `loop` dies.
 
+use crate::failure::{io_kind, Failure, FailureKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -113,7 +114,7 @@ pub fn spawn(
     dir: &Path,
     env: &BTreeMap<String, String>,
     output: Output,
-) -> Result<Child, String> {
+) -> Result<Child, Failure> {
     spawn_reading(cmd, dir, env, output, None)
 }
 
@@ -124,7 +125,7 @@ fn spawn_reading(
     env: &BTreeMap<String, String>,
     output: Output,
     stdin: Option<std::fs::File>,
-) -> Result<Child, String> {
+) -> Result<Child, Failure> {
     let argv = cmd.argv();
     let mut command = Command::new(&argv[0]);
     command
@@ -149,10 +150,13 @@ fn spawn_reading(
         }
     }
     if !dir.is_dir() {
-        return Err(format!(
-            "cannot run `{}`: folder {} does not exist",
-            cmd.display(),
-            dir.display()
+        return Err(Failure::new(
+            FailureKind::NotFound,
+            format!(
+                "cannot run `{}`: folder {} does not exist",
+                cmd.display(),
+                dir.display()
+            ),
         ));
     }
     let mut child = start(&mut command).map_err(|e| {
@@ -161,7 +165,7 @@ fn spawn_reading(
         } else {
             e.to_string()
         };
-        format!("cannot run `{}`: {reason}", argv[0])
+        Failure::new(io_kind(&e), format!("cannot run `{}`: {reason}", argv[0]))
     })?;
     if let Some(out) = child.stdout.take() {
         tokio::spawn(forward(out, output.stdout));
@@ -187,7 +191,7 @@ pub async fn run_to_end(
     env: &BTreeMap<String, String>,
     output: Output,
     grace: Duration,
-) -> Result<ExitStatus, String> {
+) -> Result<ExitStatus, Failure> {
     run_to_end_reading(cmd, dir, env, output, grace, None).await
 }
 
@@ -199,7 +203,7 @@ pub async fn run_to_end_reading(
     output: Output,
     grace: Duration,
     stdin: Option<std::fs::File>,
-) -> Result<ExitStatus, String> {
+) -> Result<ExitStatus, Failure> {
     // Every copy of the sinks holds a sender: the channel closes once the output
     // forwarders are done with their last line.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -223,7 +227,7 @@ pub async fn run_to_end_reading(
         stop_group(group, grace).await;
     }
     let _ = tokio::time::timeout(DRAIN, done_rx.recv()).await;
-    status.map_err(|e| format!("waiting for `{}`: {e}", cmd.display()))
+    status.map_err(|e| Failure::new(io_kind(&e), format!("waiting for `{}`: {e}", cmd.display())))
 }
 
 /// Kills a command's whole process group when its run is abandoned midway.

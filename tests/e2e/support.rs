@@ -6,7 +6,10 @@ use std::process::Command;
 /// The repository root (the engine crate, which builds `loop`, is one folder down).
 pub fn repo() -> PathBuf {
     let engine = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    engine.parent().expect("the engine crate is in the repository").to_path_buf()
+    engine
+        .parent()
+        .expect("the engine crate is in the repository")
+        .to_path_buf()
 }
 
 /// The exit code and output of one run.

@@ -7,6 +7,7 @@
 //! to `docker build -`, which needs a reachable Docker daemon; the image is then
 //! delivered ([`super::registry`]): pushed, or loaded into kind/k3d.
 
+use crate::failure::{io_kind, Failure, FailureKind};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Seek, Write};
@@ -97,6 +98,27 @@ pub enum BuildError {
     NoDaemon { said: String },
     #[error("docker_build needs the docker CLI, but `{program}` was not found on PATH. Install Docker (CLI and daemon), or use custom_build with a builder that needs no daemon")]
     NoDockerCli { program: String },
+}
+
+impl BuildError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            BuildError::Hash { source, .. } | BuildError::Context { source, .. } => io_kind(source),
+            BuildError::NoCommand { .. } | BuildError::NoRegistry { .. } => FailureKind::Invalid,
+            BuildError::Failed { .. }
+            | BuildError::DockerFailed { .. }
+            | BuildError::Push { .. } => FailureKind::CommandFailed,
+            BuildError::NoDaemon { .. } | BuildError::NoDockerCli { .. } => FailureKind::NotFound,
+            BuildError::Spawn { .. } | BuildError::Oci { .. } => FailureKind::Other,
+        }
+    }
+}
+
+impl From<BuildError> for Failure {
+    fn from(err: BuildError) -> Failure {
+        Failure::new(err.kind(), err.to_string())
+    }
 }
 
 fn failed_message(image_ref: &str, cmd: &str, exit: &str, output: &[String]) -> String {

@@ -13,8 +13,9 @@ use loop_lang::model::ObjectRef;
 use tokio::sync::Mutex;
 
 use super::context::Cluster;
-pub use super::errors::{error_text, UNREACHABLE};
+pub use super::errors::{error_text, failure, UNREACHABLE};
 use super::owner;
+use crate::failure::{Failure, FailureKind};
 
 /// Applies objects, caching discovery.
 pub struct Applier {
@@ -29,7 +30,7 @@ pub struct Applier {
 pub struct ApplyError {
     pub object: String,
     pub defined_at: String,
-    pub message: String,
+    pub failure: Failure,
 }
 
 impl std::fmt::Display for ApplyError {
@@ -37,8 +38,15 @@ impl std::fmt::Display for ApplyError {
         write!(
             f,
             "{} (declared at {}): {}",
-            self.object, self.defined_at, self.message
+            self.object, self.defined_at, self.failure
         )
+    }
+}
+
+impl From<ApplyError> for Failure {
+    fn from(err: ApplyError) -> Failure {
+        let kind = err.failure.kind;
+        Failure::new(kind, err.to_string())
     }
 }
 
@@ -57,12 +65,9 @@ pub fn group_version(api_version: &str) -> (&str, &str) {
 }
 
 /// Every resource type the server serves (discovery).
-pub async fn discover(client: &kube::Client) -> Result<Discovery, String> {
+pub async fn discover(client: &kube::Client) -> Result<Discovery, Failure> {
     Discovery::new(client.clone()).run().await.map_err(|e| {
-        format!(
-            "cannot list the server's resource types: {}",
-            error_text(&e)
-        )
+        failure(&e).reworded(|m| format!("cannot list the server's resource types: {m}"))
     })
 }
 
@@ -73,7 +78,7 @@ impl Applier {
         &self,
         workload: &ObjectRef,
         extra: &[std::collections::BTreeMap<String, String>],
-    ) -> Result<std::sync::Arc<super::pods::PodWatch>, String> {
+    ) -> Result<std::sync::Arc<super::pods::PodWatch>, Failure> {
         let key = match self.pods.existing(&self.cluster, workload, extra) {
             Ok(found) => return Ok(found),
             Err(key) => key,
@@ -104,7 +109,7 @@ impl Applier {
         &self,
         api_version: &str,
         kind: &str,
-    ) -> Result<(ApiResource, ApiCapabilities), String> {
+    ) -> Result<(ApiResource, ApiCapabilities), Failure> {
         let (group, version) = group_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let mut cached = self.discovery.lock().await;
@@ -114,7 +119,12 @@ impl Applier {
         let discovery = discover(&self.cluster.client).await?;
         let found = discovery.resolve_gvk(&gvk);
         *cached = Some(discovery);
-        found.ok_or_else(|| format!("the server does not know kind {kind} in {api_version}"))
+        found.ok_or_else(|| {
+            Failure::new(
+                FailureKind::NotFound,
+                format!("the server does not know kind {kind} in {api_version}"),
+            )
+        })
     }
 
     /// The API handle for an object's kind and namespace.
@@ -123,7 +133,7 @@ impl Applier {
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
-    ) -> Result<(Api<DynamicObject>, Scope), String> {
+    ) -> Result<(Api<DynamicObject>, Scope), Failure> {
         let (resource, caps) = self.resolve(api_version, kind).await?;
         let api = match caps.scope {
             Scope::Namespaced => Api::namespaced_with(
@@ -137,7 +147,7 @@ impl Applier {
     }
 
     /// The object as the server has it now, as JSON (`None` when it does not exist).
-    pub async fn current(&self, object: &ObjectRef) -> Result<Option<serde_json::Value>, String> {
+    pub async fn current(&self, object: &ObjectRef) -> Result<Option<serde_json::Value>, Failure> {
         let (api, _) = self
             .api_for(
                 &object.api_version,
@@ -145,14 +155,10 @@ impl Applier {
                 object.namespace.as_deref(),
             )
             .await?;
-        match api
-            .get_opt(&object.name)
-            .await
-            .map_err(|e| error_text(&e))?
-        {
+        match api.get_opt(&object.name).await.map_err(|e| failure(&e))? {
             Some(found) => serde_json::to_value(&found)
                 .map(Some)
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Failure::other(e.to_string())),
             None => Ok(None),
         }
     }
@@ -169,10 +175,10 @@ impl Applier {
         ordered.sort_by_key(|o| rank(&o.kind));
         let mut applied = Vec::new();
         for object in ordered {
-            let failed = |message: String| ApplyError {
+            let failed = |failure: Failure| ApplyError {
                 object: format!("{}/{}", object.kind, object.name),
                 defined_at: object.defined_at.to_string(),
-                message,
+                failure,
             };
             let body = with_labels(&object.body, &owner::labels(project, resource));
             let (api, _) = self
@@ -184,11 +190,12 @@ impl Applier {
                 .await
                 .map_err(failed)?;
             let params = PatchParams::apply(owner::FIELD_MANAGER).force();
-            let json = serde_json::to_value(&body).map_err(|e| failed(e.to_string()))?;
+            let json =
+                serde_json::to_value(&body).map_err(|e| failed(Failure::other(e.to_string())))?;
             let stored = api
                 .patch(&object.name, &params, &Patch::Apply(&json))
                 .await
-                .map_err(|e| failed(error_text(&e)))?;
+                .map_err(|e| failed(failure(&e)))?;
             if object.kind == "CustomResourceDefinition" {
                 self.wait_established(&api, &object.name)
                     .await
@@ -199,9 +206,9 @@ impl Applier {
         Ok(applied)
     }
 
-    async fn wait_established(&self, api: &Api<DynamicObject>, name: &str) -> Result<(), String> {
+    async fn wait_established(&self, api: &Api<DynamicObject>, name: &str) -> Result<(), Failure> {
         for _ in 0..150 {
-            let crd = api.get(name).await.map_err(|e| error_text(&e))?;
+            let crd = api.get(name).await.map_err(|e| failure(&e))?;
             let established = crd.data["status"]["conditions"]
                 .as_array()
                 .is_some_and(|cs| {
@@ -214,8 +221,9 @@ impl Applier {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(format!(
-            "CustomResourceDefinition {name} was not established within 30s"
+        Err(Failure::new(
+            FailureKind::Timeout,
+            format!("CustomResourceDefinition {name} was not established within 30s"),
         ))
     }
 }

@@ -3,6 +3,7 @@
 //! CrashLoopBackOff, Unschedulable, a failing readiness probe. The workload and
 //! its pods come from their shared watch ([`super::pods`]), not from polling.
 
+use crate::failure::{Failure, FailureKind};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -182,7 +183,7 @@ pub async fn wait_ready(
     applied: &Applied,
     deadline: Duration,
     on_reason: impl Fn(&str),
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let watch = applier.follow_pods(object, extra).await?;
     let mut changes = watch.subscribe();
     let end = tokio::time::Instant::now() + deadline;
@@ -191,7 +192,7 @@ pub async fn wait_ready(
         changes.borrow_and_update();
         let reason = match check(applier, object, applied, &watch.snapshot()).await {
             Rollout::Ready => return Ok(()),
-            Rollout::Failed(why) => return Err(why),
+            Rollout::Failed(why) => return Err(Failure::other(why)),
             Rollout::Waiting(why) => why,
         };
         if reason != last && !reason.is_empty() {
@@ -200,12 +201,12 @@ pub async fn wait_ready(
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() {
-                return Err(format!("stopped following the rollout: {last}"));
+                return Err(Failure::other(format!("stopped following the rollout: {last}")));
             },
             () = tokio::time::sleep_until(end) => {
-                return Err(format!(
-                    "rollout not ready after {}s: {last}",
-                    deadline.as_secs()
+                return Err(Failure::new(
+                    FailureKind::Timeout,
+                    format!("rollout not ready after {}s: {last}", deadline.as_secs()),
                 ));
             }
         }

@@ -6,6 +6,7 @@
 //! `TILT_IMAGE_i` is the reference built for `image_deps[i]`, `TILT_IMAGE_MAP_i`
 //! the name of that image.
 
+use crate::failure::{Failure, FailureKind};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -95,7 +96,7 @@ pub async fn apply(
     dir: &Path,
     env: BTreeMap<String, String>,
     log: LineSink,
-) -> Result<Vec<ObjectRef>, String> {
+) -> Result<Vec<ObjectRef>, Failure> {
     let stdout: Arc<Mutex<Vec<String>>> = Arc::default();
     let kept = stdout.clone();
     let output = Output {
@@ -111,16 +112,20 @@ pub async fn apply(
     let status = process::run_to_end(&deploy.apply_cmd, dir, &env, output, GRACE).await?;
     let text = stdout.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
     if !status.success() {
-        return Err(format!(
-            "apply_cmd `{shown}` failed: {}",
-            process::describe_exit(status)
+        return Err(Failure::new(
+            FailureKind::CommandFailed,
+            format!(
+                "apply_cmd `{shown}` failed: {}",
+                process::describe_exit(status)
+            ),
         ));
     }
-    let objects = parse_objects(&text)?;
+    let objects =
+        parse_objects(&text).map_err(|why| Failure::new(FailureKind::CommandFailed, why))?;
     if objects.is_empty() {
-        return Err(format!(
+        return Err(Failure::new(FailureKind::CommandFailed, format!(
             "apply_cmd `{shown}` printed no Kubernetes objects: it must print what it deployed as YAML or JSON (e.g. `kubectl apply -f app.yaml -o yaml`)"
-        ));
+        )));
     }
     Ok(objects)
 }

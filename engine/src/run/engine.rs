@@ -3,6 +3,7 @@
 //! reloads, stop signals) to the [`Scheduler`], and carries out the actions it
 //! gives through the local and Kubernetes runtimes.
 
+use crate::failure::Failure;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,7 +65,7 @@ enum Msg {
     CmdDone {
         name: String,
         generation: u64,
-        result: Result<CmdResult, String>,
+        result: Result<CmdResult, Failure>,
     },
     /// A serve process exited.
     ServeExited {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use loop_lang::model::{DefaultRegistry, Image, ObjectRef, Resource};
 
+use crate::failure::{Failure, FailureKind};
 use crate::image::{self, Destination, Record};
-use crate::k8s::apply::{error_text, UNREACHABLE};
+use crate::k8s::apply::{error_text, failure, UNREACHABLE};
 use crate::k8s::{rollout, Applier};
 use crate::report::LineSink;
 
@@ -60,7 +61,7 @@ pub async fn update(
     images: Vec<Image>,
     registry: Option<DefaultRegistry>,
     log: LineSink,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let mut objects = resource.objects.clone();
     let mut destination = Destination::Local;
     if !images.is_empty() {
@@ -91,8 +92,7 @@ pub async fn update(
             &runtime.record,
             &destination,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         if built.skipped {
             log(&format!(
                 "[loop] image {} is up to date ({})",
@@ -148,8 +148,7 @@ pub async fn update(
         let applied = runtime
             .applier
             .apply(&objects, &resource.name, &runtime.project)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         log(&format!("[loop] applied {} object(s)", applied.len()));
         versions = objects
             .iter()
@@ -242,20 +241,25 @@ const CLUSTER_ANSWER: Duration = Duration::from_secs(30);
 
 /// Asks the cluster for `/version`; an error says that nothing was built (and,
 /// starting with [`UNREACHABLE`], is retried by `loop run`).
-async fn cluster_answers(runtime: &K8sRuntime) -> Result<(), String> {
+async fn cluster_answers(runtime: &K8sRuntime) -> Result<(), Failure> {
     let cluster = &runtime.applier.cluster;
-    let fail = |why: String| {
-        format!(
-            "{why} (server {}, context {:?}); images are built once the cluster answers",
-            cluster.server, cluster.context
-        )
+    let fail = |failure: Failure| {
+        failure.reworded(|why| {
+            format!(
+                "{why} (server {}, context {:?}); images are built once the cluster answers",
+                cluster.server, cluster.context
+            )
+        })
     };
     match tokio::time::timeout(CLUSTER_ANSWER, cluster.client.apiserver_version()).await {
-        Err(_) => Err(fail(format!(
-            "{UNREACHABLE}: no answer to /version within {}s",
-            CLUSTER_ANSWER.as_secs()
+        Err(_) => Err(fail(Failure::new(
+            FailureKind::Unreachable,
+            format!(
+                "{UNREACHABLE}: no answer to /version within {}s",
+                CLUSTER_ANSWER.as_secs()
+            ),
         ))),
-        Ok(Err(e)) => Err(fail(error_text(&e))),
+        Ok(Err(e)) => Err(fail(failure(&e))),
         Ok(Ok(_)) => Ok(()),
     }
 }

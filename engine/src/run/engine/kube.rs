@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use loop_lang::model::{Manifest, ResourceKind, Settings};
 
 use super::{CmdResult, Engine, Msg};
+use crate::failure::{Failure, FailureKind};
 use crate::k8s::context::NOT_CONNECTED;
 use crate::live_update::SyncPlan;
 use crate::run::k8s_update::{self, K8sRuntime};
@@ -169,15 +170,19 @@ impl K8sLink {
     }
 
     /// The runtime, connecting first when there is none yet.
-    async fn runtime_or_connect(&self, connect: &Connect) -> Result<Arc<K8sRuntime>, String> {
+    async fn runtime_or_connect(&self, connect: &Connect) -> Result<Arc<K8sRuntime>, Failure> {
         if let Some(runtime) = self.runtime() {
             return Ok(runtime);
         }
         self.connect(connect).await;
         let link = self.lock();
-        link.runtime
-            .clone()
-            .ok_or_else(|| format!("{NOT_CONNECTED} (see loop's message for why)"))
+        link.runtime.clone().ok_or_else(|| {
+            // Retried: the cluster may be created, or the kubeconfig fixed, later.
+            Failure::new(
+                FailureKind::Unreachable,
+                format!("{NOT_CONNECTED} (see loop's message for why)"),
+            )
+        })
     }
 
     /// Tries to connect; says why it failed when the reason is new.

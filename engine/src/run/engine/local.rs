@@ -1,6 +1,7 @@
 //! Local resources in the engine: full updates (`cmd`, then the serve process and
 //! its readiness probe), live updates into the serve folder, and restarts.
 
+use crate::failure::{Failure, FailureKind};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +63,7 @@ impl Engine {
                     let _ = tx.send(Msg::CmdDone {
                         name,
                         generation,
-                        result: Err(format!("initial_sync failed: {e}")),
+                        result: Err(Failure::other(format!("initial_sync failed: {e}"))),
                     });
                     return;
                 }
@@ -98,7 +99,7 @@ impl Engine {
                 let _ = tx.send(Msg::ServeExited {
                     name: name.to_owned(),
                     generation,
-                    exit: e,
+                    exit: e.message,
                 });
                 return;
             }
@@ -203,7 +204,7 @@ async fn run_cmd(
     may_skip: bool,
     output: process::Output,
     grace: Duration,
-) -> Result<CmdResult, String> {
+) -> Result<CmdResult, Failure> {
     let Some(cmd) = &resource.cmd else {
         return Ok(CmdResult::default());
     };
@@ -233,10 +234,13 @@ async fn run_cmd(
     (output.stdout)(&format!("[loop] running: {}", cmd.display()));
     let status = process::run_to_end(cmd, dir, &resource.env, output, grace).await?;
     if !status.success() {
-        return Err(format!(
-            "`{}` failed with {}",
-            cmd.display(),
-            process::describe_exit(status)
+        return Err(Failure::new(
+            FailureKind::CommandFailed,
+            format!(
+                "`{}` failed with {}",
+                cmd.display(),
+                process::describe_exit(status)
+            ),
         ));
     }
     let outputs_changed = match (step, inputs) {

@@ -3,6 +3,7 @@
 //! evaluated), turned into scheduler events.
 
 use super::{backoff, plural, seconds, CmdResult, Engine, Msg};
+use crate::failure::Failure;
 use crate::run::scheduler::RunEnd;
 use crate::run::Mode;
 
@@ -84,7 +85,7 @@ impl Engine {
         &mut self,
         name: &str,
         generation: u64,
-        result: Result<CmdResult, String>,
+        result: Result<CmdResult, Failure>,
     ) {
         let Some(node) = self.current(name, generation) else {
             return;
@@ -97,10 +98,10 @@ impl Engine {
                 Some(wait) => {
                     self.logs
                         .status(name, &format!("{e}; retrying in {}", seconds(wait)));
-                    self.finished(name, RunEnd::Failed(e));
+                    self.finished(name, RunEnd::Failed(e.message));
                     self.retry_later(name, generation, wait);
                 }
-                None => self.fail(name, e),
+                None => self.fail(name, e.message),
             },
         }
         if let Some(node) = self.nodes.get_mut(name) {

@@ -3,6 +3,7 @@
 //! runs, handling reports) calls these and never branches on a resource's kind;
 //! the scheduler knows nothing of kinds at all.
 
+use crate::failure::Failure;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub(super) trait Runtime: Sync {
     fn updated(&self, engine: &mut Engine, name: &str, result: CmdResult, took: Duration);
 
     /// How long to wait before retrying a failed update whose failure may pass.
-    fn retry_after(&self, engine: &Engine, error: &str) -> Option<Duration>;
+    fn retry_after(&self, engine: &Engine, failure: &Failure) -> Option<Duration>;
 }
 
 /// The runtime of a kind of resource.
@@ -88,7 +89,7 @@ impl Runtime for Local {
         }
     }
 
-    fn retry_after(&self, _: &Engine, _: &str) -> Option<Duration> {
+    fn retry_after(&self, _: &Engine, _: &Failure) -> Option<Duration> {
         None
     }
 }
@@ -193,11 +194,8 @@ impl Runtime for Kube {
         engine.start_k8s_followers(name);
     }
 
-    fn retry_after(&self, engine: &Engine, error: &str) -> Option<Duration> {
-        (engine.options.mode == Mode::Run
-            && (error.contains(crate::k8s::apply::UNREACHABLE)
-                || error.starts_with(crate::k8s::context::NOT_CONNECTED)))
-        .then_some(RETRY_UNREACHABLE)
+    fn retry_after(&self, engine: &Engine, failure: &Failure) -> Option<Duration> {
+        (engine.options.mode == Mode::Run && failure.may_pass_later()).then_some(RETRY_UNREACHABLE)
     }
 }
 
