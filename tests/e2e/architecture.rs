@@ -132,10 +132,83 @@ fn tree(
     i
 }
 
-/// The file-to-file imports of one crate, without child-to-ancestor edges.
+/// The `pub use` paths of `stream`'s top level: the names a module re-exports.
+fn reexported(stream: TokenStream) -> Vec<Vec<String>> {
+    let tokens: Vec<TokenTree> = stream.into_iter().collect();
+    let mut out = Vec::new();
+    for i in 0..tokens.len() {
+        if ident(tokens.get(i)).as_deref() != Some("pub") {
+            continue;
+        }
+        // `pub use` or `pub(crate) use`.
+        let at = match tokens.get(i + 1) {
+            Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => i + 2,
+            _ => i + 1,
+        };
+        if ident(tokens.get(at)).as_deref() == Some("use") {
+            let prefix = match ident(tokens.get(at + 1)).as_deref() {
+                Some("crate" | "super" | "self") => Vec::new(),
+                _ => vec!["self".to_owned()],
+            };
+            tree(&tokens, at + 1, &prefix, &mut out);
+        }
+    }
+    out
+}
+
+/// The file a path names, seen from module `own`, and the segments after it.
+fn resolve<'p>(
+    own: &[String],
+    path: &'p [String],
+    modules: &BTreeMap<String, PathBuf>,
+) -> Option<(String, &'p [String])> {
+    let mut at = own.to_vec();
+    let mut rest = path;
+    match rest.first().map(String::as_str) {
+        Some("crate") => {
+            at.clear();
+            rest = &rest[1..];
+        }
+        Some("super" | "self") => {
+            while let Some(head) = rest.first() {
+                match head.as_str() {
+                    "super" => drop(at.pop()),
+                    "self" => {}
+                    _ => break,
+                }
+                rest = &rest[1..];
+            }
+        }
+        _ => return None,
+    }
+    let rest: Vec<&String> = rest.iter().filter(|s| *s != "self").collect();
+    // The longest prefix that is a file of this crate.
+    (0..=rest.len()).rev().find_map(|n| {
+        let mut module = at.clone();
+        module.extend(rest[..n].iter().map(|s| (*s).clone()));
+        let module = module.join("/");
+        modules
+            .contains_key(&module)
+            .then(|| (module, &path[path.len() - (rest.len() - n)..]))
+    })
+}
+
+fn segments(module: &str) -> Vec<String> {
+    module
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The file-to-file imports of one crate, without child-to-ancestor edges. A
+/// name a module re-exports (`pub use child::Name`) counts as an import of the
+/// file that defines it, so a circle through a parent's re-export is found.
 fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let modules = modules(src);
-    let mut out = BTreeMap::new();
+    let mut found_in = BTreeMap::new();
+    // Per module, the file each re-exported name comes from.
+    let mut reexports: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (name, file) in &modules {
         if name.rsplit('/').next() == Some("tests") {
             continue;
@@ -144,49 +217,48 @@ fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let stream: TokenStream = text
             .parse()
             .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
-        let mut found = Vec::new();
-        paths(stream, &mut found);
-        let own: Vec<String> = name
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        let mut deps = BTreeSet::new();
-        for path in found {
-            let mut at = own.clone();
-            let mut rest = path.as_slice();
-            match rest.first().map(String::as_str) {
-                Some("crate") => {
-                    at.clear();
-                    rest = &rest[1..];
-                }
-                Some("super" | "self") => {
-                    while let Some(head) = rest.first() {
-                        match head.as_str() {
-                            "super" => drop(at.pop()),
-                            "self" => {}
-                            _ => break,
-                        }
-                        rest = &rest[1..];
-                    }
-                }
-                _ => continue,
-            }
-            let base = at.len();
-            at.extend(rest.iter().filter(|s| *s != "self").cloned());
-            // The longest prefix that is a file of this crate.
-            let target = (base..=at.len())
-                .rev()
-                .map(|n| at[..n].join("/"))
-                .find(|m| modules.contains_key(m));
-            if let Some(target) = target {
-                let ancestor = target.is_empty() || name.starts_with(&format!("{target}/"));
-                if target != *name && !ancestor {
-                    deps.insert(target);
-                }
+        let own = segments(name);
+        for path in reexported(stream.clone()) {
+            if let (Some((target, _)), Some(item)) = (resolve(&own, &path, &modules), path.last()) {
+                reexports
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(item.clone(), target);
             }
         }
-        out.insert(name.clone(), deps);
+        let mut found = Vec::new();
+        paths(stream, &mut found);
+        found_in.insert(name.clone(), found);
+    }
+    let mut out = BTreeMap::new();
+    for (name, found) in found_in {
+        let own = segments(&name);
+        let mut deps = BTreeSet::new();
+        for path in found {
+            let Some((mut target, mut rest)) = resolve(&own, &path, &modules) else {
+                continue;
+            };
+            // Follow re-exports to the defining file (a bounded walk: a
+            // re-export may name its own module).
+            for _ in 0..8 {
+                let next = rest
+                    .first()
+                    .and_then(|item| reexports.get(&target)?.get(item))
+                    .filter(|next| **next != target && **next != name);
+                match next {
+                    Some(next) => {
+                        target = next.clone();
+                        rest = &rest[1..];
+                    }
+                    None => break,
+                }
+            }
+            let ancestor = target.is_empty() || name.starts_with(&format!("{target}/"));
+            if target != name && !ancestor {
+                deps.insert(target);
+            }
+        }
+        out.insert(name, deps);
     }
     out
 }
@@ -281,4 +353,25 @@ fn the_check_finds_a_circle() {
     assert_eq!(imports["run"], BTreeSet::from(["a".to_owned()]));
     assert_eq!(upward(&imports, &["b"]), ["b -> run"]);
     assert!(upward(&imports, &["a"]).is_empty());
+}
+
+/// A circle through a parent's `pub use` is found: `img/build` imports
+/// `crate::eng::run` and `eng/run` imports `crate::img::Built`, which the parent
+/// `img` re-exports from `img/build`.
+#[test]
+fn the_check_follows_reexports() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |p: &str, s: &str| {
+        let p = dir.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    };
+    write("lib.rs", "mod eng; mod img;");
+    write("img/mod.rs", "mod build; pub use build::{Built, other};");
+    write("img/build.rs", "use crate::eng::run; pub struct Built;");
+    write("eng/mod.rs", "pub mod run;");
+    write("eng/run.rs", "use crate::img::Built;");
+    let imports = imports(dir.path());
+    assert_eq!(imports["eng/run"], BTreeSet::from(["img/build".to_owned()]));
+    assert_eq!(circles(&imports), vec![vec!["eng/run", "img/build"]]);
 }

@@ -22,13 +22,17 @@
 //! name), and checking that a recorded image still exists before skipping its
 //! build.
 
+mod blobs;
 mod build;
 mod context;
+mod docker;
 mod dockerfile;
+mod error;
 mod exec;
 mod hash;
 mod inject;
 mod oci;
+mod oci_layers;
 mod oci_registry;
 mod record;
 mod registry;
@@ -36,7 +40,8 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build, build_to, without_docker, BuildError, Built};
+pub use build::{build, build_to, without_docker, Built};
+pub use error::BuildError;
 pub use hash::{content_hash, tag};
 pub use inject::{inject, set_entrypoint};
 pub use oci::{sha256, OciOutcome};

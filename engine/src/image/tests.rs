@@ -9,7 +9,8 @@ use loop_lang::data::Data;
 use loop_lang::model::{Cmd, Image, ImageKind};
 use loop_lang::Location;
 
-use super::build::{build_with, docker_build_argv, Tools};
+use super::build::build_with;
+use super::docker::{docker_build_argv, Tools};
 use super::*;
 use crate::report::LineSink;
 
@@ -767,7 +768,7 @@ fn the_failing_dockerfile_step_is_found_in_docker_output() {
     ]
     .map(String::from)
     .to_vec();
-    let (step, output) = super::build::failing_step(&lines);
+    let (step, output) = super::docker::failing_step(&lines);
     assert_eq!(step.as_deref(), Some("Step 3/3 : RUN make"));
     assert_eq!(
         output,
@@ -788,7 +789,7 @@ fn the_failing_dockerfile_step_is_found_in_docker_output() {
     ]
     .map(String::from)
     .to_vec();
-    let (step, output) = super::build::failing_step(&buildkit);
+    let (step, output) = super::docker::failing_step(&buildkit);
     assert_eq!(step.as_deref(), Some("[2/2] RUN make"));
     assert!(output.contains(&"error: boom".to_owned()), "{output:?}");
 }
