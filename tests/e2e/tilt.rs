@@ -171,6 +171,54 @@ fn tilt_builtins_evaluate_with_tilt_semantics() {
     assert!(env.get("GONE").is_none(), "{env}");
 }
 
+/// What ext://file_sync_only does with live-update steps: it picks the sync
+/// steps by `type()` and reads their paths from `str()`.
+const STEP_VALUES: &str = r#"
+def sync_params(step):
+    parts = str(step).split("'")
+    return parts[1], parts[3]
+
+steps = [sync("src", "/app/src"), run("make", trigger=["src/a.c"]), restart_container()]
+syncs = [sync_params(s) for s in steps if type(s) == "live_update_sync_step"]
+print(syncs[0][0] == os.path.abspath("src"), syncs[0][1], len(syncs))
+print(type(steps[1]), str(steps[1]).startswith('command: "make" ; triggers: ['))
+print(type(steps[2]), steps[0] == sync("src", "/app/src"))
+local_resource("app", serve_cmd="sleep 60", live_update=steps[:1])
+"#;
+
+#[test]
+fn live_update_steps_have_tilts_types_and_string_forms() {
+    let dir = project(&[("Tiltfile", STEP_VALUES)]);
+    let run = crate::support::run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in [
+        "[Tiltfile] True /app/src 1",
+        "[Tiltfile] live_update_run_step True",
+        "[Tiltfile] live_update_restart_container_step True",
+    ] {
+        assert!(
+            run.stderr.contains(line),
+            "missing {line:?} in\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_forged_step_struct_is_not_a_live_update_step() {
+    let forged = "local_resource('app', serve_cmd='sleep 60', live_update=[struct(__kind__='sync', local_path='src', remote_path='/app')])\n";
+    let dir = project(&[("Tiltfile", forged)]);
+    let run = crate::support::run_loop(dir.path(), &["check"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("must hold sync(), run(), restart_container()")
+            && run.stderr.contains("Tiltfile:1:1"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn the_subcommand_and_context_follow_the_command_line() {
     let dir = project(&[(

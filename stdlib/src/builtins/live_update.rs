@@ -2,17 +2,66 @@
 //! `restart_container`, `fall_back_on`, `initial_sync`), as Tilt's
 //! `live_update.go`.
 
+use std::fmt;
+
+use allocative::Allocative;
 use anyhow::{anyhow, bail};
 use loop_lang::model::LiveUpdateStep;
 use loop_lang::EvalEnv;
 use starlark::environment::GlobalsBuilder;
 use starlark::eval::Evaluator;
-use starlark::starlark_module;
-use starlark::values::{Heap, Value};
+use starlark::values::{Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value};
+use starlark::{starlark_module, starlark_simple_value};
+use starlark_derive::{starlark_value, StarlarkPagablePanic};
 
 use super::args::{climbs_out, command};
-use super::{field, kind_of, tagged};
-use crate::values::{self, list_items, string_list, Arg};
+use crate::values::{self, list_items, Arg};
+
+/// Defines one Starlark type of live-update step: a value only the step's
+/// built-in makes (a struct could be forged), with Tilt's type name and string
+/// form, holding the step as the model has it.
+macro_rules! step_type {
+    ($name:ident, $type_name:literal) => {
+        #[derive(Debug, ProvidesStaticType, NoSerialize, StarlarkPagablePanic, Allocative)]
+        pub struct $name {
+            #[allocative(skip)]
+            step: LiveUpdateStep,
+            /// Tilt's string form (`str(step)`), which extensions parse.
+            shown: String,
+        }
+        starlark_simple_value!($name);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.shown)
+            }
+        }
+
+        #[starlark_value(type = $type_name)]
+        impl<'v> StarlarkValue<'v> for $name {
+            fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
+                Ok($name::from_value(other).is_some_and(|o| o.step == self.step))
+            }
+        }
+    };
+}
+
+step_type!(SyncStep, "live_update_sync_step");
+step_type!(RunStep, "live_update_run_step");
+step_type!(RestartContainerStep, "live_update_restart_container_step");
+step_type!(FallBackOnStep, "live_update_fall_back_on_step");
+step_type!(InitialSyncStep, "live_update_initial_sync_step");
+
+/// The step a value holds, if it is a live-update step.
+fn step_of(v: Value) -> Option<LiveUpdateStep> {
+    SyncStep::from_value(v)
+        .map(|s| &s.step)
+        .or_else(|| RunStep::from_value(v).map(|s| &s.step))
+        .or_else(|| RestartContainerStep::from_value(v).map(|s| &s.step))
+        .or_else(|| FallBackOnStep::from_value(v).map(|s| &s.step))
+        .or_else(|| InitialSyncStep::from_value(v).map(|s| &s.step))
+        .cloned()
+}
 
 /// The live-update steps of a `live_update=[...]` argument.
 pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveUpdateStep>> {
@@ -21,27 +70,13 @@ pub fn live_update_steps(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<LiveU
     };
     let items = list_items(v)
         .ok_or_else(|| anyhow!("{arg} must be a list of steps, got {}", values::describe(v)))?;
-    let text = |step: Value, name: &str| {
-        field(step, name)
-            .and_then(|s| s.unpack_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
     let mut steps = Vec::new();
     for item in items {
-        let step = match kind_of(item).as_deref() {
-            Some("sync") => LiveUpdateStep::Sync { local: text(item, "local_path"), remote: text(item, "remote_path") },
-            Some("run") => LiveUpdateStep::Run {
-                cmd: command(arg, field(item, "cmd"))?.ok_or_else(|| anyhow!("{arg}: run() with an empty command"))?,
-                trigger: string_list(arg, field(item, "trigger"))?,
-            },
-            Some("restart_container") => LiveUpdateStep::RestartContainer,
-            Some("fall_back_on") => LiveUpdateStep::FallBackOn { paths: string_list(arg, field(item, "paths"))? },
-            Some("initial_sync") => LiveUpdateStep::InitialSync,
-            _ => bail!(
+        let Some(step) = step_of(item) else {
+            bail!(
                 "{arg} must hold sync(), run(), restart_container(), fall_back_on() or initial_sync() steps, got {}",
                 values::describe(item)
-            ),
+            );
         };
         steps.push(step);
     }
@@ -74,16 +109,13 @@ pub fn live_update_builtins(builder: &mut GlobalsBuilder) {
         if climbs_out(remote_path) {
             bail!("sync: remote_path {remote_path:?} climbs out of the folder it is relative to (the container's working directory, or a local resource's folder); use an absolute path, or a relative one that stays inside");
         }
-        let local = env.display(&env.resolve(local_path));
-        let heap = eval.heap();
-        Ok(tagged(
-            heap,
-            "sync",
-            vec![
-                ("local_path", heap.alloc(local)),
-                ("remote_path", heap.alloc(remote_path)),
-            ],
-        ))
+        let absolute = env.resolve(local_path);
+        let shown = format!("'{}'->'{remote_path}'", absolute.display());
+        let step = LiveUpdateStep::Sync {
+            local: env.display(&absolute),
+            remote: remote_path.to_owned(),
+        };
+        Ok(eval.heap().alloc(SyncStep { step, shown }))
     }
 
     /// Live update: run `cmd` in the target, only when a changed file matches `trigger` (if given).
@@ -97,7 +129,7 @@ pub fn live_update_builtins(builder: &mut GlobalsBuilder) {
             function: "run",
             name: "trigger",
         };
-        command(
+        let cmd = command(
             Arg {
                 function: "run",
                 name: "cmd",
@@ -105,19 +137,26 @@ pub fn live_update_builtins(builder: &mut GlobalsBuilder) {
             Some(cmd),
         )?
         .ok_or_else(|| anyhow!("run: the command is empty"))?;
-        let triggers = values::path_list(env, a, trigger)?;
-        let heap = eval.heap();
-        let triggers = values::alloc_strings(heap, &triggers);
-        Ok(tagged(
-            heap,
-            "run",
-            vec![("cmd", cmd), ("trigger", triggers)],
-        ))
+        let trigger = values::path_list(env, a, trigger)?;
+        let absolute: Vec<String> = trigger
+            .iter()
+            .map(|t| env.resolve(t).display().to_string())
+            .collect();
+        // As Go prints them: `command: "make" ; triggers: [/a /b]`.
+        let shown = format!(
+            "command: {:?} ; triggers: [{}]",
+            cmd.display(),
+            absolute.join(" ")
+        );
+        let step = LiveUpdateStep::Run { cmd, trigger };
+        Ok(eval.heap().alloc(RunStep { step, shown }))
     }
 
     /// Live update: restart the target's process after syncing.
     fn restart_container<'v>(heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
-        Ok(tagged(heap, "restart_container", vec![]))
+        let step = LiveUpdateStep::RestartContainer;
+        let shown = "restart_container".to_owned();
+        Ok(heap.alloc(RestartContainerStep { step, shown }))
     }
 
     /// Live update: a change to any of these files forces a full rebuild instead.
@@ -131,13 +170,19 @@ pub fn live_update_builtins(builder: &mut GlobalsBuilder) {
             name: "files",
         };
         let paths = values::path_list(env, arg, Some(files))?;
-        let heap = eval.heap();
-        let paths = values::alloc_strings(heap, &paths);
-        Ok(tagged(heap, "fall_back_on", vec![("paths", paths)]))
+        let absolute: Vec<String> = paths
+            .iter()
+            .map(|p| env.resolve(p).display().to_string())
+            .collect();
+        let shown = format!("fall_back_on: [{}]", absolute.join(" "));
+        let step = LiveUpdateStep::FallBackOn { paths };
+        Ok(eval.heap().alloc(FallBackOnStep { step, shown }))
     }
 
     /// Live update: sync every file once when the target first starts.
     fn initial_sync<'v>(heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
-        Ok(tagged(heap, "initial_sync", vec![]))
+        let step = LiveUpdateStep::InitialSync;
+        let shown = "initial_sync".to_owned();
+        Ok(heap.alloc(InitialSyncStep { step, shown }))
     }
 }
