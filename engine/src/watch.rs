@@ -72,6 +72,9 @@ pub struct WatchConfig {
     /// Gitignore-style patterns, relative to the root (from
     /// `watch_settings(ignore=...)`).
     pub ignore: Vec<String>,
+    /// What image builds read (absolute `docker_build` contexts and
+    /// `custom_build` deps): `.gitignore` does not hide files there.
+    pub image_inputs: Vec<PathBuf>,
     /// The quiet window: a batch is sent once no event arrived for this long.
     pub debounce: Duration,
     /// The longest a batch is held while events keep coming.
@@ -86,6 +89,7 @@ impl WatchConfig {
             root: root.into(),
             extra: Vec::new(),
             ignore: Vec::new(),
+            image_inputs: Vec::new(),
             debounce: Duration::from_millis(20),
             max_wait: Duration::from_secs(2),
         }
@@ -159,8 +163,10 @@ impl Watcher {
                 })
             }
         }
-        let rules = Rules::new(&root, &config.ignore)
+        let mut rules = Rules::new(&root, &config.ignore)
             .map_err(|(pattern, reason)| WatchError::BadPattern { pattern, reason })?;
+        let inputs: Vec<PathBuf> = config.image_inputs.iter().map(|p| absolute(p)).collect();
+        rules.add_image_inputs(&inputs);
 
         let (control, inbox) = mpsc::channel();
         let forward = control.clone();

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use loop_lang::model::Manifest;
+use loop_lang::model::{ImageKind, Manifest};
 use loop_stdlib::{EvalFailure, Evaluation};
 use tokio::sync::mpsc::{self, unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -334,6 +334,7 @@ impl Engine {
             root: self.root.clone(),
             extra,
             ignore: self.manifest.settings.watch_ignore.clone(),
+            image_inputs: self.image_inputs(),
             debounce: self.options.debounce,
             max_wait: Duration::from_secs(2),
         };
@@ -486,6 +487,23 @@ impl Engine {
     fn fail(&mut self, name: &str, why: String) {
         self.logs.status(name, &format!("failed: {why}"));
         self.finished(name, RunEnd::Failed(why));
+    }
+
+    /// What the images of the manifest read: `docker_build` contexts and
+    /// `custom_build`/`oci_build` deps (absolute).
+    fn image_inputs(&self) -> Vec<PathBuf> {
+        let mut inputs = Vec::new();
+        for image in &self.manifest.images {
+            match image.kind {
+                ImageKind::Docker => {
+                    inputs.extend(image.context.as_deref().map(|c| self.absolute(c)))
+                }
+                ImageKind::Custom | ImageKind::Oci | ImageKind::LiveUpdateOnly => {
+                    inputs.extend(image.deps.iter().map(|d| self.absolute(glob_base(d))))
+                }
+            }
+        }
+        inputs
     }
 
     /// Stops whatever runs for a resource (disabled or removed): its serve process,

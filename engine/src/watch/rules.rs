@@ -12,6 +12,13 @@
 //!    their ancestors up to the root of the git repository that holds them (none
 //!    above the watched folder when it is not inside a repository).
 //!
+//! `.gitignore` does not hide what an image build reads: inside a
+//! `docker_build` context or a `custom_build` dep (and on the way down to one),
+//! only `.loopignore` lines count. Docker sends gitignored files (a `dist/` that
+//! a local resource builds) to the build, so a change to one must rebuild the
+//! image, as in Tilt; `.dockerignore` and the image's `ignore` are how a build
+//! leaves files out.
+//!
 //! As in git, a path inside an ignored folder cannot be re-included: the walk
 //! never enters an ignored folder.
 
@@ -35,9 +42,12 @@ pub(super) struct Rules {
     /// Each top folder (the root, extra folders) with the folder up to which the
     /// ignore files of its ancestors apply.
     tops: Vec<(PathBuf, PathBuf)>,
-    /// The combined `.gitignore` + `.loopignore` of each folder seen so far;
-    /// `None` when the folder has neither.
-    per_dir: BTreeMap<PathBuf, Option<Gitignore>>,
+    /// Per folder seen so far and per "with `.gitignore`", its ignore files
+    /// combined; `None` when the folder has none of them.
+    per_dir: BTreeMap<(PathBuf, bool), Option<Gitignore>>,
+    /// The folders and files image builds read (absolute), where `.gitignore`
+    /// does not apply.
+    image_inputs: Vec<PathBuf>,
     /// Problems found in `.loopignore` files, for the caller to report.
     problems: Vec<String>,
 }
@@ -61,6 +71,7 @@ impl Rules {
             config,
             tops: Vec::new(),
             per_dir: BTreeMap::new(),
+            image_inputs: Vec::new(),
             problems: Vec::new(),
         };
         rules.add_top(root);
@@ -74,6 +85,12 @@ impl Rules {
             .find(|dir| dir.join(".git").exists())
             .unwrap_or(top);
         self.tops.push((top.to_path_buf(), base.to_path_buf()));
+    }
+
+    /// Registers what image builds read: `.gitignore` does not hide these paths,
+    /// what is below them, or the folders on the way down to them.
+    pub(super) fn add_image_inputs(&mut self, inputs: &[PathBuf]) {
+        self.image_inputs.extend_from_slice(inputs);
     }
 
     /// Whether `path` is ignored. Its ancestors are assumed to be kept (the
@@ -102,9 +119,13 @@ impl Rules {
         else {
             return false;
         };
+        let with_git = !self
+            .image_inputs
+            .iter()
+            .any(|input| path.starts_with(input) || input.starts_with(path));
         let mut dir = path.parent();
         while let Some(current) = dir {
-            if let Some(matcher) = self.matcher(current) {
+            if let Some(matcher) = self.matcher(current, with_git) {
                 match matcher.matched(path, is_dir) {
                     Match::Ignore(_) => return true,
                     Match::Whitelist(_) => return false,
@@ -122,14 +143,14 @@ impl Rules {
     /// Forgets what was read from the ignore files of `dir` and the folders
     /// below it, so that they are read again when next needed.
     pub(super) fn forget(&mut self, dir: &Path) {
-        let stale: Vec<PathBuf> = self
+        let stale: Vec<(PathBuf, bool)> = self
             .per_dir
-            .range(dir.to_path_buf()..)
-            .take_while(|(path, _)| path.starts_with(dir))
-            .map(|(path, _)| path.clone())
+            .range((dir.to_path_buf(), false)..)
+            .take_while(|((path, _), _)| path.starts_with(dir))
+            .map(|(key, _)| key.clone())
             .collect();
-        for path in stale {
-            self.per_dir.remove(&path);
+        for key in stale {
+            self.per_dir.remove(&key);
         }
     }
 
@@ -138,18 +159,20 @@ impl Rules {
         std::mem::take(&mut self.problems)
     }
 
-    fn matcher(&mut self, dir: &Path) -> Option<&Gitignore> {
-        if !self.per_dir.contains_key(dir) {
-            let matcher = self.load(dir);
-            self.per_dir.insert(dir.to_path_buf(), matcher);
+    fn matcher(&mut self, dir: &Path, with_git: bool) -> Option<&Gitignore> {
+        let key = (dir.to_path_buf(), with_git);
+        if !self.per_dir.contains_key(&key) {
+            let matcher = self.load(dir, with_git);
+            self.per_dir.insert(key.clone(), matcher);
         }
-        self.per_dir.get(dir).and_then(Option::as_ref)
+        self.per_dir.get(&key).and_then(Option::as_ref)
     }
 
-    fn load(&mut self, dir: &Path) -> Option<Gitignore> {
+    fn load(&mut self, dir: &Path, with_git: bool) -> Option<Gitignore> {
         let mut builder = GitignoreBuilder::new(dir);
         let mut found = false;
-        for name in IGNORE_FILES {
+        let skipped = usize::from(!with_git);
+        for name in &IGNORE_FILES[skipped..] {
             let file = dir.join(name);
             if !file.is_file() {
                 continue;
@@ -158,11 +181,9 @@ impl Rules {
             // Like git, skip the lines of a .gitignore that do not parse; a
             // mistake in a .loopignore is ours to report.
             if let Some(err) = builder.add(&file) {
-                if name == ".loopignore" {
-                    self.problems.push(format!(
-                        "{}: some lines are not used: {err}",
-                        file.display()
-                    ));
+                let problem = format!("{}: some lines are not used: {err}", file.display());
+                if *name == ".loopignore" && !self.problems.contains(&problem) {
+                    self.problems.push(problem);
                 }
             }
         }

@@ -150,6 +150,53 @@ async fn ignored_folders_get_no_watch_and_no_events() {
     assert_eq!(watcher.watched_dirs(), 3);
 }
 
+/// `.gitignore` does not hide what an image build reads (Docker sends it): a
+/// gitignored `dist/` inside a `docker_build` context is watched, even under a
+/// gitignored folder on the way down; `.loopignore` still applies there.
+#[tokio::test]
+async fn gitignored_files_that_an_image_reads_are_watched() {
+    let (_dir, root) = temp();
+    fs::write(
+        root.join(".gitignore"),
+        "dist/
+build/
+",
+    )
+    .unwrap();
+    fs::write(
+        root.join(".loopignore"),
+        "scratch/
+",
+    )
+    .unwrap();
+    for dir in ["app/dist", "app/scratch", "other/dist", "build/image/dist"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let mut config = config(&root);
+    config.image_inputs = vec![root.join("app"), root.join("build/image")];
+    let (_watcher, mut events) = Watcher::start(config).unwrap();
+    for path in ["other/dist/x.js", "app/scratch/x.js"] {
+        write(&root.join(path));
+    }
+    let read_by_images = [
+        root.join("app/dist/x.js"),
+        root.join("build/image/dist/y.js"),
+    ];
+    for path in &read_by_images {
+        write(path);
+    }
+    let seen = until(&mut events, |seen| {
+        read_by_images.iter().all(|p| seen.has(p))
+    })
+    .await;
+    assert_eq!(
+        seen.changes,
+        BTreeSet::from(read_by_images.clone()),
+        "{}",
+        seen.summary()
+    );
+}
+
 #[tokio::test]
 async fn new_folders_are_watched_and_their_files_reported() {
     let (_dir, root) = temp();
