@@ -42,7 +42,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use limits::WatchFailure;
 pub use limits::{InotifyLimit, LimitReached};
-use rules::{Rules, IGNORE_FILES};
+pub(crate) use rules::Rules;
+use rules::IGNORE_FILES;
 
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use loop_lang::model::Image;
 
-use crate::watch::ALWAYS_SKIPPED;
+use crate::watch::{Rules, ALWAYS_SKIPPED};
+use std::sync::Mutex;
 
 /// The name under which a Dockerfile from outside the context enters the tar.
 pub(crate) const DOCKERFILE_IN_TAR: &str = ".dockerfile.loop";
@@ -71,6 +72,8 @@ pub(crate) struct Context {
     only: Vec<String>,
     /// The `.dockerignore` text, when the context has one.
     pub dockerignore: Option<String>,
+    /// The project's `.loopignore` files, which image inputs follow too.
+    loopignore: Mutex<Rules>,
 }
 
 /// Why a context cannot be read.
@@ -115,11 +118,13 @@ impl Context {
             .map(|o| clean(o))
             .filter(|o| !o.is_empty())
             .collect();
+        let loopignore = Mutex::new(Rules::for_image_inputs(root, std::slice::from_ref(&dir)));
         Ok(Context {
             root: dir,
             patterns,
             only,
             dockerignore,
+            loopignore,
         })
     }
 
@@ -152,6 +157,14 @@ impl Context {
     }
 
     /// Whether a whole folder can be left unwalked: nothing under it can be kept.
+    /// Whether a `.loopignore` line leaves `path` out (as it does for watching).
+    fn loop_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        self.loopignore
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_ignored(path, is_dir)
+    }
+
     fn prune(&self, rel: &str) -> bool {
         let re_includes = self.patterns.iter().any(|p| p.include);
         (!re_includes && self.excluded(rel)) || !self.wanted(rel, true)
@@ -189,13 +202,17 @@ impl Context {
             if ALWAYS_SKIPPED.iter().any(|s| name == *s) {
                 continue;
             }
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(|e| with_path(e, &path))?.is_dir();
+            if self.loop_ignored(&path, is_dir) {
+                continue;
+            }
             let name = name.to_string_lossy();
             let child_rel = if rel.is_empty() {
                 name.into_owned()
             } else {
                 format!("{rel}/{name}")
             };
-            let path = entry.path();
             let meta = fs::symlink_metadata(&path).map_err(|e| with_path(e, &path))?;
             let mode = meta.permissions().mode() & 0o7777;
             if meta.is_dir() {

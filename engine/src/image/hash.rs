@@ -2,7 +2,8 @@
 //! The files of a `docker_build` are exactly those of its build context
 //! ([`super::context`]: `.dockerignore`, `ignore` and `only` applied); those of a
 //! `custom_build` are every file under its `deps`, minus its `ignore` patterns.
-//! The `.git` and `.loop` folders never count.
+//! The `.git` and `.loop` folders never count, nor do files that `.loopignore`
+//! leaves out (as for watching; `.gitignore` does not apply to image inputs).
 //!
 //! The walk is sorted, so the hash depends only on what is on disk, never on the
 //! order in which the file system lists folders. Files are streamed through the
@@ -20,7 +21,8 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use loop_lang::model::{Image, ImageKind};
 
 use super::context::{resolve, Context, Entry};
-use crate::watch::ALWAYS_SKIPPED;
+use crate::watch::{Rules, ALWAYS_SKIPPED};
+use std::sync::Mutex;
 
 /// Bump when the hashed form changes, so old records stop matching.
 const FORMAT: &str = "loop image inputs v2";
@@ -171,6 +173,8 @@ enum Input {
 struct Ignore {
     base: PathBuf,
     matcher: Option<Gitignore>,
+    /// The project's `.loopignore` files, which image inputs follow too.
+    loopignore: Mutex<Rules>,
 }
 
 impl Ignore {
@@ -184,10 +188,13 @@ impl Ignore {
                 }
             },
         );
+        let deps: Vec<PathBuf> = image.deps.iter().map(|d| resolve(root, d)).collect();
+        let loopignore = Mutex::new(Rules::for_image_inputs(root, &deps));
         if image.ignore.is_empty() {
             return Ok(Ignore {
                 base,
                 matcher: None,
+                loopignore,
             });
         }
         let mut builder = GitignoreBuilder::new(&base);
@@ -205,28 +212,33 @@ impl Ignore {
         Ok(Ignore {
             base,
             matcher: Some(matcher),
+            loopignore,
         })
     }
 
     /// Whether `path` itself is ignored (its parents are checked by the walk).
     fn matches(&self, path: &Path, is_dir: bool) -> bool {
-        let Some(matcher) = &self.matcher else {
-            return false;
-        };
-        path != self.base
-            && path.starts_with(&self.base)
-            && matcher.matched(path, is_dir).is_ignore()
+        let by_image = self.matcher.as_ref().is_some_and(|matcher| {
+            path != self.base
+                && path.starts_with(&self.base)
+                && matcher.matched(path, is_dir).is_ignore()
+        });
+        by_image
+            || self
+                .loopignore
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_ignored(path, is_dir)
     }
 
     /// Whether `path` or any folder between it and the base is ignored.
     fn matches_with_parents(&self, path: &Path, is_dir: bool) -> bool {
-        self.matcher.is_some()
-            && (self.matches(path, is_dir)
-                || path
-                    .ancestors()
-                    .skip(1)
-                    .take_while(|a| a.starts_with(&self.base))
-                    .any(|a| self.matches(a, true)))
+        self.matches(path, is_dir)
+            || path
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(&self.base))
+                .any(|a| self.matches(a, true))
     }
 }
 

@@ -793,3 +793,44 @@ fn the_failing_dockerfile_step_is_found_in_docker_output() {
     assert_eq!(step.as_deref(), Some("[2/2] RUN make"));
     assert!(output.contains(&"error: boom".to_owned()), "{output:?}");
 }
+
+/// Image inputs follow the same rules as watching: a `.loopignore`d file is
+/// neither watched nor hashed (nor sent to Docker), so changing it rebuilds
+/// nothing; a gitignored one is sent by Docker and watched, so it counts.
+#[test]
+fn loopignored_files_are_not_image_inputs_and_gitignored_ones_are() {
+    let dir = project();
+    let root = dir.path();
+    write(root, "src/Dockerfile", "FROM scratch\nCOPY . /\n");
+    write(root, ".loopignore", "scratch/\n");
+    write(root, ".gitignore", "dist/\n");
+    write(root, "src/scratch/notes.txt", "one");
+    write(root, "src/dist/app.js", "one");
+    for image in [docker("app", "src"), custom("tool", "true", &["src"])] {
+        let before = hash(&image, root);
+        write(root, "src/scratch/notes.txt", "two");
+        assert_eq!(
+            hash(&image, root),
+            before,
+            "{}: a loopignored file counted",
+            image.image_ref
+        );
+        write(root, "src/dist/app.js", "two");
+        assert_ne!(
+            hash(&image, root),
+            before,
+            "{}: a gitignored input did not count",
+            image.image_ref
+        );
+        write(root, "src/dist/app.js", "one");
+    }
+    let context = context::Context::new(&docker("app", "src"), root).unwrap();
+    let sent: Vec<String> = context
+        .files()
+        .unwrap()
+        .iter()
+        .map(|e| e.rel().to_owned())
+        .collect();
+    assert!(sent.contains(&"dist/app.js".to_owned()), "{sent:?}");
+    assert!(!sent.iter().any(|p| p.starts_with("scratch")), "{sent:?}");
+}

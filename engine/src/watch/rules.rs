@@ -35,7 +35,7 @@ pub(super) const IGNORE_FILES: [&str; 2] = [".gitignore", ".loopignore"];
 /// hashed into an image or counted as a build step's input.
 pub const ALWAYS_SKIPPED: [&str; 2] = [".git", ".loop"];
 
-pub(super) struct Rules {
+pub(crate) struct Rules {
     root: PathBuf,
     /// The patterns from the configuration, anchored at `root`.
     config: Gitignore,
@@ -56,7 +56,7 @@ impl Rules {
     /// Rules for a project whose root is `root` (absolute), with the
     /// gitignore-style `patterns` from the configuration. A bad pattern is
     /// returned as `(pattern, reason)`.
-    pub(super) fn new(root: &Path, patterns: &[String]) -> Result<Rules, (String, String)> {
+    pub(crate) fn new(root: &Path, patterns: &[String]) -> Result<Rules, (String, String)> {
         let mut builder = GitignoreBuilder::new(root);
         for pattern in patterns {
             if let Err(err) = builder.add_line(None, pattern) {
@@ -87,15 +87,23 @@ impl Rules {
         self.tops.push((top.to_path_buf(), base.to_path_buf()));
     }
 
+    /// The rules an image build's inputs follow: `.loopignore` files only (no
+    /// `.gitignore`, which Docker does not read either), below `root`.
+    pub(crate) fn for_image_inputs(root: &Path, inputs: &[PathBuf]) -> Rules {
+        let mut rules = Rules::new(root, &[]).expect("no patterns to parse");
+        rules.add_image_inputs(inputs);
+        rules
+    }
+
     /// Registers what image builds read: `.gitignore` does not hide these paths,
     /// what is below them, or the folders on the way down to them.
-    pub(super) fn add_image_inputs(&mut self, inputs: &[PathBuf]) {
+    pub(crate) fn add_image_inputs(&mut self, inputs: &[PathBuf]) {
         self.image_inputs.extend_from_slice(inputs);
     }
 
     /// Whether `path` is ignored. Its ancestors are assumed to be kept (the
     /// watcher only asks about entries of folders it watches).
-    pub(super) fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
+    pub(crate) fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
         let Some(name) = path.file_name() else {
             return false;
         };
