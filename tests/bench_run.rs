@@ -1,6 +1,7 @@
 //! `loop run` / `loop ci` figures with real processes: save-to-re-run latency,
-//! `loop ci` over 1,000 trivial resources, 100 idle serve processes, and the
-//! restart of a serve command whose shell forks vs one that does not.
+//! `loop ci` over 1,000 trivial resources, 100 idle serve processes, the
+//! restart of a serve command whose shell forks vs one that does not, and the
+//! reload of a 1,000-resource project after a one-file change.
 //! Prints medians of several runs. Run: `cargo bench --bench run`.
 
 use std::process::{Command, Stdio};
@@ -145,6 +146,79 @@ fn main() {
     if wanted("hundred_serves") {
         hundred_serves();
     }
+    if wanted("reload_thousand") {
+        reload_thousand();
+    }
+}
+
+/// Save of one of ten included Loopfiles (100 resources each) -> the reload
+/// applied (`reloaded:` printed): evaluation in `loop __eval`, validation, the
+/// graph diff and the scheduler carried over.
+fn reload_thousand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut top = String::new();
+    for part in 0..10 {
+        let mut text = String::new();
+        for i in 0..100 {
+            text.push_str(&format!(
+                "local_resource('r{part}_{i}', cmd='true', deps=['src{part}'])\n"
+            ));
+        }
+        std::fs::write(dir.path().join(format!("part{part}.loop")), text).unwrap();
+        top.push_str(&format!("include('part{part}.loop')\n"));
+    }
+    std::fs::write(dir.path().join("Loopfile"), top).unwrap();
+    let mut child = Command::new(LOOP)
+        .arg("run")
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |text: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no {text:?} line"));
+        if line.contains(text) {
+            break;
+        }
+    };
+    wait_for("1000 resources up");
+    let mut samples = Vec::new();
+    for round in 0..9 {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut text = std::fs::read_to_string(dir.path().join("part3.loop")).unwrap();
+        text = text.replacen(
+            "local_resource('r3_0', cmd='true'",
+            &format!("local_resource('r3_0', cmd='true # {round}'"),
+            1,
+        );
+        text = text.replacen(
+            &format!("true # {}'", round.max(1) - 1),
+            &format!("true # {round}'"),
+            1,
+        );
+        let saved = Instant::now();
+        std::fs::write(dir.path().join("part3.loop"), text).unwrap();
+        wait_for("reloaded:");
+        samples.push(saved.elapsed().as_secs_f64() * 1e3);
+    }
+    interrupt(&mut child);
+    println!("reload, 1,000 resources in 11 Loopfiles, one file saved: median {:6.1} ms over {} saves (debounce included)", median(samples.clone()), samples.len());
 }
 
 fn restart_figures() {

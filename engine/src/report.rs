@@ -1,7 +1,11 @@
 //! The one place that writes user-facing text: diagnostics, warnings and the
-//! evaluation log to stderr (coloured on a terminal unless `NO_COLOR` is set).
+//! evaluation log to stderr (coloured on a terminal unless `NO_COLOR` is set),
+//! and how much is said at all (`--quiet`, `--verbose`). Colour is decided once
+//! per stream, here.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 use loop_lang::diag::SourceMap;
 use loop_lang::loader::LogLine;
@@ -11,8 +15,43 @@ use loop_lang::Diagnostic;
 /// logs): one type for every producer.
 pub type LineSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
+/// How much `loop` says on the terminal. The logs kept in files and served by
+/// the session API hold every line at every level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Problems only: errors, warnings, failures, the `loop ci` verdict.
+    Quiet,
+    Normal,
+    /// Also the details: which files changed, how long evaluations took.
+    Verbose,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// Sets the level for the rest of the process (from `--quiet`/`--verbose`).
+pub fn set_verbosity(level: Verbosity) {
+    VERBOSITY.store(level as u8, Ordering::Relaxed);
+}
+
+/// The level set by [`set_verbosity`] (normal by default).
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        2 => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    }
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
 fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    static COLOR: OnceLock<bool> = OnceLock::new();
+    *COLOR.get_or_init(|| std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
+}
+
+/// Whether stdout (where `loop run` prints resource logs) gets colour.
+pub fn stdout_color() -> bool {
+    static COLOR: OnceLock<bool> = OnceLock::new();
+    *COLOR.get_or_init(|| std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal())
 }
 
 /// Writes one line to stderr. A failed write (a closed terminal after SIGHUP, a
@@ -43,9 +82,11 @@ pub fn error(message: &str) {
     diagnostic(&Diagnostic::new(message), &SourceMap::default());
 }
 
-/// Prints what `print()`, `warn()` and `local()` logged during evaluation.
+/// Prints what `print()`, `warn()` and `local()` logged during evaluation
+/// (only the warnings under `--quiet`).
 pub fn evaluation_log(log: &[LogLine]) {
-    for line in log {
+    let quiet = verbosity() == Verbosity::Quiet;
+    for line in log.iter().filter(|l| l.warning || !quiet) {
         let level = if line.warning { "warning: " } else { "" };
         for text in line.text.lines() {
             stderr_line(&format!("[{}] {level}{text}", line.file));

@@ -10,6 +10,7 @@ mod graph;
 mod mcp;
 mod render;
 
+use crate::report::Verbosity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +30,13 @@ use crate::run::{Mode, RunOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print only problems: errors, warnings, failures and the `loop ci` verdict
+    /// (logs are still kept in full).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Also print details: which files changed, how long evaluations took.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,6 +330,11 @@ pub enum GraphFormat {
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::report::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    });
     let result = match cli.command {
         Command::Run {
             files,

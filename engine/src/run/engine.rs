@@ -485,7 +485,7 @@ impl Engine {
     }
 
     fn fail(&mut self, name: &str, why: String) {
-        self.logs.status(name, &format!("failed: {why}"));
+        self.logs.problem(name, &format!("failed: {why}"));
         self.finished(name, RunEnd::Failed(why));
     }
 

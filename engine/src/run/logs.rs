@@ -4,9 +4,10 @@
 //! ring, numbered across all resources) for the session API, `loop logs` and the
 //! failure summaries, and sent to whoever follows the logs.
 
+use crate::report::Verbosity;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{IsTerminal, LineWriter, Write};
+use std::io::{LineWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -86,7 +87,7 @@ impl Logs {
     /// and `NO_COLOR` is unset, keeping `ring` lines per resource in memory.
     pub fn new(dir: &Path, ring: usize) -> std::io::Result<Logs> {
         std::fs::create_dir_all(dir)?;
-        let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        let color = crate::report::stdout_color();
         Ok(Logs {
             dir: dir.to_owned(),
             color,
@@ -113,22 +114,41 @@ impl Logs {
 
     /// One stdout line of a resource's process.
     pub fn line(&self, resource: &str, text: &str) {
-        self.keep(resource, Stream::Stdout, text);
+        self.keep(resource, Stream::Stdout, text, Verbosity::Normal);
     }
 
     /// One stderr line of a resource's process.
     pub fn stderr_line(&self, resource: &str, text: &str) {
-        self.keep(resource, Stream::Stderr, text);
+        self.keep(resource, Stream::Stderr, text, Verbosity::Normal);
     }
 
-    /// A line from `loop` itself (state changes, errors), also kept in the resource's log.
+    /// A line from `loop` itself (state changes), also kept in the resource's log.
     pub fn status(&self, resource: &str, text: &str) {
-        self.keep(resource, Stream::Loop, &format!("[loop] {text}"));
+        let text = format!("[loop] {text}");
+        self.keep(resource, Stream::Loop, &text, Verbosity::Normal);
+    }
+
+    /// A failure of a resource: printed even under `--quiet`.
+    pub fn problem(&self, resource: &str, text: &str) {
+        let text = format!("[loop] {text}");
+        self.keep(resource, Stream::Loop, &text, Verbosity::Quiet);
+    }
+
+    /// A detail about a resource, printed only under `--verbose` (always kept).
+    pub fn detail(&self, resource: &str, text: &str) {
+        let text = format!("[loop] {text}");
+        self.keep(resource, Stream::Loop, &text, Verbosity::Verbose);
     }
 
     /// A line from `loop` about no particular resource.
     pub fn engine(&self, text: &str) {
-        self.keep(ENGINE, Stream::Loop, text);
+        self.keep(ENGINE, Stream::Loop, text, Verbosity::Normal);
+    }
+
+    /// A line about no particular resource, printed from verbosity `shown_from`
+    /// up (`Quiet`: a problem of the session; `Verbose`: a detail).
+    pub fn engine_at(&self, shown_from: Verbosity, text: &str) {
+        self.keep(ENGINE, Stream::Loop, text, shown_from);
     }
 
     /// Scrubs the values of these Secrets from every later line (`None`: nothing).
@@ -136,7 +156,9 @@ impl Logs {
         *self.scrubber.write().unwrap_or_else(|e| e.into_inner()) = scrubber;
     }
 
-    fn keep(&self, resource: &str, stream: Stream, text: &str) {
+    /// Keeps a line (ring, file, followers); prints it when the terminal's
+    /// verbosity is at least `shown_from`.
+    fn keep(&self, resource: &str, stream: Stream, text: &str, shown_from: Verbosity) {
         let scrubbed = self
             .scrubber
             .read()
@@ -172,7 +194,9 @@ impl Logs {
                 .unwrap_or(AnsiColor::White);
             Style::new().fg_color(Some(color.into()))
         };
-        self.print(&inner, resource, style, text);
+        if crate::report::verbosity() >= shown_from {
+            self.print(&inner, resource, style, text);
+        }
         let _ = self.follow.send(line);
     }
 

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use super::Engine;
 use crate::live_update::Plan;
+use crate::report::Verbosity;
 use crate::run::scheduler::{RunEnd, RunReason};
 use crate::run::state::{Phase, RunRecord};
 use crate::watch::WatchEvent;
@@ -38,6 +39,19 @@ impl Engine {
     /// A batch of changed files: re-evaluate if a Loopfile input changed; every
     /// resource they touch (and its data-downstreams) is wanted once.
     pub(super) fn on_changes(&mut self, paths: &[PathBuf]) {
+        if crate::report::verbosity() == Verbosity::Verbose {
+            let shown: Vec<String> = paths.iter().take(5).map(|p| self.display(p)).collect();
+            let more = paths.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            self.logs.engine_at(
+                Verbosity::Verbose,
+                &format!("changed: {}{more}", shown.join(", ")),
+            );
+        }
         // A watched folder (`watch_file(dir)`, `listdir`, `kustomize`, `helm`)
         // counts for every file inside it.
         if paths.iter().any(|p| {

@@ -9,6 +9,7 @@ use loop_lang::Diagnostic;
 use loop_stdlib::{EvalFailure, Evaluation};
 
 use super::{Engine, Msg};
+use crate::report::Verbosity;
 use crate::run::scheduler::Scheduler;
 use crate::{load, report};
 
@@ -24,9 +25,19 @@ impl Engine {
         let files = self.options.files.clone();
         let eval_options = self.options.eval_options();
         let tx = self.tx.clone();
+        let logs = self.logs.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let files = load::loopfiles(&files).unwrap_or_default();
             let result = load::evaluate(&files, &eval_options);
+            logs.engine_at(
+                Verbosity::Verbose,
+                &format!(
+                    "evaluated {} Loopfile(s) in {} ms",
+                    files.len(),
+                    started.elapsed().as_millis()
+                ),
+            );
             let _ = tx.send(Msg::Evaluated(Box::new(result)));
         });
     }
@@ -36,8 +47,10 @@ impl Engine {
         for diag in diagnostics {
             report::diagnostic(diag, sources);
         }
-        self.logs
-            .engine("the Loopfile has an error (above); the previous graph keeps running");
+        self.logs.engine_at(
+            Verbosity::Quiet,
+            "the Loopfile has an error (above); the previous graph keeps running",
+        );
         if let Some(control) = &self.control {
             let text: Vec<String> = diagnostics
                 .iter()

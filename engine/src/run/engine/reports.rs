@@ -97,7 +97,7 @@ impl Engine {
             Err(e) => match runtime.retry_after(self, &e) {
                 Some(wait) => {
                     self.logs
-                        .status(name, &format!("{e}; retrying in {}", seconds(wait)));
+                        .problem(name, &format!("{e}; retrying in {}", seconds(wait)));
                     self.finished(name, RunEnd::Failed(e.message));
                     self.retry_later(name, generation, wait);
                 }
@@ -123,7 +123,7 @@ impl Engine {
             return;
         }
         let backoff = backoff(restarts);
-        self.logs.status(
+        self.logs.problem(
             name,
             &format!(
                 "serve process exited ({exit}); restarting in {} (restart {})",

@@ -1,6 +1,7 @@
 //! The session as a whole: when `loop ci` is done or failed, the "up" line, progress
 //! lines for long runs, the timeout summary, and stopping everything at the end.
 
+use crate::report::Verbosity;
 use std::time::Duration;
 
 use super::{futures_join, plural, seconds, Engine, Outcome, PROGRESS_EVERY, SUMMARY_LINES};
@@ -14,11 +15,14 @@ impl Engine {
     pub(super) fn ci_outcome(&self) -> Option<Outcome> {
         match self.scheduler.ci_outcome()? {
             Ok(()) => {
-                self.logs.engine(&format!(
-                    "ci: all {} up in {}",
-                    plural(self.scheduler.required_count(), "resource"),
-                    seconds(self.started.elapsed())
-                ));
+                self.logs.engine_at(
+                    Verbosity::Quiet,
+                    &format!(
+                        "ci: all {} up in {}",
+                        plural(self.scheduler.required_count(), "resource"),
+                        seconds(self.started.elapsed())
+                    ),
+                );
                 Some(Outcome::Done)
             }
             Err(name) => {
@@ -26,7 +30,8 @@ impl Engine {
                     Some(Phase::Failed(why)) => why.clone(),
                     _ => String::new(),
                 };
-                self.logs.engine(&format!("ci failed: {name}: {why}"));
+                self.logs
+                    .engine_at(Verbosity::Quiet, &format!("ci failed: {name}: {why}"));
                 self.logs.flush_tail(&name, SUMMARY_LINES);
                 Some(Outcome::Failed)
             }
@@ -44,12 +49,15 @@ impl Engine {
             0 => String::new(),
             n => format!(" and {n} more"),
         };
-        self.logs.engine(&format!(
-            "ci timed out after {} waiting for {}: {}{more}",
-            humantime::format_duration(self.options.timeout),
-            plural(waiting.len(), "resource"),
-            shown.join(", ")
-        ));
+        self.logs.engine_at(
+            Verbosity::Quiet,
+            &format!(
+                "ci timed out after {} waiting for {}: {}{more}",
+                humantime::format_duration(self.options.timeout),
+                plural(waiting.len(), "resource"),
+                shown.join(", ")
+            ),
+        );
     }
 
     /// Says once when everything first came up.
