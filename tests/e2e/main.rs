@@ -17,3 +17,4 @@ mod run;
 mod signals;
 mod support;
 mod tilt;
+mod tilt_corpus;

@@ -163,13 +163,15 @@ fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>>
                 return Ok(PortForward { local_port: port, container_port: port, host: "localhost".into(), name: None, service: None });
             }
             if let Some(s) = item.unpack_str() {
+                // Tilt's forms: "LOCAL", "LOCAL:CONTAINER" and "HOST:LOCAL:CONTAINER".
                 let parts: Vec<&str> = s.split(':').collect();
-                let (local, container) = match parts.as_slice() {
-                    [p] => (parse_port(p)?, parse_port(p)?),
-                    [l, c] => (parse_port(l)?, parse_port(c)?),
-                    _ => bail!("{arg}: {s:?} must look like \"8000\" or \"8000:80\" (local:container)"),
+                let (host, local, container) = match parts.as_slice() {
+                    [p] => ("localhost", parse_port(p)?, parse_port(p)?),
+                    [l, c] => ("localhost", parse_port(l)?, parse_port(c)?),
+                    [h, l, c] if !h.trim().is_empty() => (h.trim(), parse_port(l)?, parse_port(c)?),
+                    _ => bail!("{arg}: {s:?} must look like \"8000\", \"8000:80\" (local:container) or \"127.0.0.1:8000:80\" (host:local:container)"),
                 };
-                return Ok(PortForward { local_port: local, container_port: container, host: "localhost".into(), name: None, service: None });
+                return Ok(PortForward { local_port: local, container_port: container, host: host.into(), name: None, service: None });
             }
             if kind_of(item).as_deref() == Some("port_forward") {
                 let get = |n| field(item, n).filter(|v| !v.is_none());

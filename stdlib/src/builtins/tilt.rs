@@ -245,6 +245,15 @@ pub fn tilt_builtins(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
+    /// Accepted for Tilt, ignored with a warning: `loop` has no snapshots.
+    fn disable_snapshots<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        ignored(
+            eval,
+            "disable_snapshots: ignored: loop has no snapshots".to_owned(),
+        )?;
+        Ok(NONE)
+    }
+
     /// Accepted for Tilt, ignored with a warning: `loop` sends no analytics.
     fn analytics_settings<'v>(
         enable: Value<'v>,

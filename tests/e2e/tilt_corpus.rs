@@ -1,0 +1,256 @@
+//! Real Tiltfiles, evaluated unchanged: `tests/tilt-corpus` holds public
+//! Tiltfiles (one folder each, laid out as in their repository; `source.json`
+//! names the repository, path and commit, and the files that are stand-ins).
+//! Each is evaluated with `loop graph --format json` in a copy of its folder
+//! made into a repository, offline, with a fixed set of programs on the PATH
+//! (a shell, a few text tools and `kubectl`, for `kustomize()`), and classified:
+//!
+//! * `ok`: it evaluates;
+//! * `extension`: it loads an `ext://` extension that is not there offline;
+//! * `tool`: it needs a program the machine lacks (`helm`, its own scripts);
+//! * `unsupported`: it calls a built-in `loop` lacks (the error names it);
+//! * `error`: anything else. An entry that Tilt rejects as well (a syntax error,
+//!   a call Tilt refuses) says why in `tilt_rejects`; it counts as `invalid`.
+//!
+//! `source.json` records the outcome (and for a failure, a text its error must
+//! contain); an entry whose outcome changes fails the test, a regression as
+//! well as an improvement (then record the new outcome). Entries checked by hand
+//! against Tilt's semantics also hold `expect`: their resources (kind,
+//! `resource_deps`, images, port-forwards) and images, compared with the graph.
+//!
+//! `cargo test --test e2e tilt_corpus -- --nocapture` prints one line per entry
+//! and the counts (the figures in BENCHMARKS.md).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::repo;
+
+/// The programs the corpus may run during evaluation (when the machine has them).
+const TOOLS: &[&str] = &[
+    "sh", "bash", "cat", "echo", "printf", "true", "false", "test", "date", "uname", "whoami",
+    "tr", "sed", "grep", "head", "tail", "cut", "basename", "dirname", "ls", "mkdir", "env",
+    "kubectl",
+];
+
+struct Entry {
+    name: String,
+    dir: PathBuf,
+    source: Value,
+}
+
+fn entries() -> Vec<Entry> {
+    let root = repo().join("tests/tilt-corpus");
+    let mut out: Vec<Entry> = std::fs::read_dir(&root)
+        .expect("tests/tilt-corpus exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("source.json").is_file())
+        .map(|dir| {
+            let text = std::fs::read_to_string(dir.join("source.json")).unwrap();
+            let source: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.join("source.json").display()));
+            Entry {
+                name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+                dir,
+                source,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A folder of links to the allowed programs that this machine has.
+fn tool_dir(base: &Path) -> PathBuf {
+    let bin = base.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for tool in TOOLS {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+        {
+            std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+        }
+    }
+    bin
+}
+
+struct Outcome {
+    class: &'static str,
+    stderr: String,
+    graph: Option<Value>,
+}
+
+fn classify(code: i32, stderr: &str) -> &'static str {
+    if code == 0 {
+        "ok"
+    } else if stderr.contains("cannot load `ext://") {
+        "extension"
+    } else if stderr.contains("error: Variable `") && stderr.contains("` not found") {
+        "unsupported"
+    } else if stderr.contains("was not found on the PATH")
+        || stderr.contains("was not found or is not executable")
+        || stderr.contains("not found\n")
+        || stderr.contains("exit code 127")
+    {
+        "tool"
+    } else {
+        "error"
+    }
+}
+
+fn evaluate(entry: &Entry, bin: &Path, scratch: &Path) -> Outcome {
+    let work = scratch.join(&entry.name);
+    copy_tree(&entry.dir, &work);
+    std::fs::create_dir_all(work.join(".git")).unwrap();
+    let path = entry.source["path"].as_str().expect("source.json: path");
+    let mut args = vec!["graph", "--format", "json", "-f", path];
+    let extra: Vec<String> = entry.source["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend(extra.iter().map(String::as_str));
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_loop"))
+        .args(&args)
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", bin)
+        .env("HOME", &work)
+        .env("KUBECONFIG", work.join(".no-kubeconfig"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the loop binary runs");
+    let code = output.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let class = classify(code, &stderr);
+    let graph = (code == 0).then(|| {
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{}: graph JSON: {e}", entry.name))
+    });
+    Outcome {
+        class,
+        stderr,
+        graph,
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// What a hand-checked entry records, read from the graph: per resource its
+/// kind, resource_deps, images and port-forwards (`host:local:container`).
+fn summary(graph: &Value) -> Value {
+    let mut resources = BTreeMap::new();
+    for r in graph["resources"].as_array().unwrap() {
+        let forwards: Vec<String> = r["port_forwards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}:{}:{}", p["host"].as_str().unwrap(), p["local_port"], p["container_port"]))
+            .collect();
+        let mut deps = strings(&r["resource_deps"]);
+        deps.sort();
+        resources.insert(
+            r["name"].as_str().unwrap().to_owned(),
+            serde_json::json!({
+                "kind": r["kind"],
+                "resource_deps": deps,
+                "images": r["images"],
+                "port_forwards": forwards,
+            }),
+        );
+    }
+    let mut images: Vec<String> = graph["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ref"].as_str().unwrap().to_owned())
+        .collect();
+    images.sort();
+    serde_json::json!({ "resources": resources, "images": images })
+}
+
+fn first_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| stderr.lines().next().unwrap_or(""))
+}
+
+#[test]
+fn real_tiltfiles_keep_their_outcome() {
+    let scratch = tempfile::tempdir().unwrap();
+    let bin = tool_dir(scratch.path());
+    let entries = entries();
+    assert!(entries.len() >= 80, "the corpus has {} entries", entries.len());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut checked = (0, 0);
+    let mut failures = Vec::new();
+    for entry in &entries {
+        let outcome = evaluate(entry, &bin, scratch.path());
+        let counted = match entry.source.get("tilt_rejects") {
+            Some(_) if outcome.class == "error" => "invalid",
+            _ => outcome.class,
+        };
+        *counts.entry(counted).or_default() += 1;
+        eprintln!("{:<10} {} {}", outcome.class, entry.name, first_line(&outcome.stderr));
+        let recorded = entry.source["outcome"].as_str().unwrap_or("(none)");
+        if recorded != outcome.class {
+            failures.push(format!(
+                "{}: recorded outcome {recorded}, now {}\n{}",
+                entry.name, outcome.class, outcome.stderr
+            ));
+            continue;
+        }
+        if let Some(reason) = entry.source["reason"].as_str() {
+            if !outcome.stderr.contains(reason) {
+                failures.push(format!(
+                    "{}: the error no longer says {reason:?}:\n{}",
+                    entry.name, outcome.stderr
+                ));
+            }
+        }
+        if let (Some(expect), Some(graph)) = (entry.source.get("expect"), &outcome.graph) {
+            checked.0 += 1;
+            let actual = summary(graph);
+            if &actual == expect {
+                checked.1 += 1;
+            } else {
+                failures.push(format!(
+                    "{}: differs from the hand-checked expectation\nexpected: {expect:#}\nactual:   {actual:#}",
+                    entry.name
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{} Tiltfiles: {counts:?}; {} of {} hand-checked agree",
+        entries.len(),
+        checked.1,
+        checked.0
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
