@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn tabs_between_tokens_and_in_brackets_become_one_space() {
         let src = "x = [\n\t'a',\n\t'b',\n]\ny =\t1 #\tnote\n";
-        assert_eq!(expand(src).unwrap(), "x = [\n 'a',\n 'b',\n]\ny = 1 # note\n");
+        assert_eq!(
+            expand(src).unwrap(),
+            "x = [\n 'a',\n 'b',\n]\ny = 1 # note\n"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use loop_lang::{Diagnostic, Location};
 
 use crate::decls::{Declarations, K8sResourceDecl};
 use loop_lang::workload;
-use loop_lang::workload::image_name;
+use loop_lang::workload::image_matches;
 
 /// The name of the resource that holds objects belonging to no workload.
 pub const UNCATEGORIZED: &str = "uncategorized";
@@ -80,6 +80,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         if resource.custom_deploy.is_none() {
             resource.images = images_used(resource, &images);
         }
+        resolve_container_ports(resource);
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);
@@ -496,6 +497,48 @@ fn apply_k8s_resource(
     Ok(())
 }
 
+/// A port-forward without a container port (0) gets one as in Tilt: the local
+/// port when the workload's containers declare it, else the first port they
+/// declare, else the local port (as for a custom deploy, whose objects are
+/// known only when it runs).
+fn resolve_container_ports(resource: &mut Resource) {
+    if resource.port_forwards.iter().all(|p| p.container_port != 0) {
+        return;
+    }
+    let mut declared: Vec<u16> = Vec::new();
+    for object in &resource.objects {
+        let Some(spec) = pod_spec(object) else {
+            continue;
+        };
+        for container in spec
+            .get("containers")
+            .map(Data::as_list)
+            .unwrap_or_default()
+        {
+            for port in container
+                .get("ports")
+                .map(Data::as_list)
+                .unwrap_or_default()
+            {
+                if let Some(Data::Int(p)) = port.get("containerPort") {
+                    declared.extend(u16::try_from(*p).ok());
+                }
+            }
+        }
+    }
+    for forward in &mut resource.port_forwards {
+        if forward.container_port == 0 {
+            // To a Service, the port is the Service's, which the pods do not declare.
+            forward.container_port =
+                if forward.service.is_some() || declared.contains(&forward.local_port) {
+                    forward.local_port
+                } else {
+                    declared.first().copied().unwrap_or(forward.local_port)
+                };
+        }
+    }
+}
+
 fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
     let mut container_images = Vec::new();
     let mut env_values = Vec::new();
@@ -506,22 +549,22 @@ fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
         for list in ["containers", "initContainers"] {
             for container in spec.get(list).map(Data::as_list).unwrap_or_default() {
                 if let Some(image) = container.get("image").and_then(Data::as_str) {
-                    container_images.push(image_name(image).to_owned());
+                    container_images.push(image.to_owned());
                 }
                 for var in container.get("env").map(Data::as_list).unwrap_or_default() {
                     if let Some(value) = var.get("value").and_then(Data::as_str) {
-                        env_values.push(image_name(value).to_owned());
+                        env_values.push(value.to_owned());
                     }
                 }
             }
         }
     }
+    let used = |built: &str, values: &[String]| values.iter().any(|v| image_matches(built, v));
     images
         .iter()
         .filter(|image| {
-            let name = image_name(&image.image_ref);
-            container_images.iter().any(|c| c == name)
-                || (image.match_in_env_vars && env_values.iter().any(|v| v == name))
+            used(&image.image_ref, &container_images)
+                || (image.match_in_env_vars && used(&image.image_ref, &env_values))
         })
         .map(|image| image.image_ref.clone())
         .collect()
@@ -543,6 +586,7 @@ fn check_unique_names(resources: &[Resource]) -> Result<(), Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loop_lang::workload::image_name;
 
     #[test]
     fn image_names_drop_tags_and_digests_but_not_ports() {

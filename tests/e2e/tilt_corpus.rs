@@ -124,7 +124,11 @@ fn evaluate(entry: &Entry, bin: &Path, scratch: &Path) -> Outcome {
     let mut args = vec!["graph", "--format", "json", "-f", path];
     let extra: Vec<String> = entry.source["args"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if !extra.is_empty() {
         args.push("--");
@@ -156,7 +160,11 @@ fn evaluate(entry: &Entry, bin: &Path, scratch: &Path) -> Outcome {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -169,7 +177,14 @@ fn summary(graph: &Value) -> Value {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| format!("{}:{}:{}", p["host"].as_str().unwrap(), p["local_port"], p["container_port"]))
+            .map(|p| {
+                format!(
+                    "{}:{}:{}",
+                    p["host"].as_str().unwrap(),
+                    p["local_port"],
+                    p["container_port"]
+                )
+            })
             .collect();
         let mut deps = strings(&r["resource_deps"]);
         deps.sort();
@@ -205,7 +220,11 @@ fn real_tiltfiles_keep_their_outcome() {
     let scratch = tempfile::tempdir().unwrap();
     let bin = tool_dir(scratch.path());
     let entries = entries();
-    assert!(entries.len() >= 80, "the corpus has {} entries", entries.len());
+    assert!(
+        entries.len() >= 80,
+        "the corpus has {} entries",
+        entries.len()
+    );
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let mut checked = (0, 0);
     let mut failures = Vec::new();
@@ -216,7 +235,12 @@ fn real_tiltfiles_keep_their_outcome() {
             _ => outcome.class,
         };
         *counts.entry(counted).or_default() += 1;
-        eprintln!("{:<10} {} {}", outcome.class, entry.name, first_line(&outcome.stderr));
+        eprintln!(
+            "{:<10} {} {}",
+            outcome.class,
+            entry.name,
+            first_line(&outcome.stderr)
+        );
         let recorded = entry.source["outcome"].as_str().unwrap_or("(none)");
         if recorded != outcome.class {
             failures.push(format!(

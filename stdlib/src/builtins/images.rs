@@ -57,7 +57,7 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
     /// without `RUN` is built without Docker when there is a registry.
     ///
     /// # Arguments
-    /// * `ref`: the image name the Kubernetes objects use (its tag is ignored when matching).
+    /// * `ref`: the image the Kubernetes objects use; without a tag it matches any tag, with one only that tag.
     /// * `context`: the build context folder, relative to this file.
     /// * `build_args`: `--build-arg`s, a dict of strings.
     /// * `dockerfile`: the Dockerfile, relative to this file (default: `context/Dockerfile`).
