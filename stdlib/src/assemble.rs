@@ -80,7 +80,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         if resource.custom_deploy.is_none() {
             resource.images = images_used(resource, &images);
         }
-        resolve_container_ports(resource);
+        crate::tilt_rules::resolve_container_ports(resource);
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);
@@ -495,48 +495,6 @@ fn apply_k8s_resource(
         r.auto_init = auto_init;
     }
     Ok(())
-}
-
-/// A port-forward without a container port (0) gets one as in Tilt: the local
-/// port when the workload's containers declare it, else the first port they
-/// declare, else the local port (as for a custom deploy, whose objects are
-/// known only when it runs).
-fn resolve_container_ports(resource: &mut Resource) {
-    if resource.port_forwards.iter().all(|p| p.container_port != 0) {
-        return;
-    }
-    let mut declared: Vec<u16> = Vec::new();
-    for object in &resource.objects {
-        let Some(spec) = pod_spec(object) else {
-            continue;
-        };
-        for container in spec
-            .get("containers")
-            .map(Data::as_list)
-            .unwrap_or_default()
-        {
-            for port in container
-                .get("ports")
-                .map(Data::as_list)
-                .unwrap_or_default()
-            {
-                if let Some(Data::Int(p)) = port.get("containerPort") {
-                    declared.extend(u16::try_from(*p).ok());
-                }
-            }
-        }
-    }
-    for forward in &mut resource.port_forwards {
-        if forward.container_port == 0 {
-            // To a Service, the port is the Service's, which the pods do not declare.
-            forward.container_port =
-                if forward.service.is_some() || declared.contains(&forward.local_port) {
-                    forward.local_port
-                } else {
-                    declared.first().copied().unwrap_or(forward.local_port)
-                };
-        }
-    }
 }
 
 fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {

@@ -18,3 +18,4 @@ mod signals;
 mod support;
 mod tilt;
 mod tilt_corpus;
+mod tilt_semantics;
