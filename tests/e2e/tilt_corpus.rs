@@ -169,7 +169,8 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// What a hand-checked entry records, read from the graph: per resource its
-/// kind, resource_deps, images and port-forwards (`host:local:container`).
+/// kind, resource_deps, images and port-forwards (`host:local:container`), and
+/// the images the resources use.
 fn summary(graph: &Value) -> Value {
     let mut resources = BTreeMap::new();
     for r in graph["resources"].as_array().unwrap() {
@@ -198,13 +199,13 @@ fn summary(graph: &Value) -> Value {
             }),
         );
     }
-    let mut images: Vec<String> = graph["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ref"].as_str().unwrap().to_owned())
+    // The images some resource uses: Tilt builds no other (it warns of them).
+    let mut images: Vec<String> = resources
+        .values()
+        .flat_map(|r| strings(&r["images"]))
         .collect();
     images.sort();
+    images.dedup();
     serde_json::json!({ "resources": resources, "images": images })
 }
 
