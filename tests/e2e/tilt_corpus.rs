@@ -220,6 +220,11 @@ fn first_line(stderr: &str) -> &str {
 fn real_tiltfiles_keep_their_outcome() {
     let scratch = tempfile::tempdir().unwrap();
     let bin = tool_dir(scratch.path());
+    // kustomize() runs `kubectl kustomize`; without it the outcomes differ.
+    assert!(
+        bin.join("kubectl").exists(),
+        "the Tilt corpus needs kubectl on the PATH (Debian's kubernetes-client; .ci/run installs it)"
+    );
     let entries = entries();
     assert!(
         entries.len() >= 80,
