@@ -203,3 +203,27 @@ fn a_resource_dep_naming_no_resource_is_a_warning_and_ignored() {
         run.stderr
     );
 }
+
+#[test]
+fn ci_settings_realpath_and_clear_enabled_resources_are_accepted() {
+    let dir = project(&[
+        ("real/file.txt", "x"),
+        (
+            "Tiltfile",
+            "ci_settings(timeout='10m', k8s_grace_period='5s')\n\
+             config.clear_enabled_resources()\n\
+             local_resource('api', cmd='true')\n\
+             print('real:', os.path.relpath(os.path.realpath('link/file.txt')))\n",
+        ),
+    ]);
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+    let (graph, stderr) = graph(dir.path(), "Tiltfile");
+    assert_eq!(
+        graph["settings"]["enabled_resources"],
+        serde_json::json!([])
+    );
+    assert!(
+        stderr.contains("ci_settings: ignored") && stderr.contains("real: real/file.txt"),
+        "{stderr}"
+    );
+}
