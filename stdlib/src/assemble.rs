@@ -354,6 +354,11 @@ fn group_objects(objects: &[(ObjectRef, bool)], given: &GivenNames) -> Grouped {
                         .body
                         .path(&["spec", "selector"])
                         .is_some_and(|s| selects(s, pod_labels(w)))
+                } else if let Some(labels) = object.body.path(&["spec", "selector", "matchLabels"])
+                {
+                    // As in Tilt, an object whose label selector matches the pods
+                    // (a PodDisruptionBudget) joins the workload.
+                    selects(labels, pod_labels(w))
                 } else {
                     let mut refs = Vec::new();
                     if let Some(spec) = pod_spec(w) {

@@ -227,3 +227,36 @@ fn ci_settings_realpath_and_clear_enabled_resources_are_accepted() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_object_whose_label_selector_matches_the_pods_joins_the_workload() {
+    let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web-pdb}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: web}}\n";
+    let other = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: other-pdb}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: other}}\n";
+    let yaml = [
+        deployment("web", "nginx", &[]),
+        pdb.to_owned(),
+        other.to_owned(),
+    ]
+    .join("---\n");
+    let dir = project(&[("k8s.yaml", &yaml), ("Tiltfile", "k8s_yaml('k8s.yaml')\n")]);
+    let (graph, _) = graph(dir.path(), "Tiltfile");
+    let kinds = |name: &str| -> Vec<String> {
+        resource(&graph, name)["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds("web"),
+        ["Deployment/web", "PodDisruptionBudget/web-pdb"]
+    );
+    assert_eq!(kinds("uncategorized"), ["PodDisruptionBudget/other-pdb"]);
+}
