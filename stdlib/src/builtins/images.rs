@@ -147,21 +147,22 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
             (None, None) => Some(context_dir.join("Dockerfile")),
         };
         image.dockerfile = dockerfile_path.as_ref().map(|p| env.display(p));
+        if !context_exists {
+            env.loader.log(
+                &env.file,
+                true,
+                format!(
+                    "docker_build: the build context {} does not exist yet; it must exist when the image is built",
+                    env.display(&context_dir)
+                ),
+            );
+        }
         if let Some(path) = &dockerfile_path {
             if !path.starts_with(&context_dir) {
                 // A change to it rebuilds the image.
                 image.deps.push(env.display(path));
             }
-            if !context_exists {
-                env.loader.log(
-                    &env.file,
-                    true,
-                    format!(
-                        "docker_build: the build context {} does not exist yet; it must exist when the image is built",
-                        env.display(&context_dir)
-                    ),
-                );
-            } else if !path.is_file() {
+            if context_exists && !path.is_file() {
                 bail!(
                     "docker_build: the Dockerfile {} does not exist{}",
                     env.display(path),
