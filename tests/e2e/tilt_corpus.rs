@@ -1,6 +1,11 @@
-//! Real Tiltfiles, evaluated unchanged: `tests/tilt-corpus` holds public
-//! Tiltfiles (one folder each, laid out as in their repository; `source.json`
-//! names the repository, path and commit, and the files that are stand-ins).
+//! Real Tiltfiles, evaluated unchanged. The Tiltfiles are public files of other
+//! projects, so they are not in this repository: `tests/tilt-corpus` holds, per
+//! entry, our `source.json` (the repository, path and commit of the Tiltfile,
+//! the recorded outcome and the hand-checked expectation) and the stand-in
+//! files we wrote for what it reads; SOURCES.md lists them all. The files
+//! themselves are fetched into a folder of the same layout, named by
+//! `LOOP_TILT_CORPUS`; the test is ignored by default for that reason:
+//! `LOOP_TILT_CORPUS=DIR cargo test --test e2e tilt_corpus -- --ignored --nocapture`.
 //! Each is evaluated with `loop graph --format json` in a copy of its folder
 //! made into a repository, offline, with a fixed set of programs on the PATH
 //! (a shell, a few text tools and `kubectl`, for `kustomize()`), and classified:
@@ -38,11 +43,17 @@ const TOOLS: &[&str] = &[
 
 struct Entry {
     name: String,
+    /// Our files of the entry: `source.json` and the stand-ins.
     dir: PathBuf,
+    /// The fetched files of the entry (`$LOOP_TILT_CORPUS/<name>`).
+    files: PathBuf,
     source: Value,
 }
 
 fn entries() -> Vec<Entry> {
+    let fetched = PathBuf::from(std::env::var_os("LOOP_TILT_CORPUS").expect(
+        "LOOP_TILT_CORPUS names the folder of fetched Tiltfiles (tests/tilt-corpus/SOURCES.md lists them)",
+    ));
     let root = repo().join("tests/tilt-corpus");
     let mut out: Vec<Entry> = std::fs::read_dir(&root)
         .expect("tests/tilt-corpus exists")
@@ -52,9 +63,17 @@ fn entries() -> Vec<Entry> {
             let text = std::fs::read_to_string(dir.join("source.json")).unwrap();
             let source: Value = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.join("source.json").display()));
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let files = fetched.join(&name);
+            assert!(
+                files.is_dir(),
+                "{name} is not fetched into {}",
+                fetched.display()
+            );
             Entry {
-                name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+                name,
                 dir,
+                files,
                 source,
             }
         })
@@ -118,6 +137,8 @@ fn classify(code: i32, stderr: &str) -> &'static str {
 
 fn evaluate(entry: &Entry, bin: &Path, scratch: &Path) -> Outcome {
     let work = scratch.join(&entry.name);
+    copy_tree(&entry.files, &work);
+    // The stand-ins we wrote for what the Tiltfile reads.
     copy_tree(&entry.dir, &work);
     std::fs::create_dir_all(work.join(".git")).unwrap();
     let path = entry.source["path"].as_str().expect("source.json: path");
@@ -217,6 +238,7 @@ fn first_line(stderr: &str) -> &str {
 }
 
 #[test]
+#[ignore = "needs the fetched Tiltfiles: LOOP_TILT_CORPUS=DIR (see tests/tilt-corpus/SOURCES.md)"]
 fn real_tiltfiles_keep_their_outcome() {
     let scratch = tempfile::tempdir().unwrap();
     let bin = tool_dir(scratch.path());
