@@ -16,6 +16,7 @@ pub mod location;
 pub mod model;
 pub mod nesting;
 pub mod project;
+pub mod tabs;
 pub mod workload;
 
 pub use diag::Diagnostic;

@@ -315,7 +315,8 @@ impl Loader {
                 return Err(self.fail(diag));
             }
         };
-        let source: Arc<str> = source.into();
+        // Tabs as Tilt's Starlark reads them (see `tabs`).
+        let source: Arc<str> = crate::tabs::expand(&source).unwrap_or(source).into();
         self.sources.borrow_mut().insert(&display, source.clone());
         if let Err(problem) = nesting::check(&source) {
             let at = nesting_location(&display, problem.position());

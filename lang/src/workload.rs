@@ -73,9 +73,43 @@ pub fn image_name(image: &str) -> &str {
     }
 }
 
+/// The tag of an image reference, if it has one (`app:1.2` -> `1.2`; not a
+/// registry port, not a digest).
+pub fn image_tag(image: &str) -> Option<&str> {
+    let image = image.split('@').next().unwrap_or(image);
+    image.strip_prefix(image_name(image))?.strip_prefix(':')
+}
+
+/// Whether a container's `image` is the image built as `built`. As in Tilt, a
+/// reference without a tag matches the name with any tag or digest, and one with
+/// a tag matches only that tag (an image without a tag is `:latest`).
+pub fn image_matches(built: &str, image: &str) -> bool {
+    if image_name(built) != image_name(image) {
+        return false;
+    }
+    match image_tag(built) {
+        None => true,
+        Some(tag) => image_tag(image).unwrap_or("latest") == tag,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_in_the_built_reference_must_match() {
+        assert!(image_matches("app", "app:1.2"));
+        assert!(image_matches("app", "app@sha256:abc"));
+        assert!(image_matches("app:dev", "app:dev"));
+        assert!(!image_matches("app:dev", "app:prod"));
+        assert!(!image_matches("app:dev", "app"));
+        assert!(image_matches("app:latest", "app"));
+        assert!(image_matches("localhost:5000/app", "localhost:5000/app:x"));
+        assert!(!image_matches("localhost:5000/app", "localhost:5001/app"));
+        assert_eq!(image_tag("localhost:5000/app"), None);
+        assert_eq!(image_tag("localhost:5000/app:v1@sha256:abc"), Some("v1"));
+    }
 
     #[test]
     fn pod_specs_and_labels_of_each_shape() {

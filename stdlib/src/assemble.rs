@@ -10,7 +10,7 @@ use loop_lang::{Diagnostic, Location};
 
 use crate::decls::{Declarations, K8sResourceDecl};
 use loop_lang::workload;
-use loop_lang::workload::image_name;
+use loop_lang::workload::image_matches;
 
 /// The name of the resource that holds objects belonging to no workload.
 pub const UNCATEGORIZED: &str = "uncategorized";
@@ -80,6 +80,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         if resource.custom_deploy.is_none() {
             resource.images = images_used(resource, &images);
         }
+        crate::tilt_rules::resolve_container_ports(resource);
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);
@@ -353,6 +354,11 @@ fn group_objects(objects: &[(ObjectRef, bool)], given: &GivenNames) -> Grouped {
                         .body
                         .path(&["spec", "selector"])
                         .is_some_and(|s| selects(s, pod_labels(w)))
+                } else if let Some(labels) = object.body.path(&["spec", "selector", "matchLabels"])
+                {
+                    // As in Tilt, an object whose label selector matches the pods
+                    // (a PodDisruptionBudget) joins the workload.
+                    selects(labels, pod_labels(w))
                 } else {
                     let mut refs = Vec::new();
                     if let Some(spec) = pod_spec(w) {
@@ -506,22 +512,22 @@ fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
         for list in ["containers", "initContainers"] {
             for container in spec.get(list).map(Data::as_list).unwrap_or_default() {
                 if let Some(image) = container.get("image").and_then(Data::as_str) {
-                    container_images.push(image_name(image).to_owned());
+                    container_images.push(image.to_owned());
                 }
                 for var in container.get("env").map(Data::as_list).unwrap_or_default() {
                     if let Some(value) = var.get("value").and_then(Data::as_str) {
-                        env_values.push(image_name(value).to_owned());
+                        env_values.push(value.to_owned());
                     }
                 }
             }
         }
     }
+    let used = |built: &str, values: &[String]| values.iter().any(|v| image_matches(built, v));
     images
         .iter()
         .filter(|image| {
-            let name = image_name(&image.image_ref);
-            container_images.iter().any(|c| c == name)
-                || (image.match_in_env_vars && env_values.iter().any(|v| v == name))
+            used(&image.image_ref, &container_images)
+                || (image.match_in_env_vars && used(&image.image_ref, &env_values))
         })
         .map(|image| image.image_ref.clone())
         .collect()
@@ -543,6 +549,7 @@ fn check_unique_names(resources: &[Resource]) -> Result<(), Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loop_lang::workload::image_name;
 
     #[test]
     fn image_names_drop_tags_and_digests_but_not_ports() {

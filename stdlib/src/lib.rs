@@ -12,6 +12,7 @@ pub mod builtins;
 pub mod decls;
 mod namer;
 pub mod signatures;
+mod tilt_rules;
 pub mod values;
 
 use std::cell::RefCell;
@@ -192,8 +193,10 @@ pub fn evaluate(
             .enabled_resources
             .get_or_insert_with(|| decls.config_args.clone());
     }
+    let mut log = log;
     match assemble::assemble(decls) {
         Ok(mut manifest) => {
+            tilt_rules::drop_unknown_resource_deps(&mut manifest, &mut log);
             manifest.watched_files = watched_files;
             manifest.loopfiles = loopfiles;
             Ok(Evaluation {

@@ -242,8 +242,10 @@ fn an_error_in_a_loaded_file_is_reported_there() {
 
 #[test]
 fn an_included_file_is_checked_within_its_composition() {
+    // (An unknown `resource_deps` entry is only a warning, as in Tilt; an unknown
+    // `data_deps` entry is an error.)
     let top = "include('svc/Loopfile')\nlocal_resource('web', cmd='true', resource_deps=['api'])\n";
-    let svc = "local_resource('api', cmd='true', resource_deps=['db'])\n";
+    let svc = "local_resource('api', cmd='true', data_deps=['db'])\n";
     let dir = project(&[("Loopfile", top), ("svc/Loopfile", svc)]);
     let (top_uri, svc_uri) = (
         uri(&dir.path().join("Loopfile")),
@@ -259,10 +261,10 @@ fn an_included_file_is_checked_within_its_composition() {
         "{diags:?}"
     );
     // `web`, declared in the top-level file, is known in the included one.
-    let text = "local_resource('api', cmd='true', resource_deps=[''])\n";
+    let text = "local_resource('api', cmd='true', data_deps=[''])\n";
     lsp.change(&svc_uri, 2, text);
     assert_eq!(lsp.diagnostics(&svc_uri).len(), 1);
-    let names = labels(&lsp.at("textDocument/completion", &svc_uri, 0, 50));
+    let names = labels(&lsp.at("textDocument/completion", &svc_uri, 0, 46));
     assert!(names.contains(&"web".to_owned()), "{names:?}");
     lsp.change(&svc_uri, 3, "local_resource('api', cmd='true')\n");
     assert_eq!(lsp.diagnostics(&svc_uri), Vec::<Value>::new());

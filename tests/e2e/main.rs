@@ -17,4 +17,6 @@ mod run;
 mod signals;
 mod support;
 mod tilt;
+mod tilt_corpus;
+mod tilt_semantics;
 mod verbosity;

@@ -1,16 +1,17 @@
 //! Puts a built image ref into the Kubernetes objects that use the image.
 //!
 //! An image is used by a container (or init container) whose `image` has the same
-//! *name* as the declared ref: the tag and digest are ignored, a registry port is
-//! not (`localhost:5000/app:dev` has the name `localhost:5000/app`). With
+//! *name* as the declared ref (a registry port counts: `localhost:5000/app:dev`
+//! has the name `localhost:5000/app`) and, when the declared ref has a tag, that
+//! tag (see [`image_matches`]); a digest is ignored. With
 //! `match_in_env_vars`, env var values of those containers that name the image are
 //! replaced too (Tilt's `match_in_env_vars`).
 
 use loop_lang::data::Data;
-use loop_lang::workload::image_name;
+use loop_lang::workload::image_matches;
 
 /// Replaces, in the pod spec of the Kubernetes object `body`, every container and
-/// init container image whose name is the name of `image_ref` with `built_ref`,
+/// init container image that `image_ref` matches with `built_ref`,
 /// and, when `match_in_env_vars`, every env var value naming it. Returns how many
 /// values were replaced (0 for an object without a pod spec). See
 /// [`set_entrypoint`] for the containers' command.
@@ -21,7 +22,6 @@ pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_va
     let Some(spec) = pod_spec(body) else {
         return 0;
     };
-    let name = image_name(image_ref);
     let mut replaced = 0;
     for list in ["containers", "initContainers"] {
         let Some(Data::List(containers)) = get_mut(spec, list) else {
@@ -29,7 +29,7 @@ pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_va
         };
         for container in containers {
             if let Some(image) = get_mut(container, "image") {
-                replaced += replace_if_named(image, name, built_ref);
+                replaced += replace_if_named(image, image_ref, built_ref);
             }
             if !match_in_env_vars {
                 continue;
@@ -39,7 +39,7 @@ pub fn inject(body: &mut Data, image_ref: &str, built_ref: &str, match_in_env_va
             };
             for var in vars {
                 if let Some(value) = get_mut(var, "value") {
-                    replaced += replace_if_named(value, name, built_ref);
+                    replaced += replace_if_named(value, image_ref, built_ref);
                 }
             }
         }
@@ -54,14 +54,13 @@ pub fn set_entrypoint(body: &mut Data, image_ref: &str, entrypoint: &[String]) -
     let Some(spec) = pod_spec(body) else {
         return 0;
     };
-    let name = image_name(image_ref);
     let mut changed = 0;
     for list in ["containers", "initContainers"] {
         let Some(Data::List(containers)) = get_mut(spec, list) else {
             continue;
         };
         for container in containers {
-            let named = matches!(get_mut(container, "image"), Some(Data::String(s)) if image_name(s) == name);
+            let named = matches!(get_mut(container, "image"), Some(Data::String(s)) if image_matches(image_ref, s));
             let Data::Map(entries) = container else {
                 continue;
             };
@@ -85,10 +84,10 @@ fn pod_spec(body: &mut Data) -> Option<&mut Data> {
     path_mut(body, template).and_then(|t| get_mut(t, "spec"))
 }
 
-/// Replaces `value` with `built_ref` when it is a string naming image `name`.
-fn replace_if_named(value: &mut Data, name: &str, built_ref: &str) -> usize {
+/// Replaces `value` with `built_ref` when it is a string naming image `image_ref`.
+fn replace_if_named(value: &mut Data, image_ref: &str, built_ref: &str) -> usize {
     match value {
-        Data::String(s) if image_name(s) == name => {
+        Data::String(s) if image_matches(image_ref, s) => {
             *s = built_ref.to_owned();
             1
         }

@@ -668,22 +668,33 @@ fn inject_replaces_env_vars_with_match_in_env_vars() {
 
 #[test]
 fn inject_matches_refs_with_tags_and_digests() {
-    let mut body = yaml(
-        "
+    let pod = "
 kind: Pod
 spec:
   containers:
   - {name: a, image: 'app@sha256:0123abcd'}
   - {name: b, image: 'app:1.0@sha256:0123abcd'}
+  - {name: c, image: 'app:dev'}
   - {name: d, image: 'myapp'}
-",
-    );
-    // The declared ref may carry a tag of its own; only its name counts.
-    let n = inject(&mut body, "app:dev", "app:loop-9", false);
-    assert_eq!(n, 2);
+";
+    // A declared ref without a tag matches every tag and digest of the name.
+    let mut body = yaml(pod);
+    assert_eq!(inject(&mut body, "app", "app:loop-9", false), 3);
     assert_eq!(
         images_of(&body, &["spec"]),
-        ["app:loop-9", "app:loop-9", "myapp"]
+        ["app:loop-9", "app:loop-9", "app:loop-9", "myapp"]
+    );
+    // With a tag, as in Tilt, only that tag.
+    let mut body = yaml(pod);
+    assert_eq!(inject(&mut body, "app:dev", "app:loop-9", false), 1);
+    assert_eq!(
+        images_of(&body, &["spec"]),
+        [
+            "app@sha256:0123abcd",
+            "app:1.0@sha256:0123abcd",
+            "app:loop-9",
+            "myapp"
+        ]
     );
 }
 

@@ -51,6 +51,7 @@ impl LspContext for LoopContext {
         let name = uri.path().to_string_lossy();
         // The parser recurses per nesting level: a text nested too deep (which the
         // diagnostics report) is not parsed here at all.
+        let content = loop_lang::tabs::expand(&content).unwrap_or(content);
         let ast = loop_lang::nesting::check(&content)
             .ok()
             .and_then(|()| AstModule::parse(&name, content, &loop_lang::loader::dialect()).ok());

@@ -13,11 +13,16 @@ pub fn check_name(function: &str, name: &str) -> anyhow::Result<()> {
     if name.is_empty() {
         bail!("{function}: the resource name is empty");
     }
+    // As in Tilt, a name may hold spaces and punctuation ('make manifests',
+    // 'bootstrap (secrets)'); a slash, a tab or a line break it may not.
     if let Some(c) = name
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || *c == '/')
+        .find(|c| (c.is_whitespace() && *c != ' ') || c.is_control() || *c == '/')
     {
-        bail!("{function}: resource name {name:?} contains {c:?}; use letters, digits, `-`, `_`, `.` and `:`");
+        bail!("{function}: resource name {name:?} contains {c:?}; use letters, digits, spaces and punctuation other than `/`");
+    }
+    if name.trim() != name {
+        bail!("{function}: resource name {name:?} starts or ends with a space");
     }
     Ok(())
 }

@@ -208,6 +208,14 @@ fn config_functions(builder: &mut GlobalsBuilder) {
         )))
     }
 
+    /// Enables no resource at start (Tilt's `config.clear_enabled_resources`):
+    /// they are enabled by hand once `loop run` runs (`loop enable NAME`).
+    fn clear_enabled_resources<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let env = EvalEnv::of(eval)?;
+        declarations(env).borrow_mut().settings.enabled_resources = Some(Vec::new());
+        Ok(NONE)
+    }
+
     /// Runs only these resources (and what they depend on).
     ///
     /// # Arguments

@@ -57,7 +57,7 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
     /// without `RUN` is built without Docker when there is a registry.
     ///
     /// # Arguments
-    /// * `ref`: the image name the Kubernetes objects use (its tag is ignored when matching).
+    /// * `ref`: the image the Kubernetes objects use; without a tag it matches any tag, with one only that tag.
     /// * `context`: the build context folder, relative to this file.
     /// * `build_args`: `--build-arg`s, a dict of strings.
     /// * `dockerfile`: the Dockerfile, relative to this file (default: `context/Dockerfile`).
@@ -97,7 +97,10 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
         check_image_ref(F, r#ref)?;
         let env = EvalEnv::of(eval)?;
         let context_dir = env.resolve(context);
-        if !context_dir.is_dir() {
+        // As in Tilt, a context that does not exist yet is accepted (a
+        // `local_resource` may create it before the build); a file, not a folder, is not.
+        let context_exists = context_dir.is_dir();
+        if !context_exists && context_dir.exists() {
             bail!(
                 "docker_build: the build context {} is not a folder",
                 env.display(&context_dir)
@@ -136,21 +139,33 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
         image.ignore = string_list(a("ignore"), ignore)?;
         image.live_update = live_update_steps(a("live_update"), live_update)?;
         image.context = Some(env.display(&context_dir));
-        image.dockerfile = match (&contents, dockerfile) {
+        // Resolved once, to an absolute path: `display` is relative to the root,
+        // which differs from this file's folder when the file is in a subfolder.
+        let dockerfile_path = match (&contents, dockerfile) {
             (Some(_), _) => None,
-            (None, Some(d)) => Some(env.display(&env.resolve(d))),
-            (None, None) => Some(env.display(&context_dir.join("Dockerfile"))),
+            (None, Some(d)) => Some(env.resolve(d)),
+            (None, None) => Some(context_dir.join("Dockerfile")),
         };
-        if let Some(d) = &image.dockerfile {
-            let path = env.resolve(d);
+        image.dockerfile = dockerfile_path.as_ref().map(|p| env.display(p));
+        if !context_exists {
+            env.loader.log(
+                &env.file,
+                true,
+                format!(
+                    "docker_build: the build context {} does not exist yet; it must exist when the image is built",
+                    env.display(&context_dir)
+                ),
+            );
+        }
+        if let Some(path) = &dockerfile_path {
             if !path.starts_with(&context_dir) {
                 // A change to it rebuilds the image.
-                image.deps.push(d.clone());
+                image.deps.push(env.display(path));
             }
-            if !path.is_file() {
+            if context_exists && !path.is_file() {
                 bail!(
                     "docker_build: the Dockerfile {} does not exist{}",
-                    env.display(&path),
+                    env.display(path),
                     if dockerfile.is_none() {
                         " (it defaults to Dockerfile in the context; pass dockerfile= or dockerfile_contents=)"
                     } else {

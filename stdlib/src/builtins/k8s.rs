@@ -159,22 +159,26 @@ fn port_forwards(arg: Arg, v: Option<Value>) -> anyhow::Result<Vec<PortForward>>
     items
         .into_iter()
         .map(|item| {
+            // A container port left out is 0 here: `assemble` resolves it from the
+            // workload's declared container ports, as Tilt does.
             if let Ok(port) = values::int::<u16>(arg, item) {
-                return Ok(PortForward { local_port: port, container_port: port, host: "localhost".into(), name: None, service: None });
+                return Ok(PortForward { local_port: port, container_port: 0, host: "localhost".into(), name: None, service: None });
             }
             if let Some(s) = item.unpack_str() {
+                // Tilt's forms: "LOCAL", "LOCAL:CONTAINER" and "HOST:LOCAL:CONTAINER".
                 let parts: Vec<&str> = s.split(':').collect();
-                let (local, container) = match parts.as_slice() {
-                    [p] => (parse_port(p)?, parse_port(p)?),
-                    [l, c] => (parse_port(l)?, parse_port(c)?),
-                    _ => bail!("{arg}: {s:?} must look like \"8000\" or \"8000:80\" (local:container)"),
+                let (host, local, container) = match parts.as_slice() {
+                    [p] => ("localhost", parse_port(p)?, 0),
+                    [l, c] => ("localhost", parse_port(l)?, parse_port(c)?),
+                    [h, l, c] if !h.trim().is_empty() => (h.trim(), parse_port(l)?, parse_port(c)?),
+                    _ => bail!("{arg}: {s:?} must look like \"8000\", \"8000:80\" (local:container) or \"127.0.0.1:8000:80\" (host:local:container)"),
                 };
-                return Ok(PortForward { local_port: local, container_port: container, host: "localhost".into(), name: None, service: None });
+                return Ok(PortForward { local_port: local, container_port: container, host: host.into(), name: None, service: None });
             }
             if kind_of(item).as_deref() == Some("port_forward") {
                 let get = |n| field(item, n).filter(|v| !v.is_none());
                 let local: u16 = values::int(arg, get("local_port").unwrap_or(Value::new_none()))?;
-                let container = get("container_port").map_or(Ok(local), |v| values::int(arg, v))?;
+                let container = get("container_port").map_or(Ok(0), |v| values::int(arg, v))?;
                 let host = get("host").and_then(|h| h.unpack_str()).unwrap_or("localhost").to_owned();
                 let name = get("name").and_then(|h| h.unpack_str()).map(str::to_owned);
                 let service = get("service").and_then(|h| h.unpack_str()).map(str::to_owned);
@@ -244,7 +248,9 @@ pub fn k8s_builtins(builder: &mut GlobalsBuilder) {
     /// # Arguments
     /// * `workload`: the resource to configure (`name`, `name:kind` or `name:kind:namespace`).
     /// * `new_name`: renames it, or, without `workload`, names a new resource of `objects`.
-    /// * `port_forwards`: `8080`, `"8080:80"`, `port_forward(...)`, or a list of them.
+    /// * `port_forwards`: `8080`, `"8080:80"`, `"127.0.0.1:8080:80"`, `port_forward(...)`, or a list of them.
+    ///   Without a container port, as in Tilt: the local port when the workload's containers
+    ///   declare it, else the first port they declare, else the local port.
     /// * `extra_pod_selectors`: label maps: pods matching any also belong to the resource.
     /// * `trigger_mode`: `TRIGGER_MODE_AUTO` or `TRIGGER_MODE_MANUAL`.
     /// * `resource_deps`: resources that must be ready before this one first starts.

@@ -137,6 +137,13 @@ fn os_path_functions(builder: &mut GlobalsBuilder) {
         Ok(text(&EvalEnv::of(eval)?.resolve(path)))
     }
 
+    /// The absolute path with symlinks resolved, as far as it exists (relative
+    /// paths from the Loopfile's folder), as Python's `os.path.realpath`.
+    fn realpath<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
+        let path = EvalEnv::of(eval)?.resolve(path);
+        Ok(text(&std::fs::canonicalize(&path).unwrap_or(path)))
+    }
+
     /// `path` relative to `start` (default: the Loopfile's folder).
     fn relpath<'v>(
         path: &str,

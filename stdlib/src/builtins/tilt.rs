@@ -245,6 +245,30 @@ pub fn tilt_builtins(builder: &mut GlobalsBuilder) {
         Ok(NONE)
     }
 
+    /// Accepted for Tilt, ignored with a warning: `loop ci` takes `--timeout`.
+    fn ci_settings<'v>(
+        k8s_grace_period: Option<Value<'v>>,
+        timeout: Option<Value<'v>>,
+        readiness_timeout: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let _ = (k8s_grace_period, timeout, readiness_timeout);
+        ignored(
+            eval,
+            "ci_settings: ignored: give `loop ci --timeout` instead".to_owned(),
+        )?;
+        Ok(NONE)
+    }
+
+    /// Accepted for Tilt, ignored with a warning: `loop` has no snapshots.
+    fn disable_snapshots<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        ignored(
+            eval,
+            "disable_snapshots: ignored: loop has no snapshots".to_owned(),
+        )?;
+        Ok(NONE)
+    }
+
     /// Accepted for Tilt, ignored with a warning: `loop` sends no analytics.
     fn analytics_settings<'v>(
         enable: Value<'v>,
