@@ -96,18 +96,11 @@ pub enum SyncError {
 }
 
 fn describe_failure(cmd: &str, code: Option<i32>, output: &[String]) -> String {
-    let mut text = match code {
+    let text = match code {
         Some(code) => format!("`{cmd}` failed with exit code {code}"),
         None => format!("`{cmd}` was killed by a signal"),
     };
-    if !output.is_empty() {
-        text.push_str("; its last output:");
-        for line in output {
-            text.push_str("\n  ");
-            text.push_str(line);
-        }
-    }
-    text
+    crate::report::with_output(text, "; its last output:", output, "")
 }
 
 /// Where synced files go.

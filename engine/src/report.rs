@@ -72,6 +72,21 @@ pub fn out_line(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// `text`, then a command's output lines, indented under it (`"; its last
+/// output:"` and one line each), or `if_none` when it printed nothing.
+pub fn with_output(mut text: String, heading: &str, output: &[String], if_none: &str) -> String {
+    if output.is_empty() {
+        text.push_str(if_none);
+        return text;
+    }
+    text.push_str(heading);
+    for line in output {
+        text.push_str("\n    ");
+        text.push_str(line);
+    }
+    text
+}
+
 /// Prints a rendered diagnostic.
 pub fn diagnostic(diag: &Diagnostic, sources: &SourceMap) {
     stderr_line(&diag.render(sources, color()));

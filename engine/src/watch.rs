@@ -23,7 +23,7 @@
 
 mod limits;
 mod rules;
-pub use rules::ALWAYS_SKIPPED;
+pub use rules::{listing, ALWAYS_SKIPPED};
 #[cfg(test)]
 mod tests;
 

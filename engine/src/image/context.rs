@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use loop_lang::model::Image;
 
-use crate::watch::{Rules, ALWAYS_SKIPPED};
+use crate::watch::{listing, Rules};
 use std::sync::Mutex;
 
 /// The name under which a Dockerfile from outside the context enters the tar.
@@ -193,15 +193,8 @@ impl Context {
     }
 
     fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<Entry>) -> io::Result<()> {
-        let mut entries = fs::read_dir(dir)
-            .and_then(|it| it.collect::<io::Result<Vec<_>>>())
-            .map_err(|e| with_path(e, dir))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
+        for entry in listing(dir)? {
             let name = entry.file_name();
-            if ALWAYS_SKIPPED.iter().any(|s| name == *s) {
-                continue;
-            }
             let path = entry.path();
             let is_dir = entry.file_type().map_err(|e| with_path(e, &path))?.is_dir();
             if self.loop_ignored(&path, is_dir) {

@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::failure::{io_kind, Failure, FailureKind};
+use crate::report::with_output;
 
 /// Why an image did not build.
 #[derive(Debug, thiserror::Error)]
@@ -83,17 +84,8 @@ impl From<BuildError> for Failure {
 }
 
 fn failed_message(image_ref: &str, cmd: &str, exit: &str, output: &[String]) -> String {
-    let mut text = format!("image {image_ref}: `{cmd}` failed with {exit}");
-    if output.is_empty() {
-        text.push_str(" and printed nothing");
-    } else {
-        text.push_str("; its last output:");
-        for line in output {
-            text.push_str("\n    ");
-            text.push_str(line);
-        }
-    }
-    text
+    let text = format!("image {image_ref}: `{cmd}` failed with {exit}");
+    with_output(text, "; its last output:", output, " and printed nothing")
 }
 
 fn docker_failed_message(
@@ -107,26 +99,10 @@ fn docker_failed_message(
         text.push_str(&format!(" at {step}"));
     }
     text.push_str(&format!(" ({exit})"));
-    if output.is_empty() {
-        text.push_str(" and printed nothing");
-    } else {
-        text.push_str("; its output:");
-        for line in output {
-            text.push_str("\n    ");
-            text.push_str(line);
-        }
-    }
-    text
+    with_output(text, "; its output:", output, " and printed nothing")
 }
 
 fn push_failed_message(image_ref: &str, target: &str, exit: &str, output: &[String]) -> String {
-    let mut text = format!("image {image_ref}: docker push {target} failed ({exit})");
-    if !output.is_empty() {
-        text.push_str("; its last output:");
-        for line in output {
-            text.push_str("\n    ");
-            text.push_str(line);
-        }
-    }
-    text
+    let text = format!("image {image_ref}: docker push {target} failed ({exit})");
+    with_output(text, "; its last output:", output, "")
 }

@@ -21,7 +21,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use loop_lang::model::{Image, ImageKind};
 
 use super::context::{resolve, Context, Entry};
-use crate::watch::{Rules, ALWAYS_SKIPPED};
+use crate::watch::{listing, Rules, ALWAYS_SKIPPED};
 use std::sync::Mutex;
 
 /// Bump when the hashed form changes, so old records stop matching.
@@ -283,14 +283,7 @@ fn walk(
     ignore: &Ignore,
     inputs: &mut BTreeMap<String, Input>,
 ) -> io::Result<()> {
-    let mut entries = fs::read_dir(dir)
-        .and_then(|it| it.collect::<io::Result<Vec<_>>>())
-        .map_err(|e| with_path(e, dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        if ALWAYS_SKIPPED.iter().any(|s| entry.file_name() == *s) {
-            continue;
-        }
+    for entry in listing(dir)? {
         let path = entry.path();
         let meta = fs::symlink_metadata(&path).map_err(|e| with_path(e, &path))?;
         if ignore.matches(&path, meta.is_dir()) {

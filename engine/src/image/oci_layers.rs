@@ -12,7 +12,7 @@ use loop_lang::model::{Image, ImageKind, OciCopy};
 use super::blobs::{blob_path, hex, store};
 use super::context::{Context, Entry};
 use super::dockerfile;
-use crate::watch::ALWAYS_SKIPPED;
+use crate::watch::listing;
 
 /// What to put on the base image.
 pub(crate) struct Assembly {
@@ -244,15 +244,8 @@ pub(super) fn items(copy: &OciCopy, root: &Path) -> io::Result<Vec<Item>> {
 }
 
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<Item>) -> io::Result<()> {
-    let mut entries = fs::read_dir(dir)
-        .and_then(|it| it.collect::<io::Result<Vec<_>>>())
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+    for entry in listing(dir)? {
         let name = entry.file_name();
-        if ALWAYS_SKIPPED.iter().any(|s| name == *s) {
-            continue;
-        }
         let path = entry.path();
         let rel = if prefix.is_empty() {
             name.to_string_lossy().into_owned()

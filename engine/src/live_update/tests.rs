@@ -420,7 +420,7 @@ async fn local_target_reports_a_failing_command_and_stops() {
         text.contains("`seq 1 25; exit 3` failed with exit code 3"),
         "{text}"
     );
-    assert!(text.contains("\n  25"), "{text}");
+    assert!(text.contains("\n    25"), "{text}");
     assert!(!out.path().join("after.txt").exists());
 
     let missing = SyncPlan {

@@ -35,6 +35,18 @@ pub(super) const IGNORE_FILES: [&str; 2] = [".gitignore", ".loopignore"];
 /// hashed into an image or counted as a build step's input.
 pub const ALWAYS_SKIPPED: [&str; 2] = [".git", ".loop"];
 
+/// The entries of `dir` sorted by name, without the [`ALWAYS_SKIPPED`] ones:
+/// how every walk over project files (image contexts, hashes, layers) lists a
+/// folder. An error names the folder.
+pub fn listing(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|it| it.collect::<std::io::Result<Vec<_>>>())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    entries.retain(|e| !ALWAYS_SKIPPED.iter().any(|s| e.file_name() == *s));
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
 pub(crate) struct Rules {
     root: PathBuf,
     /// The patterns from the configuration, anchored at `root`.
