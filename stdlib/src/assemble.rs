@@ -249,37 +249,6 @@ fn pod_labels(o: &ObjectRef) -> Option<&Data> {
     workload::pod_labels(&o.body)
 }
 
-/// `(kind, name)` of every ConfigMap, Secret, PVC and ServiceAccount a pod spec names.
-fn referenced_objects(spec: &Data, out: &mut Vec<(&'static str, String)>) {
-    let name_of = |d: &Data, key: &str| d.get(key).and_then(Data::as_str).map(str::to_owned);
-    match spec {
-        Data::Map(entries) => {
-            for (key, value) in entries {
-                let found = match key.as_str() {
-                    "configMap" | "configMapRef" | "configMapKeyRef" => {
-                        name_of(value, "name").map(|n| ("ConfigMap", n))
-                    }
-                    "secret" => name_of(value, "secretName")
-                        .or_else(|| name_of(value, "name"))
-                        .map(|n| ("Secret", n)),
-                    "secretRef" | "secretKeyRef" => name_of(value, "name").map(|n| ("Secret", n)),
-                    "persistentVolumeClaim" => {
-                        name_of(value, "claimName").map(|n| ("PersistentVolumeClaim", n))
-                    }
-                    "serviceAccountName" => {
-                        value.as_str().map(|n| ("ServiceAccount", n.to_owned()))
-                    }
-                    _ => None,
-                };
-                out.extend(found);
-                referenced_objects(value, out);
-            }
-        }
-        Data::List(items) => items.iter().for_each(|i| referenced_objects(i, out)),
-        _ => {}
-    }
-}
-
 fn selects(selector: &Data, labels: Option<&Data>) -> bool {
     let selector = selector.as_map();
     !selector.is_empty()
@@ -354,18 +323,15 @@ fn group_objects(objects: &[(ObjectRef, bool)], given: &GivenNames) -> Grouped {
                         .body
                         .path(&["spec", "selector"])
                         .is_some_and(|s| selects(s, pod_labels(w)))
-                } else if let Some(labels) = object.body.path(&["spec", "selector", "matchLabels"])
-                {
-                    // As in Tilt, an object whose label selector matches the pods
-                    // (a PodDisruptionBudget) joins the workload.
-                    selects(labels, pod_labels(w))
                 } else {
-                    let mut refs = Vec::new();
-                    if let Some(spec) = pod_spec(w) {
-                        referenced_objects(spec, &mut refs);
-                    }
-                    refs.iter()
-                        .any(|(kind, name)| *kind == object.kind && *name == object.name)
+                    // As in Tilt, an object whose label selector matches the pods
+                    // (a PodDisruptionBudget) joins the workload; a ConfigMap,
+                    // Secret, PVC or ServiceAccount a pod uses does not: it is
+                    // `uncategorized` unless `k8s_resource(objects=...)` moves it.
+                    object
+                        .body
+                        .path(&["spec", "selector", "matchLabels"])
+                        .is_some_and(|labels| selects(labels, pod_labels(w)))
                 }
         });
         match owner {
