@@ -88,6 +88,7 @@ pub fn globals_with(context: &Context) -> Globals {
     .with(builtins::files::file_builtins)
     .with(builtins::render::render_builtins)
     .with(builtins::compose::compose_builtins)
+    .with(builtins::docker_compose::docker_compose_builtins)
     .with(builtins::settings::settings_builtins)
     .with(builtins::os::os_namespace)
     .with(|b| builtins::config::config_namespace(b, context))

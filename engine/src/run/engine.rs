@@ -30,6 +30,7 @@ use crate::watch::{WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
 
 mod changes;
+mod compose;
 mod kube;
 use crate::report::LineSink;
 use kube::connect_k8s;
@@ -74,6 +75,12 @@ enum Msg {
     },
     /// A readiness probe passed.
     Ready { name: String, generation: u64 },
+    /// A Compose service's container exited with `code`.
+    ContainerExited {
+        name: String,
+        generation: u64,
+        code: i64,
+    },
     /// A live update finished: `Ok(true)` when the serve process must restart.
     SyncDone {
         name: String,
@@ -89,12 +96,14 @@ enum Msg {
 }
 
 /// What a successful `cmd` run found.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct CmdResult {
     /// False only when the resource declares outputs and they did not change.
     outputs_changed: bool,
     /// It did not run: a warm start (inputs and outputs unchanged).
     skipped: bool,
+    /// A Compose service: its container, and when `up` began (unix seconds).
+    container: Option<(String, u64)>,
 }
 
 impl Default for CmdResult {
@@ -103,6 +112,7 @@ impl Default for CmdResult {
         CmdResult {
             outputs_changed: true,
             skipped: false,
+            container: None,
         }
     }
 }

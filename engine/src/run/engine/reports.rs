@@ -20,6 +20,11 @@ impl Engine {
                 generation,
                 exit,
             } => self.serve_exited(&name, generation, exit),
+            Msg::ContainerExited {
+                name,
+                generation,
+                code,
+            } => self.container_exited(&name, generation, code),
             Msg::RestartDue { name, generation } => {
                 if self.current(&name, generation).is_some() {
                     self.start_serve(&name);

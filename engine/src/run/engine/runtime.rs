@@ -37,6 +37,7 @@ pub(super) fn runtime_of(kind: ResourceKind) -> &'static dyn Runtime {
     match kind {
         ResourceKind::Local => &Local,
         ResourceKind::K8s | ResourceKind::K8sUncategorized => &Kube,
+        ResourceKind::DockerCompose => &Compose,
     }
 }
 
@@ -198,6 +199,39 @@ impl Runtime for Kube {
             && (error.contains(crate::k8s::apply::UNREACHABLE)
                 || error.starts_with(crate::k8s::context::NOT_CONNECTED)))
         .then_some(RETRY_UNREACHABLE)
+    }
+}
+
+/// Docker Compose services: build the images the Loopfiles build for them, `up`
+/// the service, then follow its container.
+struct Compose;
+
+impl Runtime for Compose {
+    fn update(&self, engine: &mut Engine, name: &str, first: bool) {
+        engine.start_compose_update(name, first);
+    }
+
+    fn plan(&self, _: &Engine, _: &str, _: &[PathBuf]) -> Option<Plan> {
+        None
+    }
+
+    fn sync(&self, _: &mut Engine, _: &str, _: SyncPlan) {}
+
+    fn updated(&self, engine: &mut Engine, name: &str, result: CmdResult, _: Duration) {
+        let Some((id, since)) = result.container else {
+            engine.fail(name, "docker compose up started no container".to_owned());
+            return;
+        };
+        let short: String = id.chars().take(12).collect();
+        engine
+            .logs
+            .status(name, &format!("container {short} started"));
+        engine.start_compose_followers(name, id, since);
+        engine.finished(name, RunEnd::Starting);
+    }
+
+    fn retry_after(&self, _: &Engine, _: &str) -> Option<Duration> {
+        None
     }
 }
 
