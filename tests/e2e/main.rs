@@ -4,6 +4,7 @@ mod architecture;
 mod bad_inputs;
 mod check;
 mod cluster;
+mod compose;
 mod control;
 mod dashboard;
 mod docs;

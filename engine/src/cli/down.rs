@@ -27,15 +27,14 @@ pub fn run(
         .enable_all()
         .build()?;
     let compose_failed = runtime.block_on(compose_down(manifest, &root));
-    let only_compose = manifest.resources.iter().all(|r| {
-        matches!(
-            r.kind,
-            ResourceKind::DockerCompose | ResourceKind::Local
-        )
-    }) && manifest
+    let only_compose = manifest
         .resources
         .iter()
-        .any(|r| r.kind == ResourceKind::DockerCompose);
+        .all(|r| matches!(r.kind, ResourceKind::DockerCompose | ResourceKind::Local))
+        && manifest
+            .resources
+            .iter()
+            .any(|r| r.kind == ResourceKind::DockerCompose);
     if only_compose {
         return Ok(match compose_failed {
             None => ExitCode::SUCCESS,
@@ -118,7 +117,10 @@ async fn compose_down(manifest: &Manifest, root: &std::path::Path) -> Option<Str
             crate::report::out_line(&format!("[{prefix}] {line}"))
         });
         if let Err(why) = crate::run::compose::down(project, root, &log).await {
-            failed.push(format!("docker compose down of project {}: {why}", project.name));
+            failed.push(format!(
+                "docker compose down of project {}: {why}",
+                project.name
+            ));
         }
     }
     (!failed.is_empty()).then(|| failed.join("\n"))

@@ -24,6 +24,9 @@ use crate::report::LineSink;
 
 /// How often a container's state is read.
 const POLL: Duration = Duration::from_millis(500);
+/// How long the log stream runs before the container counts as ready, so
+/// that what it printed on start reaches the log first (`loop ci` ends at ready).
+const LOG_CATCH_UP: Duration = Duration::from_secs(1);
 /// Grace for what a finished Compose command left running.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -65,7 +68,10 @@ fn state_dir(root: &Path, project: &str) -> PathBuf {
 /// arguments of a project (inline YAML written under `.loop/compose/`), and
 /// the `version` its first file declares (an override file must repeat it
 /// for Compose v1).
-fn project_args(project: &ComposeProject, root: &Path) -> Result<(Vec<String>, Option<String>), String> {
+fn project_args(
+    project: &ComposeProject,
+    root: &Path,
+) -> Result<(Vec<String>, Option<String>), String> {
     let dir = state_dir(root, &project.name);
     let mut args = vec![
         "-p".to_owned(),
@@ -139,8 +145,7 @@ async fn compose(args: &[String], root: &Path, log: &LineSink) -> Result<String,
         }),
         stderr: log.clone(),
     };
-    let status =
-        process::run_to_end(&cmd, root, &Default::default(), output, GRACE).await?;
+    let status = process::run_to_end(&cmd, root, &Default::default(), output, GRACE).await?;
     if !status.success() {
         return Err(format!(
             "`{}` failed with {}",
@@ -165,10 +170,14 @@ pub async fn up(
     let (mut args, version) = project_args(&service.project, root)?;
     if let Some(image) = built {
         let dir = state_dir(root, &service.project.name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = dir.join(format!("{}.override.yml", service.service));
-        std::fs::write(&file, override_yaml(version.as_deref(), &service.service, image))
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        std::fs::write(
+            &file,
+            override_yaml(version.as_deref(), &service.service, image),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         args.push("-f".to_owned());
         args.push(file.display().to_string());
     }
@@ -271,6 +280,7 @@ pub async fn follow(
     });
     // The log stream ends with the task that follows it.
     let _stop_logs = AbortOnDrop(streaming.abort_handle());
+    let started = std::time::Instant::now();
     let mut ready = Some(ready);
     let mut last = String::new();
     loop {
@@ -280,11 +290,12 @@ pub async fn follow(
                 let _ = tokio::time::timeout(Duration::from_secs(2), streaming).await;
                 return State::Exited(code);
             }
-            Ok(State::Ready) => {
+            Ok(State::Ready) if started.elapsed() >= LOG_CATCH_UP => {
                 if let Some(ready) = ready.take() {
                     ready();
                 }
             }
+            Ok(State::Ready) => {}
             Ok(State::Starting(what)) => {
                 if what != last {
                     status(&format!("container {what}"));

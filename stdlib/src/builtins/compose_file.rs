@@ -35,8 +35,16 @@ pub fn parse(text: &str, origin: &str) -> Result<ComposeFile, String> {
     let doc = Data::from_yaml(text).map_err(|e| yaml_error(origin, &e))?;
     let top = match &doc {
         Data::Map(_) => &doc,
-        Data::Null => return Err(format!("{origin} is empty: a Compose file needs `services:`")),
-        _ => return Err(format!("{origin}: a Compose file is a mapping with `services:`")),
+        Data::Null => {
+            return Err(format!(
+                "{origin} is empty: a Compose file needs `services:`"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "{origin}: a Compose file is a mapping with `services:`"
+            ))
+        }
     };
     let services = match top.get("services") {
         Some(Data::Map(entries)) => entries,
@@ -228,7 +236,10 @@ services:
         assert!(err.starts_with("dc.yml:"), "{err}");
         let mut parts = err.splitn(4, ':');
         let (_, line, col) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-        assert!(line.parse::<u32>().is_ok() && col.parse::<u32>().is_ok(), "{err}");
+        assert!(
+            line.parse::<u32>().is_ok() && col.parse::<u32>().is_ok(),
+            "{err}"
+        );
     }
 
     #[test]

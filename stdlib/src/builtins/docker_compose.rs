@@ -12,8 +12,7 @@
 
 use anyhow::{anyhow, bail};
 use loop_lang::model::{
-    ComposeConfig, ComposeProject, ComposeService, Image, Link, Resource, ResourceKind,
-    TriggerMode,
+    ComposeConfig, ComposeProject, ComposeService, Image, Link, Resource, ResourceKind, TriggerMode,
 };
 use loop_lang::workload::image_name;
 use loop_lang::EvalEnv;
@@ -43,7 +42,8 @@ fn configs(
         return Ok(());
     }
     if let Some(blob) = Blob::from_value(v) {
-        let file = compose_file::parse(&blob.0, "the YAML blob").map_err(|e| anyhow!("{F}: {e}"))?;
+        let file =
+            compose_file::parse(&blob.0, "the YAML blob").map_err(|e| anyhow!("{F}: {e}"))?;
         let config = ComposeConfig {
             path: String::new(),
             contents: blob.0.clone(),
@@ -60,8 +60,12 @@ fn configs(
     let file = env.resolve(path);
     env.loader.record_read(&env.file, &file);
     let shown = env.display(&file);
-    let text = loop_lang::project::read_text(&file)
-        .map_err(|e| anyhow!("{F}: cannot read the Compose file {shown}: {}", io_reason(&e)))?;
+    let text = loop_lang::project::read_text(&file).map_err(|e| {
+        anyhow!(
+            "{F}: cannot read the Compose file {shown}: {}",
+            io_reason(&e)
+        )
+    })?;
     let parsed = compose_file::parse(&text, &shown).map_err(|e| anyhow!("{F}: {e}"))?;
     let config = ComposeConfig {
         path: shown,
@@ -278,10 +282,13 @@ fn find_service(decls: &Declarations, service: &str, project: &str) -> anyhow::R
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        None => bail!(
-            "{F}: no Docker Compose service `{service}`; the services are: {}",
-            all.join(", ")
-        ),
+        None => {
+            let mut message = format!("{F}: no Docker Compose service `{service}`");
+            if let Some(best) = loop_lang::diag::closest(service, all.iter().map(String::as_str)) {
+                message.push_str(&format!("; did you mean `{best}`?"));
+            }
+            bail!("{message} (the services: {})", all.join(", "))
+        }
     }
 }
 
@@ -297,8 +304,11 @@ pub fn compose_resources(
     let mut out = Vec::new();
     for decl in compose {
         for s in active_services(decl) {
-            let mut resource =
-                Resource::new(&s.name, ResourceKind::DockerCompose, decl.defined_at.clone());
+            let mut resource = Resource::new(
+                &s.name,
+                ResourceKind::DockerCompose,
+                decl.defined_at.clone(),
+            );
             resource.dir = decl.project.dir.clone();
             resource.trigger_mode = default_trigger;
             let built = s.image.as_deref().and_then(|image| {
@@ -336,7 +346,9 @@ pub fn compose_resources(
                 if let Some(auto_init) = dc.auto_init {
                     resource.auto_init = auto_init;
                 }
-                resource.resource_deps.extend(dc.resource_deps.iter().cloned());
+                resource
+                    .resource_deps
+                    .extend(dc.resource_deps.iter().cloned());
                 resource.links.extend(dc.links.iter().cloned());
                 resource.labels.extend(dc.labels.iter().cloned());
             }

@@ -51,7 +51,8 @@ impl Engine {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let recreate = !first || rebuilt;
-                let id = compose::up(&service, &root, built_ref.as_deref(), recreate, &sink).await?;
+                let id =
+                    compose::up(&service, &root, built_ref.as_deref(), recreate, &sink).await?;
                 Ok::<_, String>((id, since))
             }
             .await;

@@ -1,0 +1,185 @@
+//! `docker_compose()` services run by the real Docker Compose against a real
+//! Docker daemon (`DOCKER_HOST`, started by `.ci/dockerd.sh`), as the image
+//! tests are. Every service uses `network_mode: none` (the test daemon has no
+//! bridge) and images made from the local busybox base: nothing is pulled.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::images::{docker, docker_ready, BASE};
+use crate::support::{project, run_loop, run_loop_with, Background};
+
+/// Runs `loop down` in the project when the test ends, passed or not.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_loop"))
+            .arg("down")
+            .current_dir(self.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The containers of a Compose project: `name image` lines.
+fn containers(project: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Names}} {{.Image}}",
+    ]);
+    let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+fn compose_file(web_cmd: &str) -> String {
+    format!(
+        "version: '2.4'\nservices:\n  web:\n    image: shop/web\n    network_mode: none\n    command: [\"sh\", \"-c\", \"{web_cmd}\"]\n  db:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo db is up; sleep 1000\"]\n"
+    )
+}
+
+fn loopfile(project: &str) -> String {
+    format!(
+        "docker_compose('docker-compose.yml', project_name='{project}')\ndocker_build('shop/web', 'app')\ndc_resource('web', resource_deps=['db'], labels=['front'])\n"
+    )
+}
+
+/// `loop ci` brings every service up with Compose, the service whose image a
+/// docker_build builds runs the built image, logs reach the resource's log,
+/// and `loop down` removes the containers.
+#[test]
+fn compose_services_run_with_the_built_image_and_loop_down_removes_them() {
+    if !docker_ready("compose_services_run_with_the_built_image_and_loop_down_removes_them") {
+        return;
+    }
+    let dir = project(&[
+        ("Loopfile", &loopfile("loopci")),
+        (
+            "docker-compose.yml",
+            &compose_file("echo hello from web; cat /app/msg; sleep 1000"),
+        ),
+        (
+            "app/Dockerfile",
+            &format!("FROM {BASE}\nCOPY msg /app/msg\n"),
+        ),
+        ("app/msg", "message one\n"),
+    ]);
+    let down = Down(dir.path());
+    let graph = run_loop(dir.path(), &["graph"]);
+    assert!(
+        graph.stdout.contains("web (docker_compose)"),
+        "{}",
+        graph.stdout
+    );
+    assert!(graph.stdout.contains("after: db"), "{}", graph.stdout);
+    let check = run_loop(dir.path(), &["check"]);
+    assert!(
+        check.stdout.contains("2 docker compose"),
+        "{}",
+        check.transcript()
+    );
+    let ci = run_loop(dir.path(), &["ci"]);
+    assert_eq!(ci.code, 0, "{}", ci.transcript());
+    let out = ci.transcript();
+    for line in [
+        "db is up",
+        "hello from web",
+        "message one",
+        "all 2 resources up",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    // db is ready before web starts (resource_deps).
+    assert!(
+        out.find("db is up") < out.find("building image shop/web"),
+        "{out}"
+    );
+    let running = containers("loopci");
+    assert_eq!(running.len(), 2, "{running:?}");
+    assert!(
+        running
+            .iter()
+            .any(|c| c.starts_with("loopci_web_1 shop/web:loop-")),
+        "{running:?}"
+    );
+    drop(down);
+    assert_eq!(containers("loopci"), Vec::<String>::new());
+}
+
+/// Under `loop run`, a change to the files of the service's image rebuilds it
+/// and recreates the service with the new image.
+#[test]
+fn compose_change_to_a_built_image_rebuilds_and_recreates_the_service() {
+    if !docker_ready("compose_change_to_a_built_image_rebuilds_and_recreates_the_service") {
+        return;
+    }
+    let dir = project(&[
+        ("Loopfile", &loopfile("looprun")),
+        (
+            "docker-compose.yml",
+            &compose_file("cat /app/msg; sleep 1000"),
+        ),
+        (
+            "app/Dockerfile",
+            &format!("FROM {BASE}\nCOPY msg /app/msg\n"),
+        ),
+        ("app/msg", "version one\n"),
+    ]);
+    let _down = Down(dir.path());
+    let run = Background::start(dir.path(), &["run"]);
+    run.wait_for_output("version one", 120);
+    let before = containers("looprun");
+    std::fs::write(dir.path().join("app/msg"), "version two\n").unwrap();
+    run.wait_for_output("version two", 120);
+    let (_, out) = run.interrupt();
+    let after = containers("looprun");
+    let web = |list: &[String]| list.iter().find(|c| c.contains("web")).cloned();
+    assert_ne!(web(&before), web(&after), "the image changed\n{out}");
+    assert!(out.contains("building image shop/web"), "{out}");
+}
+
+/// A container that exits fails `loop ci` with its exit code.
+#[test]
+fn compose_container_exit_fails_ci_with_its_code() {
+    if !docker_ready("compose_container_exit_fails_ci_with_its_code") {
+        return;
+    }
+    let dir = project(&[
+        (
+            "Loopfile",
+            "docker_compose('compose.yaml', project_name='loopexit')\n",
+        ),
+        (
+            "compose.yaml",
+            &format!("version: '2.4'\nservices:\n  job:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo giving up; exit 3\"]\n"),
+        ),
+    ]);
+    let _down = Down(dir.path());
+    let ci = run_loop(dir.path(), &["ci"]);
+    assert_eq!(ci.code, 1, "{}", ci.transcript());
+    let out = ci.transcript();
+    assert!(out.contains("giving up"), "{out}");
+    assert!(out.contains("container exited with code 3"), "{out}");
+}
+
+/// Without Docker Compose, the error names both commands and how to install one.
+#[test]
+fn compose_without_the_compose_tool_says_how_to_install_it() {
+    let dir = project(&[
+        ("Loopfile", "docker_compose('compose.yaml')\n"),
+        ("compose.yaml", "services:\n  web:\n    image: busybox\n"),
+    ]);
+    let empty = tempfile::tempdir().unwrap();
+    let ci = run_loop_with(dir.path(), &["ci"], &[("PATH", empty.path())]);
+    assert_eq!(ci.code, 1, "{}", ci.transcript());
+    let out = ci.transcript();
+    assert!(out.contains("`docker compose`"), "{out}");
+    assert!(out.contains("`docker-compose`"), "{out}");
+    assert!(out.contains("apt-get install docker-compose"), "{out}");
+}
