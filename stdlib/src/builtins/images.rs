@@ -136,13 +136,14 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
         image.ignore = string_list(a("ignore"), ignore)?;
         image.live_update = live_update_steps(a("live_update"), live_update)?;
         image.context = Some(env.display(&context_dir));
-        image.dockerfile = match (&contents, dockerfile) {
+        // The Dockerfile's path as given (absolute), then as users see it.
+        let dockerfile_path = match (&contents, dockerfile) {
             (Some(_), _) => None,
-            (None, Some(d)) => Some(env.display(&env.resolve(d))),
-            (None, None) => Some(env.display(&context_dir.join("Dockerfile"))),
+            (None, Some(d)) => Some(env.resolve(d)),
+            (None, None) => Some(context_dir.join("Dockerfile")),
         };
-        if let Some(d) = &image.dockerfile {
-            let path = env.resolve(d);
+        image.dockerfile = dockerfile_path.as_deref().map(|p| env.display(p));
+        if let (Some(d), Some(path)) = (&image.dockerfile, dockerfile_path) {
             if !path.starts_with(&context_dir) {
                 // A change to it rebuilds the image.
                 image.deps.push(d.clone());
