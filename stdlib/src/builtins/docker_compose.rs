@@ -365,15 +365,4 @@ pub fn compose_resources(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_join_as_users_see_them() {
-        assert_eq!(parent("app/docker-compose.yml"), "app");
-        assert_eq!(parent("docker-compose.yml"), ".");
-        assert_eq!(join(".", "./db"), "db");
-        assert_eq!(join("app", "."), "app");
-        assert_eq!(join("app", "./db"), "app/db");
-    }
-}
+mod tests;
