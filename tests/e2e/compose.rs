@@ -40,7 +40,7 @@ fn containers(project: &str) -> Vec<String> {
 
 fn compose_file(web_cmd: &str) -> String {
     format!(
-        "version: '2.4'\nservices:\n  web:\n    image: shop/web\n    network_mode: none\n    command: [\"sh\", \"-c\", \"{web_cmd}\"]\n  db:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo db is up; sleep 1000\"]\n"
+        "version: '2.4'\nservices:\n  web:\n    image: shop/web\n    network_mode: none\n    command: [\"sh\", \"-c\", \"{web_cmd}\"]\n  db:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo db is up; sleep 1000\"]\n    healthcheck: {{test: [\"CMD\", \"true\"], interval: 1s}}\n"
     )
 }
 
@@ -95,7 +95,9 @@ fn compose_services_run_with_the_built_image_and_loop_down_removes_them() {
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
-    // db is ready before web starts (resource_deps).
+    // db has a health check: it is ready once healthy, and before web starts
+    // (resource_deps).
+    assert!(out.contains("container starting"), "{out}");
     assert!(
         out.find("db is up") < out.find("building image shop/web"),
         "{out}"
