@@ -63,6 +63,24 @@ pub struct DcResourceDecl {
     pub auto_init: Option<bool>,
 }
 
+/// `v1alpha1.extension_repo(name, url, ref)`: where extensions come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionRepo {
+    pub name: String,
+    pub url: String,
+    /// A branch, tag or commit to check out (empty: the default branch).
+    pub git_ref: String,
+}
+
+/// `v1alpha1.extension(name, repo_name, repo_path)`: an extension of a repo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionDecl {
+    pub name: String,
+    pub repo_name: String,
+    /// Its folder in the repository (empty: the repository's top).
+    pub repo_path: String,
+}
+
 /// A `config.define_*` flag.
 #[derive(Clone, Debug)]
 pub struct ConfigFlag {
@@ -94,6 +112,9 @@ pub struct Declarations {
     /// `docker_compose()` projects and `dc_resource()` calls.
     pub compose: Vec<ComposeDecl>,
     pub dc_resources: Vec<DcResourceDecl>,
+    /// `v1alpha1.extension_repo()`s and `v1alpha1.extension()`s so far.
+    pub extension_repos: Vec<ExtensionRepo>,
+    pub extensions: Vec<ExtensionDecl>,
     pub images: Vec<Image>,
     pub settings: Settings,
     pub default_trigger_mode: TriggerMode,

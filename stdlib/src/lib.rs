@@ -10,6 +10,7 @@ pub mod assemble;
 #[allow(clippy::too_many_arguments)]
 pub mod builtins;
 pub mod decls;
+mod extensions;
 mod namer;
 pub mod signatures;
 pub mod values;
@@ -156,7 +157,8 @@ pub fn evaluate(
         ..Declarations::default()
     };
     let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)))
-        .with_overlay(options.overlay.clone());
+        .with_overlay(options.overlay.clone())
+        .with_extension_resolver(extensions::resolve);
     for path in &paths {
         if loader.eval_loopfile(path, None).is_err() {
             break;

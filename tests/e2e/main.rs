@@ -8,6 +8,7 @@ mod compose;
 mod control;
 mod dashboard;
 mod docs;
+mod extensions;
 mod images;
 mod k8s;
 mod lsp;
