@@ -136,6 +136,17 @@ fn compose_change_to_a_built_image_rebuilds_and_recreates_the_service() {
     let _down = Down(dir.path());
     let run = Background::start(dir.path(), &["run"]);
     run.wait_for_output("version one", 120);
+    let status = run_loop(dir.path(), &["status", "--json"]);
+    let value: serde_json::Value =
+        serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    let web = value["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(web["kind"], "docker_compose", "{web}");
     let before = containers("looprun");
     std::fs::write(dir.path().join("app/msg"), "version two\n").unwrap();
     run.wait_for_output("version two", 120);
