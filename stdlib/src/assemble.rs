@@ -91,6 +91,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         &dc_resources,
         &images,
         default_trigger_mode,
+        &env,
     ));
     if let Some(first) = uncategorized.first() {
         let mut resource = k8s_resource_named(UNCATEGORIZED, first.defined_at.clone());

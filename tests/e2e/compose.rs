@@ -157,7 +157,8 @@ fn compose_change_to_a_built_image_rebuilds_and_recreates_the_service() {
     assert!(out.contains("building image shop/web"), "{out}");
 }
 
-/// A container that exits fails `loop ci` with its exit code.
+/// A container that exits fails `loop ci` with its exit code; Compose sees
+/// the variables `os.putenv` set.
 #[test]
 fn compose_container_exit_fails_ci_with_its_code() {
     if !docker_ready("compose_container_exit_fails_ci_with_its_code") {
@@ -166,11 +167,11 @@ fn compose_container_exit_fails_ci_with_its_code() {
     let dir = project(&[
         (
             "Loopfile",
-            "docker_compose('compose.yaml', project_name='loopexit')\n",
+            "os.putenv('GREETING', 'giving up')\ndocker_compose('compose.yaml', project_name='loopexit')\n",
         ),
         (
             "compose.yaml",
-            &format!("version: '2.4'\nservices:\n  job:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo giving up; exit 3\"]\n"),
+            &format!("version: '2.4'\nservices:\n  job:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo ${{GREETING}}; exit 3\"]\n"),
         ),
     ]);
     let _down = Down(dir.path());

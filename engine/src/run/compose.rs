@@ -129,7 +129,12 @@ fn override_yaml(version: Option<&str>, service: &str, image: &str) -> String {
 
 /// Runs a Compose command to its end, its output in `log`; `Err` says why it
 /// failed.
-async fn compose(args: &[String], root: &Path, log: &LineSink) -> Result<String, String> {
+async fn compose(
+    project: &ComposeProject,
+    args: &[String],
+    root: &Path,
+    log: &LineSink,
+) -> Result<String, String> {
     let mut argv = tool().await?;
     argv.extend(args.iter().cloned());
     let cmd = Cmd::Argv(argv);
@@ -145,7 +150,7 @@ async fn compose(args: &[String], root: &Path, log: &LineSink) -> Result<String,
         }),
         stderr: log.clone(),
     };
-    let status = process::run_to_end(&cmd, root, &Default::default(), output, GRACE).await?;
+    let status = process::run_to_end(&cmd, root, &project.env, output, GRACE).await?;
     if !status.success() {
         return Err(format!(
             "`{}` failed with {}",
@@ -193,12 +198,12 @@ pub async fn up(
     }
     up.push(service.service.clone());
     log(&format!("[loop] docker compose up {}", service.service));
-    compose(&up, root, log).await?;
+    compose(&service.project, &up, root, log).await?;
     let mut ps = args;
     ps.extend(["ps", "-q"].map(str::to_owned));
     ps.push(service.service.clone());
     let quiet: LineSink = Arc::new(|_: &str| {});
-    let ids = compose(&ps, root, &quiet).await?;
+    let ids = compose(&service.project, &ps, root, &quiet).await?;
     ids.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
@@ -210,7 +215,7 @@ pub async fn up(
 pub async fn down(project: &ComposeProject, root: &Path, log: &LineSink) -> Result<(), String> {
     let (mut args, _) = project_args(project, root)?;
     args.push("down".to_owned());
-    compose(&args, root, log).await.map(|_| ())
+    compose(project, &args, root, log).await.map(|_| ())
 }
 
 /// A container's state as `docker inspect` reports it.
@@ -360,6 +365,7 @@ mod tests {
             env_file: Some(".env".into()),
             profiles: vec!["debug".into()],
             wait: false,
+            env: Default::default(),
         };
         let (args, version) = project_args(&project, dir.path()).unwrap();
         assert_eq!(version.as_deref(), Some("2.4"));

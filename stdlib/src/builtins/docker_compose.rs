@@ -10,6 +10,8 @@
 //! `docker_compose` declared. Resources are made at assembly
 //! ([`compose_resources`]), when every image is known.
 
+use std::collections::BTreeMap;
+
 use anyhow::{anyhow, bail};
 use loop_lang::model::{
     ComposeConfig, ComposeProject, ComposeService, Image, Link, Resource, ResourceKind, TriggerMode,
@@ -196,6 +198,7 @@ pub fn docker_compose_builtins(builder: &mut GlobalsBuilder) {
                     env_file,
                     profiles,
                     wait,
+                    env: Default::default(),
                 },
                 files,
                 defined_at: at,
@@ -300,9 +303,16 @@ pub fn compose_resources(
     dc_resources: &[DcResourceDecl],
     images: &[Image],
     default_trigger: TriggerMode,
+    env: &BTreeMap<String, Option<String>>,
 ) -> Vec<Resource> {
     let mut out = Vec::new();
     for decl in compose {
+        let mut project = decl.project.clone();
+        // os.putenv changes Tilt's own environment, which Compose inherits.
+        project.env = env
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
         for s in active_services(decl) {
             let mut resource = Resource::new(
                 &s.name,
@@ -354,7 +364,7 @@ pub fn compose_resources(
             }
             resource.compose = Some(ComposeService {
                 service: s.name.clone(),
-                project: decl.project.clone(),
+                project: project.clone(),
                 image: s.image.clone(),
                 has_build: s.has_build,
             });

@@ -101,6 +101,25 @@ fn blobs_lists_profiles_and_project_names() {
 }
 
 #[test]
+fn compose_sees_the_variables_os_putenv_set() {
+    let resources = eval(&[
+        (
+            "Loopfile",
+            "os.putenv('TAG', 'dev')\ndocker_compose('dc.yml')\nos.putenv('LATER', '1')\n",
+        ),
+        ("dc.yml", COMPOSE),
+    ])
+    .unwrap();
+    let env = &resources[0].compose.as_ref().unwrap().project.env;
+    assert_eq!(env.get("TAG").map(String::as_str), Some("dev"));
+    assert_eq!(
+        env.get("LATER").map(String::as_str),
+        Some("1"),
+        "as Tilt's own environment"
+    );
+}
+
+#[test]
 fn bad_arguments_are_errors_that_say_what_to_do() {
     let err = |loopfile: &str| eval(&[("Loopfile", loopfile), ("dc.yml", COMPOSE)]).unwrap_err();
     assert!(
