@@ -19,6 +19,8 @@ pub struct ServiceInfo {
     /// Host ports the service publishes (`"8080:80"` publishes 8080).
     pub published_ports: Vec<u16>,
     pub profiles: Vec<String>,
+    /// The services it `depends_on` (a list, or a mapping with conditions).
+    pub depends_on: Vec<String>,
 }
 
 /// What one Compose file declares.
@@ -93,7 +95,17 @@ fn service(origin: &str, name: &str, body: &Data) -> Result<ServiceInfo, String>
         .filter_map(Data::as_str)
         .map(str::to_owned)
         .collect();
+    let depends_on = match body.get("depends_on") {
+        Some(Data::List(items)) => items
+            .iter()
+            .filter_map(Data::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Data::Map(entries)) => entries.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    };
     Ok(ServiceInfo {
+        depends_on,
         name: name.to_owned(),
         image: body.get("image").and_then(Data::as_str).map(str::to_owned),
         has_build: build.is_some(),
@@ -139,6 +151,11 @@ pub fn merge(files: &[ComposeFile]) -> Vec<ServiceInfo> {
                     m.published_ports.extend(s.published_ports.iter().copied());
                     if !s.profiles.is_empty() {
                         m.profiles = s.profiles.clone();
+                    }
+                    for dep in &s.depends_on {
+                        if !m.depends_on.contains(dep) {
+                            m.depends_on.push(dep.clone());
+                        }
                     }
                 }
                 None => merged.push(s.clone()),
@@ -193,11 +210,13 @@ services:
   web:
     image: shop/web
     ports: ['8080:80', '127.0.0.1:9090:90/tcp', '80', {published: 7070, target: 70}]
+    depends_on: [db]
   db:
     build: ./db
     profiles: [data]
   worker:
     build: {context: work, dockerfile: Dockerfile.dev}
+    depends_on: {web: {condition: service_started}}
 ";
 
     #[test]
@@ -212,6 +231,8 @@ services:
         assert_eq!(file.services[1].build_context.as_deref(), Some("./db"));
         assert_eq!(file.services[1].profiles, ["data"]);
         assert_eq!(file.services[2].build_context.as_deref(), Some("work"));
+        assert_eq!(web.depends_on, ["db"]);
+        assert_eq!(file.services[2].depends_on, ["web"]);
         assert_eq!(file.name, None);
     }
 

@@ -307,13 +307,14 @@ pub fn compose_resources(
 ) -> Vec<Resource> {
     let mut out = Vec::new();
     for decl in compose {
+        let services = active_services(decl);
         let mut project = decl.project.clone();
         // os.putenv changes Tilt's own environment, which Compose inherits.
         project.env = env
             .iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
             .collect();
-        for s in active_services(decl) {
+        for s in &services {
             let mut resource = Resource::new(
                 &s.name,
                 ResourceKind::DockerCompose,
@@ -343,6 +344,14 @@ pub fn compose_resources(
                     name: None,
                 })
                 .collect();
+            // As in Tilt, `depends_on` orders start-up (a service left out
+            // by its profile is no dependency).
+            resource.resource_deps = s
+                .depends_on
+                .iter()
+                .filter(|d| services.iter().any(|o| &o.name == *d))
+                .map(|d| renamed(dc_resources, &decl.project.name, d))
+                .collect();
             for dc in dc_resources
                 .iter()
                 .filter(|d| d.service == s.name && d.project == decl.project.name)
@@ -362,6 +371,12 @@ pub fn compose_resources(
                 resource.links.extend(dc.links.iter().cloned());
                 resource.labels.extend(dc.labels.iter().cloned());
             }
+            let mut seen = Vec::new();
+            resource.resource_deps.retain(|d| {
+                let first = !seen.contains(d);
+                seen.push(d.clone());
+                first
+            });
             resource.compose = Some(ComposeService {
                 service: s.name.clone(),
                 project: project.clone(),
@@ -372,6 +387,16 @@ pub fn compose_resources(
         }
     }
     out
+}
+
+/// The resource name of service `service` of `project` (`dc_resource(new_name=)`).
+fn renamed(dc_resources: &[DcResourceDecl], project: &str, service: &str) -> String {
+    dc_resources
+        .iter()
+        .rev()
+        .filter(|d| d.project == project && d.service == service)
+        .find_map(|d| d.new_name.clone())
+        .unwrap_or_else(|| service.to_owned())
 }
 
 #[cfg(test)]

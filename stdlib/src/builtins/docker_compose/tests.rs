@@ -40,6 +40,7 @@ services:
     profiles: [debug]
   worker:
     build: ./worker
+    depends_on: [db, debug]
 ";
 
 #[test]
@@ -78,6 +79,8 @@ fn each_service_is_a_resource_configured_by_dc_resource() {
     let worker = named(&resources, "worker");
     assert!(worker.images.is_empty());
     assert_eq!(worker.deps, ["app/worker"], "Compose builds it from there");
+    // depends_on orders start-up; `debug` is left out by its profile.
+    assert_eq!(worker.resource_deps, ["database"]);
 }
 
 #[test]
