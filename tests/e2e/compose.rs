@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::images::{docker, docker_ready, BASE};
-use crate::support::{project, run_loop, run_loop_with, Background};
+use crate::support::{project, run_loop, run_loop_with, wait_until, Background};
 
 /// Runs `loop down` in the project when the test ends, passed or not.
 struct Down<'a>(&'a Path);
@@ -196,4 +196,39 @@ fn compose_without_the_compose_tool_says_how_to_install_it() {
     assert!(out.contains("`docker compose`"), "{out}");
     assert!(out.contains("`docker-compose`"), "{out}");
     assert!(out.contains("apt-get install docker-compose"), "{out}");
+}
+
+/// Under `loop run`, a container that is killed fails its resource (the log
+/// says how it ended); a trigger brings the service up again in a new container.
+#[test]
+fn compose_a_killed_container_fails_the_resource_and_a_trigger_brings_it_back() {
+    if !docker_ready("compose_a_killed_container_fails_the_resource_and_a_trigger_brings_it_back") {
+        return;
+    }
+    let dir = project(&[
+        (
+            "Loopfile",
+            "docker_compose('compose.yaml', project_name='looptrig')\n",
+        ),
+        (
+            "compose.yaml",
+            &format!("version: '2.4'\nservices:\n  svc:\n    image: {BASE}\n    network_mode: none\n    command: [\"sh\", \"-c\", \"echo svc started; sleep 1000\"]\n"),
+        ),
+    ]);
+    let _down = Down(dir.path());
+    let run = Background::start(dir.path(), &["run"]);
+    run.wait_for_output("ready in", 120);
+    docker(&["kill", "looptrig_svc_1"]);
+    run.wait_for_output("failed: container exited with code 137", 60);
+    let trigger = run_loop(dir.path(), &["trigger", "svc"]);
+    assert_eq!(trigger.code, 0, "{}", trigger.transcript());
+    wait_until(
+        120,
+        "the service up again",
+        || run.output().matches("ready in").count() >= 2,
+        || run.output(),
+    );
+    let (_, out) = run.interrupt();
+    assert_eq!(out.matches("svc started").count(), 2, "{out}");
+    assert_eq!(containers("looptrig").len(), 1);
 }

@@ -226,6 +226,8 @@ pub enum State {
     /// Running, and healthy if it has a health check.
     Ready,
     Exited(i64),
+    /// It cannot be inspected any more (removed behind `loop`'s back): why.
+    Gone(String),
 }
 
 /// Parses `STATUS HEALTH EXITCODE` as [`inspect`] prints them.
@@ -307,10 +309,7 @@ pub async fn follow(
                     last = what;
                 }
             }
-            Err(why) => {
-                status(&why);
-                return State::Exited(-1);
-            }
+            Ok(State::Gone(why)) | Err(why) => return State::Gone(why),
         }
         tokio::time::sleep(POLL).await;
     }

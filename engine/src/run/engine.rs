@@ -75,11 +75,11 @@ enum Msg {
     },
     /// A readiness probe passed.
     Ready { name: String, generation: u64 },
-    /// A Compose service's container exited with `code`.
+    /// A Compose service's container exited with a code, or is gone (why).
     ContainerExited {
         name: String,
         generation: u64,
-        code: i64,
+        end: Result<i64, String>,
     },
     /// A live update finished: `Ok(true)` when the serve process must restart.
     SyncDone {

@@ -91,23 +91,39 @@ impl Engine {
                 });
             })
             .await;
-            if let State::Exited(code) = end {
-                let _ = tx.send(Msg::ContainerExited {
-                    name: owned,
-                    generation,
-                    code,
-                });
-            }
+            let end = match end {
+                State::Exited(code) => Ok(code),
+                State::Gone(why) => Err(why),
+                State::Ready | State::Starting(_) => return,
+            };
+            let _ = tx.send(Msg::ContainerExited {
+                name: owned,
+                generation,
+                end,
+            });
         });
         node.followers = Some(task.abort_handle());
     }
 
-    /// A service's container exited: a run that ends (code 0) or fails.
-    pub(super) fn container_exited(&mut self, name: &str, generation: u64, code: i64) {
+    /// A service's container exited with a code (0: a run that ends, else it
+    /// fails) or could no longer be inspected.
+    pub(super) fn container_exited(
+        &mut self,
+        name: &str,
+        generation: u64,
+        end: Result<i64, String>,
+    ) {
         let Some(node) = self.current(name, generation) else {
             return;
         };
         node.followers = None;
+        let code = match end {
+            Ok(code) => code,
+            Err(why) => {
+                self.fail(name, format!("the container is gone: {why}"));
+                return;
+            }
+        };
         if code == 0 {
             self.logs.status(name, "container exited with code 0");
             self.finished(

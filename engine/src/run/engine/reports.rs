@@ -23,8 +23,8 @@ impl Engine {
             Msg::ContainerExited {
                 name,
                 generation,
-                code,
-            } => self.container_exited(&name, generation, code),
+                end,
+            } => self.container_exited(&name, generation, end),
             Msg::RestartDue { name, generation } => {
                 if self.current(&name, generation).is_some() {
                     self.start_serve(&name);
