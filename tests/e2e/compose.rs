@@ -232,3 +232,37 @@ fn compose_a_killed_container_fails_the_resource_and_a_trigger_brings_it_back() 
     assert_eq!(out.matches("svc started").count(), 2, "{out}");
     assert_eq!(containers("looptrig").len(), 1);
 }
+
+/// A change covered by the image's `live_update` is copied into the running
+/// container and its `run()` steps executed there: no rebuild, same container.
+#[test]
+fn compose_live_update_syncs_into_the_running_container() {
+    if !docker_ready("compose_live_update_syncs_into_the_running_container") {
+        return;
+    }
+    let dir = project(&[
+        (
+            "Loopfile",
+            "docker_compose('docker-compose.yml', project_name='looplive')\n\
+             docker_build('shop/web', 'app', live_update=[sync('app', '/app'), run('cat /app/msg')])\n",
+        ),
+        (
+            "docker-compose.yml",
+            "version: '2.4'\nservices:\n  web:\n    image: shop/web\n    network_mode: none\n    command: [\"sh\", \"-c\", \"cat /app/msg; sleep 1000\"]\n",
+        ),
+        ("app/Dockerfile", &format!("FROM {BASE}\nCOPY msg /app/msg\n")),
+        ("app/msg", "version one\n"),
+    ]);
+    let _down = Down(dir.path());
+    let run = Background::start(dir.path(), &["run"]);
+    run.wait_for_output("ready in", 120);
+    let before = containers("looplive");
+    std::fs::write(dir.path().join("app/msg"), "version two\n").unwrap();
+    run.wait_for_output("version two", 60);
+    run.wait_for_output("live update done", 30);
+    let (_, out) = run.interrupt();
+    assert_eq!(out.matches("building image shop/web").count(), 1, "{out}");
+    assert_eq!(before, containers("looplive"), "the same container\n{out}");
+    let inside = docker(&["exec", "looplive_web_1", "cat", "/app/msg"]);
+    assert_eq!(inside, "version two\n");
+}

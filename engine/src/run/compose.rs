@@ -10,6 +10,7 @@
 //! log is followed (`docker logs -f`) and its state watched (`docker
 //! inspect`): running, and healthy when it has a health check, is ready; an
 //! exit ends the run with its code. `loop down` runs `down` for each project.
+//! Live update into the container is in [`super::compose_sync`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -199,6 +200,26 @@ pub async fn up(
     up.push(service.service.clone());
     log(&format!("[loop] docker compose up {}", service.service));
     compose(&service.project, &up, root, log).await?;
+    container_id_with(service, args, root).await
+}
+
+/// The id of the service's container.
+pub async fn container_id(service: &ComposeService, root: &Path) -> Result<String, String> {
+    let (mut args, _) = project_args(&service.project, root)?;
+    let file =
+        state_dir(root, &service.project.name).join(format!("{}.override.yml", service.service));
+    if file.is_file() {
+        args.push("-f".to_owned());
+        args.push(file.display().to_string());
+    }
+    container_id_with(service, args, root).await
+}
+
+async fn container_id_with(
+    service: &ComposeService,
+    args: Vec<String>,
+    root: &Path,
+) -> Result<String, String> {
     let mut ps = args;
     ps.extend(["ps", "-q"].map(str::to_owned));
     ps.push(service.service.clone());
@@ -208,7 +229,7 @@ pub async fn up(
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| format!("service {} has no container after `up`", service.service))
+        .ok_or_else(|| format!("service {} has no container", service.service))
 }
 
 /// `down` for a project: its containers and networks go.

@@ -5,6 +5,7 @@
 //! so that a report about a process that has since been replaced is ignored.
 
 pub mod compose;
+mod compose_sync;
 pub mod custom_deploy;
 pub mod engine;
 mod k8s_update;

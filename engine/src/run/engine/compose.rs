@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Engine, Msg};
 use crate::image::{self, Destination, Record};
+use crate::live_update::SyncPlan;
 use crate::run::compose::{self, State};
+use crate::run::compose_sync;
 
 impl Engine {
     /// Builds the service's images and runs `up` for it; reports [`Msg::CmdDone`].
@@ -103,6 +105,31 @@ impl Engine {
             });
         });
         node.followers = Some(task.abort_handle());
+    }
+
+    /// Applies a live update to the service's container. The followers keep
+    /// their generation (the container is the same), so the sync reports with it.
+    pub(super) fn start_compose_sync(&mut self, name: &str, plan: SyncPlan) {
+        let sink = self.sink(name);
+        let tx = self.tx.clone();
+        let root = self.root.clone();
+        let node = self.nodes.get_mut(name).expect("known resource");
+        node.begin();
+        let generation = node.generation;
+        let Some(service) = node.resource.compose.clone() else {
+            return;
+        };
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let result = compose_sync::sync(&service, &root, &plan, &sink)
+                .await
+                .map(|()| false);
+            let _ = tx.send(Msg::SyncDone {
+                name,
+                generation,
+                result,
+            });
+        });
     }
 
     /// A service's container exited with a code (0: a run that ends, else it

@@ -211,11 +211,21 @@ impl Runtime for Compose {
         engine.start_compose_update(name, first);
     }
 
-    fn plan(&self, _: &Engine, _: &str, _: &[PathBuf]) -> Option<Plan> {
-        None
+    /// As for Kubernetes: the image whose inputs changed decides; only while
+    /// the container is followed (up).
+    fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan> {
+        engine.nodes[name].followers.as_ref()?;
+        Kube.plan(engine, name, paths)
     }
 
-    fn sync(&self, _: &mut Engine, _: &str, _: SyncPlan) {}
+    fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan) {
+        let files = plan.copies.len() + plan.deletes.len();
+        engine.logs.status(
+            name,
+            &format!("live update: syncing {files} file(s) into the container"),
+        );
+        engine.start_compose_sync(name, plan);
+    }
 
     fn updated(&self, engine: &mut Engine, name: &str, result: CmdResult, _: Duration) {
         let Some((id, since)) = result.container else {
