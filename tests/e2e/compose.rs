@@ -234,7 +234,8 @@ fn compose_a_killed_container_fails_the_resource_and_a_trigger_brings_it_back() 
 }
 
 /// A change covered by the image's `live_update` is copied into the running
-/// container and its `run()` steps executed there: no rebuild, same container.
+/// container, its `run()` steps executed there and the container restarted:
+/// no rebuild, the same container, its log followed after the restart.
 #[test]
 fn compose_live_update_syncs_into_the_running_container() {
     if !docker_ready("compose_live_update_syncs_into_the_running_container") {
@@ -244,7 +245,7 @@ fn compose_live_update_syncs_into_the_running_container() {
         (
             "Loopfile",
             "docker_compose('docker-compose.yml', project_name='looplive')\n\
-             docker_build('shop/web', 'app', live_update=[sync('app', '/app'), run('cat /app/msg')])\n",
+             docker_build('shop/web', 'app', live_update=[sync('app', '/app'), run('echo ran in the container'), restart_container()])\n",
         ),
         (
             "docker-compose.yml",
@@ -258,10 +259,12 @@ fn compose_live_update_syncs_into_the_running_container() {
     run.wait_for_output("ready in", 120);
     let before = containers("looplive");
     std::fs::write(dir.path().join("app/msg"), "version two\n").unwrap();
+    run.wait_for_output("live update done", 60);
+    // Printed by the restarted container: its log is still followed.
     run.wait_for_output("version two", 60);
-    run.wait_for_output("live update done", 30);
     let (_, out) = run.interrupt();
     assert_eq!(out.matches("building image shop/web").count(), 1, "{out}");
+    assert!(out.contains("ran in the container"), "{out}");
     assert_eq!(before, containers("looplive"), "the same container\n{out}");
     let inside = docker(&["exec", "looplive_web_1", "cat", "/app/msg"]);
     assert_eq!(inside, "version two\n");

@@ -296,15 +296,29 @@ pub async fn follow(
     status: LineSink,
     ready: impl FnOnce(),
 ) -> State {
-    let logs = Cmd::Argv(
-        ["docker", "logs", "-f", "--since", &since.to_string(), id]
-            .map(str::to_owned)
-            .to_vec(),
-    );
-    let output = Output::merged(log);
     let root = root.to_owned();
+    let owned_id = id.to_owned();
     let streaming = tokio::spawn(async move {
-        let _ = process::run_to_end(&logs, &root, &Default::default(), output, GRACE).await;
+        // `docker logs -f` ends when the container stops: a restart (restart
+        // policy, restart_container()) is followed again from where it ended.
+        let mut since = since.to_string();
+        loop {
+            let logs = Cmd::Argv(
+                ["docker", "logs", "-f", "--since", &since, &owned_id]
+                    .map(str::to_owned)
+                    .to_vec(),
+            );
+            let output = Output::merged(log.clone());
+            let _ = process::run_to_end(&logs, &root, &Default::default(), output, GRACE).await;
+            since = now_since();
+            tokio::time::sleep(POLL).await;
+            if !matches!(
+                inspect(&owned_id).await,
+                Ok(State::Ready | State::Starting(_))
+            ) {
+                return;
+            }
+        }
     });
     // The log stream ends with the task that follows it.
     let _stop_logs = AbortOnDrop(streaming.abort_handle());
@@ -334,6 +348,14 @@ pub async fn follow(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Now, as `docker logs --since` takes it (unix seconds and nanoseconds).
+fn now_since() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
