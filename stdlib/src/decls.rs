@@ -115,6 +115,8 @@ pub struct Declarations {
     /// `v1alpha1.extension_repo()`s and `v1alpha1.extension()`s so far.
     pub extension_repos: Vec<ExtensionRepo>,
     pub extensions: Vec<ExtensionDecl>,
+    /// Never fetch extensions (only folders and caches are used).
+    pub no_fetch: bool,
     pub images: Vec<Image>,
     pub settings: Settings,
     pub default_trigger_mode: TriggerMode,

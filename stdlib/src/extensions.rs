@@ -41,9 +41,9 @@ fn default_repo() -> ExtensionRepo {
 /// The file of extension `name`, fetching its repository when needed.
 pub fn resolve(loader: &Loader, name: &str, from: &Path) -> Result<PathBuf, String> {
     let decls = loader.state::<RefCell<Declarations>>();
-    let (mut repos, mut exts) = {
+    let (mut repos, mut exts, no_fetch) = {
         let d = decls.borrow();
-        (d.extension_repos.clone(), d.extensions.clone())
+        (d.extension_repos.clone(), d.extensions.clone(), d.no_fetch)
     };
     if let Ok(text) = std::fs::read_to_string(from) {
         prescan(&text, &mut repos, &mut exts);
@@ -69,7 +69,20 @@ pub fn resolve(loader: &Loader, name: &str, from: &Path) -> Result<PathBuf, Stri
             }
         }
     }
-    let dir = fetch(name, &repo)?;
+    let dir = if no_fetch {
+        let dir = cache_root()
+            .map(|root| cache_dir(&root, &repo))
+            .unwrap_or_default();
+        if !dir.join(".git").exists() {
+            return Err(format!(
+                "extension `{name}` is not fetched yet: `loop check` fetches it from {}",
+                repo.url
+            ));
+        }
+        dir
+    } else {
+        fetch(name, &repo)?
+    };
     let file = dir.join(&repo_path).join("Tiltfile");
     if file.is_file() {
         Ok(file)
@@ -297,6 +310,30 @@ mod tests {
                 repo_name: "mine".into(),
                 repo_path: "hello".into()
             }]
+        );
+    }
+
+    #[test]
+    fn without_fetching_a_missing_extension_says_how_to_fetch_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Tiltfile");
+        std::fs::write(
+            &file,
+            "v1alpha1.extension_repo(name='r', url='file:///nonexistent/loop-test-repo')\n\
+             v1alpha1.extension(name='x', repo_name='r', repo_path='x')\n\
+             load('ext://x', 'y')\n",
+        )
+        .unwrap();
+        let options = crate::EvalOptions {
+            no_fetch: true,
+            root: Some(dir.path().to_owned()),
+            ..Default::default()
+        };
+        let failure = crate::evaluate(&[file], &options).unwrap_err();
+        let message = &failure.diagnostic.message;
+        assert!(
+            message.contains("extension `x` is not fetched yet: `loop check` fetches it from file:///nonexistent/loop-test-repo"),
+            "{message}"
         );
     }
 

@@ -45,6 +45,10 @@ pub struct EvalOptions {
     /// Unsaved editor buffers: their text is evaluated instead of the file on
     /// disk (`loop lsp`).
     pub overlay: Overlay,
+    /// Never fetch `ext://` extensions with git (`loop lsp`, which evaluates
+    /// on every edit): only the folders and caches are used.
+    #[serde(default)]
+    pub no_fetch: bool,
 }
 
 /// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
@@ -150,6 +154,7 @@ pub fn evaluate(
     let decls = Declarations {
         config_args: args.to_vec(),
         k8s_context: options.k8s_context.clone(),
+        no_fetch: options.no_fetch,
         release: loop_lang::model::Release {
             profile: options.profile.clone(),
             ..Default::default()
