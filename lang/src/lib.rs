@@ -7,6 +7,7 @@
 //!
 //! [`Globals`]: starlark::environment::Globals
 
+pub mod compose_model;
 pub mod current;
 pub mod data;
 pub mod diag;

@@ -80,6 +80,11 @@ impl<'a> EvalEnv<'a> {
     }
 }
 
+/// Finds an `ext://NAME` extension that the extension folders lack (the
+/// built-ins fetch it from its repository): `(loader, NAME, the file that
+/// loads it)` gives the file to load, or why there is none.
+pub type ExtensionResolver = fn(&Loader, &str, &Path) -> Result<PathBuf, String>;
+
 /// Evaluates Loopfiles and modules; one per evaluation of a composed graph.
 pub struct Loader {
     pub project: Project,
@@ -108,6 +113,7 @@ pub struct Loader {
     steps: Rc<std::cell::Cell<u64>>,
     /// Texts evaluated instead of the files on disk (unsaved editor buffers).
     overlay: Arc<HashMap<PathBuf, String>>,
+    extension_resolver: Option<ExtensionResolver>,
 }
 
 /// What a finished evaluation leaves besides the built-ins' state.
@@ -138,6 +144,34 @@ impl Loader {
             limits: Limits::from_env(),
             steps: Rc::default(),
             overlay: Arc::default(),
+            extension_resolver: None,
+        }
+    }
+
+    /// Resolves `ext://` extensions missing from the extension folders with `resolver`.
+    pub fn with_extension_resolver(mut self, resolver: ExtensionResolver) -> Loader {
+        self.extension_resolver = Some(resolver);
+        self
+    }
+
+    /// Resolves a `load()`/`include()` argument of `from` (in folder `dir`), as
+    /// [`Project::resolve_module`] does; an `ext://` extension missing from
+    /// the extension folders goes to the extension resolver.
+    pub fn resolve_module(&self, dir: &Path, from: &Path, spec: &str) -> Result<PathBuf, String> {
+        let local = self.project.resolve_module(dir, spec);
+        match (local, spec.strip_prefix("ext://"), self.extension_resolver) {
+            (Err(why), Some(name), Some(resolve)) if why.contains("was not found") => {
+                resolve(self, name, from).map_err(|e| {
+                    let dirs: Vec<String> = self
+                        .project
+                        .extension_dirs
+                        .iter()
+                        .map(|d| format!("{}/", self.project.display(d)))
+                        .collect();
+                    format!("{e} (nor is it in {})", dirs.join(", "))
+                })
+            }
+            (result, _, _) => result,
         }
     }
 
@@ -347,8 +381,7 @@ impl Loader {
         for load in ast.loads() {
             let at = Location::from_span(&load.span);
             let target = self
-                .project
-                .resolve_module(&dir, load.module_id)
+                .resolve_module(&dir, path, load.module_id)
                 .map_err(|msg| {
                     self.fail(
                         Diagnostic::new(format!("cannot load `{}`: {msg}", load.module_id))

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::compose_model::{ComposeConfig, ComposeProject, ComposeService};
 use crate::data::Data;
 use crate::location::Location;
 
@@ -112,6 +113,8 @@ pub enum ResourceKind {
     K8s,
     /// Kubernetes objects that belong to no workload.
     K8sUncategorized,
+    /// A Docker Compose service (`docker_compose`), run by Docker Compose.
+    DockerCompose,
 }
 
 /// When a resource updates after its files change.
@@ -165,6 +168,9 @@ pub struct Resource {
     /// (its `objects` are then empty: they are what `apply_cmd` prints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_deploy: Option<CustomDeploy>,
+    /// `docker_compose`: the service this resource runs and its project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeService>,
 }
 
 /// The commands of a `k8s_custom_deploy` resource. `apply_cmd` deploys and
@@ -235,6 +241,7 @@ impl Resource {
             live_update: Vec::new(),
             outputs: Vec::new(),
             custom_deploy: None,
+            compose: None,
         }
     }
 }

@@ -24,8 +24,11 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         button_commands,
         objects,
         k8s_resources,
+        compose,
+        dc_resources,
         images,
         settings,
+        default_trigger_mode,
         env,
         workload_names,
         mut release,
@@ -84,6 +87,13 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);
+    resources.extend(crate::builtins::docker_compose::compose_resources(
+        &compose,
+        &dc_resources,
+        &images,
+        default_trigger_mode,
+        &env,
+    ));
     if let Some(first) = uncategorized.first() {
         let mut resource = k8s_resource_named(UNCATEGORIZED, first.defined_at.clone());
         resource.kind = ResourceKind::K8sUncategorized;

@@ -40,6 +40,47 @@ pub struct K8sResourceDecl {
     pub defined_at: Location,
 }
 
+/// One Docker Compose project of `docker_compose()` (calls naming the same
+/// project add their files to it, as in Tilt).
+#[derive(Clone, Debug)]
+pub struct ComposeDecl {
+    pub project: loop_lang::model::ComposeProject,
+    /// Each configuration, parsed.
+    pub files: Vec<crate::builtins::compose_file::ComposeFile>,
+    pub defined_at: Location,
+}
+
+/// One `dc_resource` call: how a Compose service's resource is configured.
+#[derive(Clone, Debug, Default)]
+pub struct DcResourceDecl {
+    pub service: String,
+    pub project: String,
+    pub new_name: Option<String>,
+    pub trigger_mode: Option<TriggerMode>,
+    pub resource_deps: Vec<String>,
+    pub links: Vec<loop_lang::model::Link>,
+    pub labels: Vec<String>,
+    pub auto_init: Option<bool>,
+}
+
+/// `v1alpha1.extension_repo(name, url, ref)`: where extensions come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionRepo {
+    pub name: String,
+    pub url: String,
+    /// A branch, tag or commit to check out (empty: the default branch).
+    pub git_ref: String,
+}
+
+/// `v1alpha1.extension(name, repo_name, repo_path)`: an extension of a repo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionDecl {
+    pub name: String,
+    pub repo_name: String,
+    /// Its folder in the repository (empty: the repository's top).
+    pub repo_path: String,
+}
+
 /// A `config.define_*` flag.
 #[derive(Clone, Debug)]
 pub struct ConfigFlag {
@@ -68,6 +109,14 @@ pub struct Declarations {
     pub button_commands: Vec<(Vec<String>, loop_lang::model::ButtonCommand)>,
     pub objects: Vec<ObjectDecl>,
     pub k8s_resources: Vec<K8sResourceDecl>,
+    /// `docker_compose()` projects and `dc_resource()` calls.
+    pub compose: Vec<ComposeDecl>,
+    pub dc_resources: Vec<DcResourceDecl>,
+    /// `v1alpha1.extension_repo()`s and `v1alpha1.extension()`s so far.
+    pub extension_repos: Vec<ExtensionRepo>,
+    pub extensions: Vec<ExtensionDecl>,
+    /// Never fetch extensions (only folders and caches are used).
+    pub no_fetch: bool,
     pub images: Vec<Image>,
     pub settings: Settings,
     pub default_trigger_mode: TriggerMode,

@@ -10,6 +10,7 @@ pub mod assemble;
 #[allow(clippy::too_many_arguments)]
 pub mod builtins;
 pub mod decls;
+mod extensions;
 mod namer;
 pub mod signatures;
 mod tilt_rules;
@@ -45,6 +46,10 @@ pub struct EvalOptions {
     /// Unsaved editor buffers: their text is evaluated instead of the file on
     /// disk (`loop lsp`).
     pub overlay: Overlay,
+    /// Never fetch `ext://` extensions with git (`loop lsp`, which evaluates
+    /// on every edit): only the folders and caches are used.
+    #[serde(default)]
+    pub no_fetch: bool,
 }
 
 /// `config.tilt_subcommand` under check, graph and affected: what Tilt reports
@@ -89,6 +94,7 @@ pub fn globals_with(context: &Context) -> Globals {
     .with(builtins::files::file_builtins)
     .with(builtins::render::render_builtins)
     .with(builtins::compose::compose_builtins)
+    .with(builtins::docker_compose::docker_compose_builtins)
     .with(builtins::settings::settings_builtins)
     .with(builtins::os::os_namespace)
     .with(|b| builtins::config::config_namespace(b, context))
@@ -149,6 +155,7 @@ pub fn evaluate(
     let decls = Declarations {
         config_args: args.to_vec(),
         k8s_context: options.k8s_context.clone(),
+        no_fetch: options.no_fetch,
         release: loop_lang::model::Release {
             profile: options.profile.clone(),
             ..Default::default()
@@ -156,7 +163,8 @@ pub fn evaluate(
         ..Declarations::default()
     };
     let loader = Loader::new(project.clone(), globals, Box::new(RefCell::new(decls)))
-        .with_overlay(options.overlay.clone());
+        .with_overlay(options.overlay.clone())
+        .with_extension_resolver(extensions::resolve);
     for path in &paths {
         if loader.eval_loopfile(path, None).is_err() {
             break;

@@ -13,11 +13,11 @@ use crate::k8s::Cluster;
 use crate::support::{project, run_loop};
 
 /// The base image every test Dockerfile starts `FROM`.
-const BASE: &str = "loop-test/busybox:1";
+pub(crate) const BASE: &str = "loop-test/busybox:1";
 
 /// Whether the Docker tests run: `DOCKER_HOST` is set, or they are skipped on
 /// request. Panics with what to do otherwise.
-fn docker_ready(test: &str) -> bool {
+pub(crate) fn docker_ready(test: &str) -> bool {
     if std::env::var_os("DOCKER_HOST").is_some() {
         base_image();
         return true;
@@ -34,7 +34,7 @@ fn docker_ready(test: &str) -> bool {
 }
 
 /// Runs `docker ARGS`, returning stdout; panics with stderr on failure.
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .stdin(Stdio::null())

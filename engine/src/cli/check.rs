@@ -22,10 +22,14 @@ pub fn run(files: &[PathBuf], options: &EvalOptions, strict: bool) -> anyhow::Re
     let count = |kind: ResourceKind| m.resources.iter().filter(|r| r.kind == kind).count();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     crate::report::out_line(&format!(
-        "ok: {} ({} local, {} kubernetes), {}, {}, {}",
+        "ok: {} ({} local, {} kubernetes{}), {}, {}, {}",
         plural(m.resources.len(), "resource"),
         count(ResourceKind::Local),
         count(ResourceKind::K8s) + count(ResourceKind::K8sUncategorized),
+        match count(ResourceKind::DockerCompose) {
+            0 => String::new(),
+            n => format!(", {n} docker compose"),
+        },
         plural(m.images.len(), "image"),
         files_summary(&m.loopfiles),
         plural(m.watched_files.len(), "watched file"),

@@ -1,8 +1,10 @@
-//! `loop down`: delete what the Loopfiles applied to the cluster.
+//! `loop down`: delete what the Loopfiles applied to the cluster, and take
+//! their Docker Compose projects down.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use loop_lang::model::{Manifest, ResourceKind};
 use loop_stdlib::EvalOptions;
 
 use crate::load::load;
@@ -24,6 +26,24 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let compose_failed = runtime.block_on(compose_down(manifest, &root));
+    let only_compose = manifest
+        .resources
+        .iter()
+        .all(|r| matches!(r.kind, ResourceKind::DockerCompose | ResourceKind::Local))
+        && manifest
+            .resources
+            .iter()
+            .any(|r| r.kind == ResourceKind::DockerCompose);
+    if only_compose {
+        return Ok(match compose_failed {
+            None => ExitCode::SUCCESS,
+            Some(why) => {
+                report::error(&why);
+                ExitCode::FAILURE
+            }
+        });
+    }
     let result = runtime.block_on(async {
         let cluster = k8s::connect(
             context.as_deref(),
@@ -64,6 +84,10 @@ pub fn run(
         }
     });
     match result {
+        Ok(_) if compose_failed.is_some() => {
+            report::error(&compose_failed.unwrap_or_default());
+            Ok(ExitCode::FAILURE)
+        }
         Ok(deleted) => {
             crate::report::out_line(&format!("deleted {} object(s)", deleted.len()));
             Ok(ExitCode::SUCCESS)
@@ -73,4 +97,31 @@ pub fn run(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Runs `down` for each Docker Compose project of the manifest; says what failed.
+async fn compose_down(manifest: &Manifest, root: &std::path::Path) -> Option<String> {
+    let mut projects = Vec::new();
+    for resource in &manifest.resources {
+        if let Some(service) = &resource.compose {
+            if !projects.contains(&service.project) {
+                projects.push(service.project.clone());
+            }
+        }
+    }
+    let mut failed = Vec::new();
+    for project in &projects {
+        crate::report::out_line(&format!("docker compose down: project {}", project.name));
+        let prefix = project.name.clone();
+        let log: crate::report::LineSink = std::sync::Arc::new(move |line: &str| {
+            crate::report::out_line(&format!("[{prefix}] {line}"))
+        });
+        if let Err(why) = crate::run::compose::down(project, root, &log).await {
+            failed.push(format!(
+                "docker compose down of project {}: {why}",
+                project.name
+            ));
+        }
+    }
+    (!failed.is_empty()).then(|| failed.join("\n"))
 }

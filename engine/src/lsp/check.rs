@@ -99,6 +99,7 @@ pub fn check(top: &Path, overlay: &Overlay) -> Outcome {
         overlay: overlay.clone(),
         root: super::options().root.clone(),
         args: super::options().args.clone(),
+        no_fetch: true,
         ..EvalOptions::default()
     };
     let root = super::project_of(top)

@@ -42,6 +42,13 @@ pub fn shipped<'a>(manifest: &'a Manifest, graph: &Graph) -> Shipped<'a> {
                 .push(format!("local resource `{name}` ({})", resource.defined_at));
             continue;
         }
+        if resource.kind == ResourceKind::DockerCompose {
+            out.stripped.push(format!(
+                "Docker Compose service `{name}` ({})",
+                resource.defined_at
+            ));
+            continue;
+        }
         if resource.custom_deploy.is_some() {
             out.stripped.push(format!(
                 "resource `{name}` (k8s_custom_deploy: its objects are what apply_cmd prints when it runs)"

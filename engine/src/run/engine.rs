@@ -31,6 +31,7 @@ use crate::watch::{WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
 
 mod changes;
+mod compose;
 mod kube;
 use crate::report::LineSink;
 use kube::connect_k8s;
@@ -75,6 +76,12 @@ enum Msg {
     },
     /// A readiness probe passed.
     Ready { name: String, generation: u64 },
+    /// A Compose service's container exited with a code, or is gone (why).
+    ContainerExited {
+        name: String,
+        generation: u64,
+        end: Result<i64, String>,
+    },
     /// A live update finished: `Ok(true)` when the serve process must restart.
     SyncDone {
         name: String,
@@ -90,12 +97,14 @@ enum Msg {
 }
 
 /// What a successful `cmd` run found.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct CmdResult {
     /// False only when the resource declares outputs and they did not change.
     outputs_changed: bool,
     /// It did not run: a warm start (inputs and outputs unchanged).
     skipped: bool,
+    /// A Compose service: its container, and when `up` began (unix seconds).
+    container: Option<(String, u64)>,
 }
 
 impl Default for CmdResult {
@@ -104,6 +113,7 @@ impl Default for CmdResult {
         CmdResult {
             outputs_changed: true,
             skipped: false,
+            container: None,
         }
     }
 }

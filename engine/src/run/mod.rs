@@ -4,6 +4,8 @@
 //! their own tasks and report back with messages tagged by a generation number,
 //! so that a report about a process that has since been replaced is ignored.
 
+pub mod compose;
+mod compose_sync;
 pub mod custom_deploy;
 pub mod engine;
 mod k8s_update;

@@ -22,8 +22,7 @@ fn nested_failure(what: &str, path: &str) -> anyhow::Error {
 /// The file an `include()` or `load_dynamic()` names, or why it cannot be used.
 fn resolve(env: &EvalEnv, verb: &str, path: &str) -> anyhow::Result<PathBuf> {
     env.loader
-        .project
-        .resolve_module(&env.dir, path)
+        .resolve_module(&env.dir, &env.file, path)
         .map_err(|msg| anyhow!("cannot {verb} `{path}`: {msg}"))
 }
 

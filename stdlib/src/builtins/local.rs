@@ -170,6 +170,7 @@ pub fn local_builtins(builder: &mut GlobalsBuilder) {
             live_update: live_update_steps(a("live_update"), live_update)?,
             outputs: values::path_list(env_, a("outputs"), outputs)?,
             custom_deploy: None,
+            compose: None,
         };
         decls.borrow_mut().local_resources.push(resource);
         Ok(NONE)

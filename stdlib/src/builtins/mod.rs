@@ -3,8 +3,10 @@
 pub mod args;
 pub mod bounded;
 pub mod compose;
+pub mod compose_file;
 pub mod config;
 pub mod custom_deploy;
+pub mod docker_compose;
 pub mod files;
 pub mod images;
 pub mod k8s;

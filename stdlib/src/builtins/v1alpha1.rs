@@ -6,6 +6,8 @@
 //! - `ui_button` becomes a button of the dashboard and of the API (on the
 //!   resource its `location` names, else on the session), and pressing it runs
 //!   the `cmd`s whose `start_on` names it (`start_on_spec(ui_buttons=[...])`);
+//! - `extension_repo` and `extension` register where `ext://` extensions are
+//!   fetched from (`crate::extensions`);
 //! - any other object (and a `cmd` no button starts) logs a one-line warning
 //!   naming it and is otherwise ignored;
 //! - a spec constructor returns a struct of its arguments, to be passed to an
@@ -155,6 +157,20 @@ impl<'v> StarlarkValue<'v> for Constructor {
                 ui_button(eval, name, arg("text"), arg("location"))?;
                 return Ok(Value::new_none());
             }
+            ("extension_repo" | "extension", Some(name)) => {
+                let positions: Vec<Value> = args
+                    .positions(heap)
+                    .map(|p| p.collect())
+                    .unwrap_or_default();
+                let text = |key: &str, at: usize| {
+                    arg(key)
+                        .or_else(|| positions.get(at).copied())
+                        .and_then(|v| v.unpack_str().map(str::to_owned))
+                        .unwrap_or_default()
+                };
+                register_extension(eval, &self.name, name, text)?;
+                return Ok(Value::new_none());
+            }
             ("cmd", Some(name)) if field(arg("start_on"), "ui_buttons").is_some() => {
                 button_cmd(
                     eval,
@@ -250,6 +266,40 @@ fn ui_button(
             commands: Vec::new(),
             defined_at: at,
         });
+    Ok(())
+}
+
+/// Records `v1alpha1.extension_repo` or `v1alpha1.extension`, for the
+/// `ext://` loads that follow (see [`crate::extensions`]).
+fn register_extension(
+    eval: &mut Evaluator,
+    object: &str,
+    name: &str,
+    text: impl Fn(&str, usize) -> String,
+) -> anyhow::Result<()> {
+    let env = loop_lang::EvalEnv::of(eval)?;
+    let mut decls = crate::decls::declarations(env).borrow_mut();
+    if object == "extension_repo" {
+        let url = text("url", 1);
+        if url.is_empty() {
+            anyhow::bail!("v1alpha1.extension_repo({name:?}): url is required (a git URL, e.g. https://github.com/tilt-dev/tilt-extensions or file:///path/to/repo)");
+        }
+        decls.extension_repos.push(crate::decls::ExtensionRepo {
+            name: name.to_owned(),
+            url,
+            git_ref: text("ref", 2),
+        });
+    } else {
+        let repo_name = text("repo_name", 1);
+        if repo_name.is_empty() {
+            anyhow::bail!("v1alpha1.extension({name:?}): repo_name is required (the name given to v1alpha1.extension_repo)");
+        }
+        decls.extensions.push(crate::decls::ExtensionDecl {
+            name: name.to_owned(),
+            repo_name,
+            repo_path: text("repo_path", 2),
+        });
+    }
     Ok(())
 }
 

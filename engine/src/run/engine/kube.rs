@@ -238,7 +238,7 @@ pub(super) async fn connect_k8s(
     if manifest
         .resources
         .iter()
-        .all(|r| r.kind == ResourceKind::Local)
+        .all(|r| matches!(r.kind, ResourceKind::Local | ResourceKind::DockerCompose))
     {
         return link;
     }

@@ -223,6 +223,7 @@ async fn run_cmd(
                     return Ok(CmdResult {
                         outputs_changed: false,
                         skipped: true,
+                        container: None,
                     })
                 }
                 Ok((inputs, false)) => Some(inputs),
@@ -254,6 +255,7 @@ async fn run_cmd(
     Ok(CmdResult {
         outputs_changed,
         skipped: false,
+        container: None,
     })
 }
 

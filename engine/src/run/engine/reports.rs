@@ -21,6 +21,11 @@ impl Engine {
                 generation,
                 exit,
             } => self.serve_exited(&name, generation, exit),
+            Msg::ContainerExited {
+                name,
+                generation,
+                end,
+            } => self.container_exited(&name, generation, end),
             Msg::RestartDue { name, generation } => {
                 if self.current(&name, generation).is_some() {
                     self.start_serve(&name);

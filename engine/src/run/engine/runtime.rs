@@ -38,6 +38,7 @@ pub(super) fn runtime_of(kind: ResourceKind) -> &'static dyn Runtime {
     match kind {
         ResourceKind::Local => &Local,
         ResourceKind::K8s | ResourceKind::K8sUncategorized => &Kube,
+        ResourceKind::DockerCompose => &Compose,
     }
 }
 
@@ -196,6 +197,49 @@ impl Runtime for Kube {
 
     fn retry_after(&self, engine: &Engine, failure: &Failure) -> Option<Duration> {
         (engine.options.mode == Mode::Run && failure.may_pass_later()).then_some(RETRY_UNREACHABLE)
+    }
+}
+
+/// Docker Compose services: build the images the Loopfiles build for them, `up`
+/// the service, then follow its container.
+struct Compose;
+
+impl Runtime for Compose {
+    fn update(&self, engine: &mut Engine, name: &str, first: bool) {
+        engine.start_compose_update(name, first);
+    }
+
+    /// As for Kubernetes: the image whose inputs changed decides; only while
+    /// the container is followed (up).
+    fn plan(&self, engine: &Engine, name: &str, paths: &[PathBuf]) -> Option<Plan> {
+        engine.nodes[name].followers.as_ref()?;
+        Kube.plan(engine, name, paths)
+    }
+
+    fn sync(&self, engine: &mut Engine, name: &str, plan: SyncPlan) {
+        let files = plan.copies.len() + plan.deletes.len();
+        engine.logs.status(
+            name,
+            &format!("live update: syncing {files} file(s) into the container"),
+        );
+        engine.start_compose_sync(name, plan);
+    }
+
+    fn updated(&self, engine: &mut Engine, name: &str, result: CmdResult, _: Duration) {
+        let Some((id, since)) = result.container else {
+            engine.fail(name, "docker compose up started no container".to_owned());
+            return;
+        };
+        let short: String = id.chars().take(12).collect();
+        engine
+            .logs
+            .status(name, &format!("container {short} started"));
+        engine.start_compose_followers(name, id, since);
+        engine.finished(name, RunEnd::Starting);
+    }
+
+    fn retry_after(&self, _: &Engine, _: &str) -> Option<Duration> {
+        None
     }
 }
 

@@ -88,6 +88,7 @@ impl Engine {
                 ResourceKind::Local => "local",
                 ResourceKind::K8s => "k8s",
                 ResourceKind::K8sUncategorized => "k8s_uncategorized",
+                ResourceKind::DockerCompose => "docker_compose",
             }
             .to_owned(),
             phase: phase_name.to_owned(),
