@@ -3,6 +3,7 @@
 //! Compose; then its container's log is followed and its state watched until it
 //! is ready, and on until it exits.
 
+use crate::failure::{Failure, FailureKind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Engine, Msg};
@@ -34,7 +35,9 @@ impl Engine {
         let owned = name.to_owned();
         let task = tokio::spawn(async move {
             let result = async {
-                compose::tool().await?;
+                compose::tool()
+                    .await
+                    .map_err(|why| Failure::new(FailureKind::NotFound, why))?;
                 let warn = |w: &str| sink(&format!("[loop] {w}"));
                 let record = Record::load(&root, &warn);
                 let mut built_ref = None;
@@ -43,8 +46,7 @@ impl Engine {
                     sink(&format!("[loop] building image {}", image.image_ref));
                     let built =
                         image::build_to(image, &root, sink.clone(), &record, &Destination::Local)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                            .await?;
                     rebuilt |= !built.skipped;
                     built_ref = Some(built.deploy_ref);
                 }
@@ -53,9 +55,10 @@ impl Engine {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let recreate = !first || rebuilt;
-                let id =
-                    compose::up(&service, &root, built_ref.as_deref(), recreate, &sink).await?;
-                Ok::<_, String>((id, since))
+                let id = compose::up(&service, &root, built_ref.as_deref(), recreate, &sink)
+                    .await
+                    .map_err(|why| Failure::new(FailureKind::CommandFailed, why))?;
+                Ok::<_, Failure>((id, since))
             }
             .await;
             let result = result.map(|(id, since)| super::CmdResult {

@@ -238,7 +238,7 @@ impl Runtime for Compose {
         engine.finished(name, RunEnd::Starting);
     }
 
-    fn retry_after(&self, _: &Engine, _: &str) -> Option<Duration> {
+    fn retry_after(&self, _: &Engine, _: &Failure) -> Option<Duration> {
         None
     }
 }
