@@ -50,7 +50,7 @@ fn each_service_is_a_resource_configured_by_dc_resource() {
             "app/Loopfile",
             "docker_compose('docker-compose.yml')\n\
              docker_build('shop/web', '.')\n\
-             dc_resource('web', resource_deps=['db'], labels='front', links=['http://x/'], trigger_mode=TRIGGER_MODE_MANUAL)\n\
+             dc_resource('web', resource_deps=['database'], labels='front', links=['http://x/'], trigger_mode=TRIGGER_MODE_MANUAL)\n\
              dc_resource('db', new_name='database', auto_init=False)\n",
         ),
         ("app/docker-compose.yml", COMPOSE),
@@ -66,7 +66,7 @@ fn each_service_is_a_resource_configured_by_dc_resource() {
     let web = named(&resources, "web");
     assert_eq!(web.kind, ResourceKind::DockerCompose);
     assert_eq!(web.images, ["shop/web"], "tags are ignored when matching");
-    assert_eq!(web.resource_deps, ["db"]);
+    assert_eq!(web.resource_deps, ["database"], "the name after new_name");
     assert_eq!(web.labels, ["front"]);
     assert_eq!(web.trigger_mode, TriggerMode::Manual);
     let urls: Vec<&str> = web.links.iter().map(|l| l.url.as_str()).collect();
