@@ -10,7 +10,6 @@
 //! [`children`] records the direct children, and [`watchdog`] stops it all if
 //! `loop` dies.
 
-use crate::failure::{io_kind, Failure, FailureKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -24,6 +23,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
+
+use crate::failure::{io_kind, Failure, FailureKind};
 
 pub mod children;
 pub mod tree;

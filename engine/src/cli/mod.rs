@@ -10,7 +10,6 @@ mod graph;
 mod mcp;
 mod render;
 
-use crate::report::Verbosity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use loop_stdlib::{EvalOptions, EVAL_ONLY_SUBCOMMAND};
 
+use crate::report::Verbosity;
 use crate::run::{Mode, RunOptions};
 
 #[derive(Parser, Debug)]

@@ -3,7 +3,6 @@
 //! CrashLoopBackOff, Unschedulable, a failing readiness probe. The workload and
 //! its pods come from their shared watch ([`super::pods`]), not from polling.
 
-use crate::failure::{Failure, FailureKind};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,6 +13,8 @@ use serde_json::Value;
 
 use super::apply::Applier;
 use super::pods::{pod_problem, Snapshot};
+
+use crate::failure::{Failure, FailureKind};
 
 /// Where a rollout is.
 #[derive(Clone, Debug, PartialEq, Eq)]

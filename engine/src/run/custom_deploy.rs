@@ -6,7 +6,6 @@
 //! `TILT_IMAGE_i` is the reference built for `image_deps[i]`, `TILT_IMAGE_MAP_i`
 //! the name of that image.
 
-use crate::failure::{Failure, FailureKind};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,6 +14,7 @@ use std::time::Duration;
 use loop_lang::data::Data;
 use loop_lang::model::{CustomDeploy, ObjectRef};
 
+use crate::failure::{Failure, FailureKind};
 use crate::process::{self, Output};
 use crate::report::LineSink;
 

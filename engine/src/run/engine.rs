@@ -3,7 +3,6 @@
 //! reloads, stop signals) to the [`Scheduler`], and carries out the actions it
 //! gives through the local and Kubernetes runtimes.
 
-use crate::failure::Failure;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +32,7 @@ use crate::{load, report};
 mod changes;
 mod compose;
 mod kube;
+use crate::failure::Failure;
 use crate::report::LineSink;
 use kube::connect_k8s;
 mod local;

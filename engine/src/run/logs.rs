@@ -4,7 +4,6 @@
 //! ring, numbered across all resources) for the session API, `loop logs` and the
 //! failure summaries, and sent to whoever follows the logs.
 
-use crate::report::Verbosity;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{LineWriter, Write};
@@ -17,6 +16,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::secrets::Scrubber;
+
+use crate::report::Verbosity;
 
 /// Lines kept in memory per resource unless configured otherwise.
 pub const DEFAULT_RING: usize = 2_000;

@@ -3,10 +3,10 @@
 //! Compose; then its container's log is followed and its state watched until it
 //! is ready, and on until it exits.
 
-use crate::failure::{Failure, FailureKind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Engine, Msg};
+use crate::failure::{Failure, FailureKind};
 use crate::image::{self, Destination, Record};
 use crate::live_update::SyncPlan;
 use crate::run::compose::{self, State};

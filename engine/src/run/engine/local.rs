@@ -1,7 +1,6 @@
 //! Local resources in the engine: full updates (`cmd`, then the serve process and
 //! its readiness probe), live updates into the serve folder, and restarts.
 
-use crate::failure::{Failure, FailureKind};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +8,7 @@ use std::time::Duration;
 use loop_lang::model::{LiveUpdateStep, Resource};
 
 use super::{backoff, seconds, Engine, Msg};
+use crate::failure::{Failure, FailureKind};
 use crate::live_update::{self, LocalTarget, SyncPlan, SyncTarget};
 use crate::process;
 use crate::report::LineSink;

@@ -3,13 +3,13 @@
 //! runs, handling reports) calls these and never branches on a resource's kind;
 //! the scheduler knows nothing of kinds at all.
 
-use crate::failure::Failure;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use loop_lang::model::ResourceKind;
 
 use super::{seconds, CmdResult, Engine, Msg, RETRY_UNREACHABLE};
+use crate::failure::Failure;
 use crate::live_update::{self, Plan, SyncPlan};
 use crate::run::scheduler::{RunEnd, SkipReason};
 use crate::run::Mode;

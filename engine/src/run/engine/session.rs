@@ -1,11 +1,11 @@
 //! The session as a whole: when `loop ci` is done or failed, the "up" line, progress
 //! lines for long runs, the timeout summary, and stopping everything at the end.
 
-use crate::report::Verbosity;
 use std::time::Duration;
 
 use super::{futures_join, plural, seconds, Engine, Outcome, PROGRESS_EVERY, SUMMARY_LINES};
 use crate::process::{self, watchdog};
+use crate::report::Verbosity;
 use crate::run::signals::StopSignals;
 use crate::run::state::Phase;
 use crate::run::Mode;
