@@ -462,6 +462,11 @@ pub struct Image {
     pub skips_local_docker: bool,
     pub disable_push: bool,
     pub match_in_env_vars: bool,
+    /// docker_build: the other images of the project its Dockerfile starts
+    /// `FROM` (their refs as declared): built first, their built refs put in
+    /// its `FROM` lines, and a change to them rebuilds it, as in Tilt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_images: Vec<String>,
     /// A live-update-only image of a `k8s_custom_deploy(container_selector=...)`:
     /// its containers are found by this name instead of by image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -502,6 +507,7 @@ impl Image {
             skips_local_docker: false,
             disable_push: false,
             match_in_env_vars: false,
+            base_images: Vec::new(),
             container_name: None,
         }
     }

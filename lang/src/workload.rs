@@ -93,9 +93,62 @@ pub fn image_matches(built: &str, image: &str) -> bool {
     }
 }
 
+/// The images a Dockerfile's stages start `FROM` (no `scratch`, no earlier
+/// stage), each with the byte range of the reference in `text`, in order. A
+/// `--platform=...` flag is skipped; a line continued with `\` is not followed.
+pub fn from_images(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut stages: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim_start();
+        let Some(keyword) = trimmed.get(..4) else {
+            continue;
+        };
+        if !keyword.eq_ignore_ascii_case("FROM") || !trimmed[4..].starts_with([' ', '\t']) {
+            continue;
+        }
+        let mut at = start + (line.len() - trimmed.len()) + 4;
+        let mut words = Vec::new();
+        for word in text[at..offset].split_whitespace() {
+            let begin = at + text[at..offset].find(word).unwrap_or(0);
+            at = begin + word.len();
+            words.push((word, begin));
+        }
+        let mut words = words.into_iter().skip_while(|(w, _)| w.starts_with("--"));
+        let Some((image, begin)) = words.next() else {
+            continue;
+        };
+        // An earlier stage's name is no image (stage names are case-insensitive).
+        let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(image));
+        if image != "scratch" && !is_stage {
+            found.push((image.to_owned(), begin..begin + image.len()));
+        }
+        if let (Some((as_word, _)), Some((stage, _))) = (words.next(), words.next()) {
+            if as_word.eq_ignore_ascii_case("AS") {
+                stages.push(stage.to_owned());
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_images_are_the_stage_bases_that_are_images() {
+        let text = "ARG X=1\nFROM --platform=linux/amd64 base:1 AS build\nRUN make\nfrom build\nFROM scratch\n  FROM\tother/app@sha256:ab AS final\n";
+        let found = from_images(text);
+        let refs: Vec<&str> = found.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(refs, ["base:1", "other/app@sha256:ab"]);
+        for (image, range) in &found {
+            assert_eq!(&text[range.clone()], image);
+        }
+    }
 
     #[test]
     fn a_tag_in_the_built_reference_must_match() {

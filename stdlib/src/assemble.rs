@@ -54,6 +54,8 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
             }
         }
     }
+    let mut images = images;
+    link_base_images(&mut images);
     let objects = to_objects(objects, &mut release)?;
     let mut k8s = group_objects(&objects, &workload_names);
     for mut resource in custom_deploys {
@@ -81,7 +83,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     for resource in &mut k8s.resources {
         // A custom deploy's images are its image_deps.
         if resource.custom_deploy.is_none() {
-            resource.images = images_used(resource, &images);
+            resource.images = with_base_images(images_used(resource, &images), &images);
         }
         crate::tilt_rules::resolve_container_ports(resource);
     }
@@ -507,6 +509,48 @@ fn images_used(resource: &Resource, images: &[Image]) -> Vec<String> {
         })
         .map(|image| image.image_ref.clone())
         .collect()
+}
+
+/// Keeps, of each image's `FROM` references, the images the project builds
+/// (by their declared refs; an image is never its own base).
+fn link_base_images(images: &mut [Image]) {
+    let declared: Vec<String> = images.iter().map(|i| i.image_ref.clone()).collect();
+    for image in images.iter_mut() {
+        let from = std::mem::take(&mut image.base_images);
+        for reference in from {
+            let base = declared
+                .iter()
+                .find(|d| **d != image.image_ref && image_matches(d, &reference));
+            if let Some(base) = base {
+                if !image.base_images.contains(base) {
+                    image.base_images.push(base.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The images a resource uses with, before each, the images it is built
+/// `FROM` (transitively): the order they build in, as Tilt lists them.
+fn with_base_images(used: Vec<String>, images: &[Image]) -> Vec<String> {
+    fn add(reference: &str, images: &[Image], out: &mut Vec<String>, depth: usize) {
+        if out.iter().any(|r| r == reference) || depth > images.len() {
+            return;
+        }
+        if let Some(image) = images.iter().find(|i| i.image_ref == reference) {
+            for base in &image.base_images {
+                add(base, images, out, depth + 1);
+            }
+        }
+        if !out.iter().any(|r| r == reference) {
+            out.push(reference.to_owned());
+        }
+    }
+    let mut out = Vec::new();
+    for reference in &used {
+        add(reference, images, &mut out, 0);
+    }
+    out
 }
 
 fn check_unique_names(resources: &[Resource]) -> Result<(), Diagnostic> {

@@ -989,3 +989,51 @@ fn a_dockerfile_without_run_is_built_without_docker() {
         ]
     );
 }
+
+/// An image built `FROM` another image of the project (Tilt's image
+/// dependencies): the base is built first and listed on the resource, the
+/// dependent's `FROM` names the built base, and a change to the base's files
+/// rebuilds both.
+#[test]
+fn an_image_built_from_another_builds_after_it_and_with_it() {
+    if !docker_ready("an_image_built_from_another_builds_after_it_and_with_it") {
+        return;
+    }
+    let cluster = Cluster::start("kind-test");
+    let dir = project(&[
+        (
+            "Loopfile",
+            "k8s_yaml('app.yaml')\ndocker_build('shop/web', 'web')\ndocker_build('shop/base', 'base')\n",
+        ),
+        ("app.yaml", WEB_YAML),
+        (
+            "base/Dockerfile",
+            &format!("FROM {BASE}\nCOPY base.txt /base.txt\n"),
+        ),
+        ("base/base.txt", "base v1\n"),
+        (
+            "web/Dockerfile",
+            "FROM shop/base AS runtime\nCOPY main.txt /main.txt\nCMD [\"cat\", \"/base.txt\", \"/main.txt\"]\n",
+        ),
+        ("web/main.txt", "web\n"),
+    ]);
+    let graph = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    let graph: serde_json::Value = serde_json::from_str(&graph.stdout).unwrap();
+    assert_eq!(
+        graph["resources"][0]["images"],
+        serde_json::json!(["shop/base", "shop/web"]),
+        "the base first, on the resource of its dependent"
+    );
+    let run = cluster.run(dir.path(), &["ci", "--timeout", "120s"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let first = image_of(&cluster);
+    assert_eq!(run_in(&first, &[]), "base v1\nweb\n");
+
+    std::fs::write(dir.path().join("base/base.txt"), "base v2\n").unwrap();
+    let again = cluster.run(dir.path(), &["ci", "--timeout", "120s"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    let second = image_of(&cluster);
+    assert_ne!(second, first, "a change to the base rebuilt the dependent");
+    assert_eq!(run_in(&second, &[]), "base v2\nweb\n");
+}

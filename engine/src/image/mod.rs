@@ -22,6 +22,7 @@
 //! name), and checking that a recorded image still exists before skipping its
 //! build.
 
+mod bases;
 mod blobs;
 mod build;
 mod context;
@@ -40,6 +41,7 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
+pub use bases::with_built_bases;
 pub use build::{build, build_to, without_docker, Built};
 pub use error::BuildError;
 pub use hash::{content_hash, tag};

@@ -85,6 +85,9 @@ pub async fn update(
         .filter(|i| i.kind != loop_lang::model::ImageKind::LiveUpdateOnly)
     {
         log(&format!("[loop] building image {}", image.image_ref));
+        // Built FROM an image built just before: its FROM names that build.
+        let image = &image::with_built_bases(image, &runtime.root, &built_refs)
+            .map_err(|e| Failure::other(format!("image {}: {e}", image.image_ref)))?;
         let built = image::build_to(
             image,
             &runtime.root,

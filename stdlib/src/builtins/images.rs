@@ -174,6 +174,20 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
                 );
             }
         }
+        // Its FROM images; assembly keeps those the project builds.
+        let text = match (&contents, &dockerfile_path) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(path)) => std::fs::read_to_string(path).ok(),
+            (None, None) => None,
+        };
+        image.base_images = text
+            .map(|t| {
+                loop_lang::workload::from_images(&t)
+                    .into_iter()
+                    .map(|(r, _)| r)
+                    .collect()
+            })
+            .unwrap_or_default();
         image.dockerfile_contents = contents;
         image.build_args = string_map(a("build_args"), build_args)?;
         image.only = only;
