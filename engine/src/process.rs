@@ -330,6 +330,11 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// A command that ended unsuccessfully, in words: "`make` failed with exit code 2".
+pub fn failed(cmd: &Cmd, status: std::process::ExitStatus) -> String {
+    format!("`{}` failed with {}", cmd.display(), describe_exit(status))
+}
+
 /// Whether any process of the group is still alive.
 pub fn group_alive(pgid: u32) -> bool {
     !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))

@@ -218,6 +218,20 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// `text` with every character but ASCII letters, digits, `-`, `_` and `.`
+/// replaced by `_`: a safe file or label name.
+pub fn safe_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A relative path with `/` separators.
 pub fn slash(path: &Path) -> String {
     let parts: Vec<_> = path

@@ -127,17 +127,7 @@ fn cache_dir(root: &Path, repo: &ExtensionRepo) -> PathBuf {
         .split('/')
         .filter(|p| !p.is_empty() && *p != "." && *p != "..")
     {
-        let part: String = part
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        dir.push(part);
+        dir.push(loop_lang::project::safe_name(part));
     }
     if !repo.git_ref.is_empty() {
         let mut name = dir.file_name().unwrap_or_default().to_os_string();

@@ -21,16 +21,7 @@ pub fn project_id(root: &Path) -> String {
 /// A resource name as a label value: at most 63 characters of `[A-Za-z0-9-_.]`,
 /// starting and ending alphanumeric.
 pub fn label_value(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let cleaned = loop_lang::project::safe_name(name);
     let trimmed: &str = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     trimmed
         .chars()

@@ -153,11 +153,7 @@ async fn compose(
     };
     let status = process::run_to_end(&cmd, root, &project.env, output, GRACE).await?;
     if !status.success() {
-        return Err(format!(
-            "`{}` failed with {}",
-            cmd.display(),
-            process::describe_exit(status)
-        ));
+        return Err(process::failed(&cmd, status));
     }
     let text = captured.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(text)

@@ -60,11 +60,7 @@ async fn run(argv: &[&str], root: &Path, log: &LineSink) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{}` failed with {}",
-            cmd.display(),
-            process::describe_exit(status)
-        ))
+        Err(process::failed(&cmd, status))
     }
 }
 

@@ -63,11 +63,7 @@ pub async fn check(action: &ProbeAction, timeout: Duration, cwd: &Path) -> Resul
                 if status.success() {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "`{}` failed with {}",
-                        cmd.display(),
-                        crate::process::describe_exit(status)
-                    ))
+                    Err(crate::process::failed(&cmd, status))
                 }
             }
         }

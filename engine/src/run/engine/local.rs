@@ -237,11 +237,7 @@ async fn run_cmd(
     if !status.success() {
         return Err(Failure::new(
             FailureKind::CommandFailed,
-            format!(
-                "`{}` failed with {}",
-                cmd.display(),
-                process::describe_exit(status)
-            ),
+            process::failed(cmd, status),
         ));
     }
     let outputs_changed = match (step, inputs) {
