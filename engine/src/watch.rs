@@ -42,6 +42,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use limits::WatchFailure;
 pub use limits::{InotifyLimit, LimitReached};
+pub use rules::ImageInput;
 pub(crate) use rules::Rules;
 use rules::IGNORE_FILES;
 
@@ -73,9 +74,9 @@ pub struct WatchConfig {
     /// Gitignore-style patterns, relative to the root (from
     /// `watch_settings(ignore=...)`).
     pub ignore: Vec<String>,
-    /// What image builds read (absolute `docker_build` contexts and
-    /// `custom_build` deps): `.gitignore` does not hide files there.
-    pub image_inputs: Vec<PathBuf>,
+    /// The `docker_build` contexts, with their builds' filters: there, the
+    /// filter decides in place of `.gitignore` (see [`rules`]).
+    pub image_inputs: Vec<ImageInput>,
     /// The quiet window: a batch is sent once no event arrived for this long.
     pub debounce: Duration,
     /// The longest a batch is held while events keep coming.
@@ -166,8 +167,15 @@ impl Watcher {
         }
         let mut rules = Rules::new(&root, &config.ignore)
             .map_err(|(pattern, reason)| WatchError::BadPattern { pattern, reason })?;
-        let inputs: Vec<PathBuf> = config.image_inputs.iter().map(|p| absolute(p)).collect();
-        rules.add_image_inputs(&inputs);
+        let inputs: Vec<ImageInput> = config
+            .image_inputs
+            .iter()
+            .map(|input| ImageInput {
+                dir: absolute(&input.dir),
+                excludes: input.excludes.clone(),
+            })
+            .collect();
+        rules.add_image_inputs(inputs);
 
         let (control, inbox) = mpsc::channel();
         let forward = control.clone();

@@ -165,6 +165,16 @@ impl Context {
             .is_ignored(path, is_dir)
     }
 
+    /// Whether the build leaves out `rel` (relative to the context root): a
+    /// folder it does not walk, or a file it does not send.
+    pub(crate) fn excludes(&self, rel: &str, is_dir: bool) -> bool {
+        if is_dir {
+            self.prune(rel)
+        } else {
+            !self.keeps(rel, false)
+        }
+    }
+
     fn prune(&self, rel: &str) -> bool {
         let re_includes = self.patterns.iter().any(|p| p.include);
         (!re_includes && self.excluded(rel)) || !self.wanted(rel, true)

@@ -3,7 +3,7 @@
 //! ([`super::context`]: `.dockerignore`, `ignore` and `only` applied); those of a
 //! `custom_build` are every file under its `deps`, minus its `ignore` patterns.
 //! The `.git` and `.loop` folders never count, nor do files that `.loopignore`
-//! leaves out (as for watching; `.gitignore` does not apply to image inputs).
+//! leaves out, nor (for a `custom_build`) gitignored ones: as for watching.
 //!
 //! The walk is sorted, so the hash depends only on what is on disk, never on the
 //! order in which the file system lists folders. Files are streamed through the
@@ -173,8 +173,9 @@ enum Input {
 struct Ignore {
     base: PathBuf,
     matcher: Option<Gitignore>,
-    /// The project's `.loopignore` files, which image inputs follow too.
-    loopignore: Mutex<Rules>,
+    /// The project's ignore files (`.gitignore`, `.loopignore`), which a
+    /// custom_build's deps follow as watching does.
+    ignore_files: Mutex<Rules>,
 }
 
 impl Ignore {
@@ -188,13 +189,13 @@ impl Ignore {
                 }
             },
         );
-        let deps: Vec<PathBuf> = image.deps.iter().map(|d| resolve(root, d)).collect();
-        let loopignore = Mutex::new(Rules::for_image_inputs(root, &deps));
+        // A custom_build's deps follow the ignore files as watching does.
+        let ignore_files = Mutex::new(Rules::for_image_inputs(root, &[]));
         if image.ignore.is_empty() {
             return Ok(Ignore {
                 base,
                 matcher: None,
-                loopignore,
+                ignore_files,
             });
         }
         let mut builder = GitignoreBuilder::new(&base);
@@ -212,7 +213,7 @@ impl Ignore {
         Ok(Ignore {
             base,
             matcher: Some(matcher),
-            loopignore,
+            ignore_files,
         })
     }
 
@@ -225,7 +226,7 @@ impl Ignore {
         });
         by_image
             || self
-                .loopignore
+                .ignore_files
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_ignored(path, is_dir)

@@ -43,6 +43,7 @@ mod tests;
 
 pub use bases::with_built_bases;
 pub use build::{build, build_to, without_docker, Built};
+pub(crate) use context::Context;
 pub use error::BuildError;
 pub use hash::{content_hash, tag};
 pub use inject::{inject, set_entrypoint};

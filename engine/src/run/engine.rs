@@ -26,7 +26,7 @@ use crate::control::view::{unix_ms, SessionView};
 use crate::control::Control;
 use crate::graph::Graph;
 use crate::process;
-use crate::watch::{WatchConfig, WatchEvent, Watcher};
+use crate::watch::{ImageInput, WatchConfig, WatchEvent, Watcher};
 use crate::{load, report};
 
 mod changes;
@@ -360,7 +360,10 @@ impl Engine {
                     }
                 });
             }
-            Err(err) => self.logs.engine(&format!("not watching files: {err}")),
+            Err(err) => self.logs.engine_at(
+                report::Verbosity::Quiet,
+                &format!("not watching files: {err}"),
+            ),
         }
     }
 
@@ -499,19 +502,28 @@ impl Engine {
         self.finished(name, RunEnd::Failed(why));
     }
 
-    /// What the images of the manifest read: `docker_build` contexts and
-    /// `custom_build`/`oci_build` deps (absolute).
-    fn image_inputs(&self) -> Vec<PathBuf> {
+    /// The `docker_build` contexts, each with its build's filter
+    /// (`.dockerignore`, `ignore`, `only`), which decides there what is watched.
+    fn image_inputs(&self) -> Vec<ImageInput> {
         let mut inputs = Vec::new();
         for image in &self.manifest.images {
-            match image.kind {
-                ImageKind::Docker => {
-                    inputs.extend(image.context.as_deref().map(|c| self.absolute(c)))
-                }
-                ImageKind::Custom | ImageKind::Oci | ImageKind::LiveUpdateOnly => {
-                    inputs.extend(image.deps.iter().map(|d| self.absolute(glob_base(d))))
-                }
+            if image.kind != ImageKind::Docker {
+                continue;
             }
+            // A context that cannot be read yet keeps `.gitignore`'s rules.
+            let Ok(context) = crate::image::Context::new(image, &self.root) else {
+                continue;
+            };
+            let dir = context.root.clone();
+            let context = Arc::new(context);
+            let excludes = move |path: &Path, is_dir: bool| {
+                path.strip_prefix(&context.root)
+                    .is_ok_and(|rel| context.excludes(&rel.to_string_lossy(), is_dir))
+            };
+            inputs.push(ImageInput {
+                dir,
+                excludes: Some(Arc::new(excludes)),
+            });
         }
         inputs
     }

@@ -79,6 +79,9 @@ pub async fn update(
         );
     }
     let mut built_refs: Vec<(String, String)> = Vec::new();
+    // The refs in the local daemon (what a dependent's FROM can name; a pushed
+    // ref may name a host only the cluster reaches).
+    let mut local_refs: Vec<(String, String)> = Vec::new();
     // A LiveUpdateOnly image is never built: apply_cmd deploys it as it is.
     for image in images
         .iter()
@@ -86,7 +89,7 @@ pub async fn update(
     {
         log(&format!("[loop] building image {}", image.image_ref));
         // Built FROM an image built just before: its FROM names that build.
-        let image = &image::with_built_bases(image, &runtime.root, &built_refs)
+        let image = &image::with_built_bases(image, &runtime.root, &local_refs)
             .map_err(|e| Failure::other(format!("image {}: {e}", image.image_ref)))?;
         let built = image::build_to(
             image,
@@ -114,6 +117,7 @@ pub async fn update(
             }
         }
         built_refs.push((image.image_ref.clone(), built.deploy_ref.clone()));
+        local_refs.push((image.image_ref.clone(), built.built_ref.clone()));
         for object in objects.iter_mut() {
             image::put(&mut object.body, image, Some(&built.deploy_ref));
         }

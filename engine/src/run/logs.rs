@@ -135,12 +135,6 @@ impl Logs {
         self.keep(resource, Stream::Loop, &text, Verbosity::Quiet);
     }
 
-    /// A detail about a resource, printed only under `--verbose` (always kept).
-    pub fn detail(&self, resource: &str, text: &str) {
-        let text = format!("[loop] {text}");
-        self.keep(resource, Stream::Loop, &text, Verbosity::Verbose);
-    }
-
     /// A line from `loop` about no particular resource.
     pub fn engine(&self, text: &str) {
         self.keep(ENGINE, Stream::Loop, text, Verbosity::Normal);

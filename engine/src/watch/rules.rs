@@ -12,12 +12,12 @@
 //!    their ancestors up to the root of the git repository that holds them (none
 //!    above the watched folder when it is not inside a repository).
 //!
-//! `.gitignore` does not hide what an image build reads: inside a
-//! `docker_build` context or a `custom_build` dep (and on the way down to one),
-//! only `.loopignore` lines count. Docker sends gitignored files (a `dist/` that
-//! a local resource builds) to the build, so a change to one must rebuild the
-//! image, as in Tilt; `.dockerignore` and the image's `ignore` are how a build
-//! leaves files out.
+//! Inside a `docker_build` context (and on the way down to one), the build's
+//! own filter (`.dockerignore`, the image's `ignore` and `only`) decides in
+//! place of `.gitignore`, as it decides what Docker is sent: a gitignored
+//! `dist/` that a local resource builds is sent, so a change to it must
+//! rebuild the image, as in Tilt; a dockerignored `node_modules/` is neither
+//! sent nor watched. `.loopignore` lines count there too.
 //!
 //! As in git, a path inside an ignored folder cannot be re-included: the walk
 //! never enters an ignored folder.
@@ -47,6 +47,26 @@ pub fn listing(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
     Ok(entries)
 }
 
+/// Whether a build leaves out a path (absolute path, is it a folder).
+pub type Excludes = std::sync::Arc<dyn Fn(&Path, bool) -> bool + Send + Sync>;
+
+/// A folder an image build reads (a `docker_build` context), and which of its
+/// paths the build leaves out (absolute path, is it a folder): there, this
+/// decides in place of `.gitignore`.
+#[derive(Clone)]
+pub struct ImageInput {
+    pub dir: PathBuf,
+    pub excludes: Option<Excludes>,
+}
+
+impl std::fmt::Debug for ImageInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageInput")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Rules {
     root: PathBuf,
     /// The patterns from the configuration, anchored at `root`.
@@ -57,9 +77,9 @@ pub(crate) struct Rules {
     /// Per folder seen so far and per "with `.gitignore`", its ignore files
     /// combined; `None` when the folder has none of them.
     per_dir: BTreeMap<(PathBuf, bool), Option<Gitignore>>,
-    /// The folders and files image builds read (absolute), where `.gitignore`
-    /// does not apply.
-    image_inputs: Vec<PathBuf>,
+    /// The folders image builds read (absolute), where `.gitignore` does not
+    /// apply, each with the build's own filter when the watcher has it.
+    image_inputs: Vec<ImageInput>,
     /// Problems found in `.loopignore` files, for the caller to report.
     problems: Vec<String>,
 }
@@ -99,18 +119,28 @@ impl Rules {
         self.tops.push((top.to_path_buf(), base.to_path_buf()));
     }
 
-    /// The rules an image build's inputs follow: `.loopignore` files only (no
-    /// `.gitignore`, which Docker does not read either), below `root`.
-    pub(crate) fn for_image_inputs(root: &Path, inputs: &[PathBuf]) -> Rules {
+    /// The project's ignore files as an image build's inputs follow them below
+    /// `root`: `.loopignore` everywhere, `.gitignore` outside `contexts` (the
+    /// `docker_build` contexts, whose own filter the caller applies).
+    pub(crate) fn for_image_inputs(root: &Path, contexts: &[PathBuf]) -> Rules {
         let mut rules = Rules::new(root, &[]).expect("no patterns to parse");
-        rules.add_image_inputs(inputs);
+        rules.add_image_inputs(
+            contexts
+                .iter()
+                .map(|dir| ImageInput {
+                    dir: dir.clone(),
+                    excludes: None,
+                })
+                .collect(),
+        );
         rules
     }
 
-    /// Registers what image builds read: `.gitignore` does not hide these paths,
-    /// what is below them, or the folders on the way down to them.
-    pub(crate) fn add_image_inputs(&mut self, inputs: &[PathBuf]) {
-        self.image_inputs.extend_from_slice(inputs);
+    /// Registers what image builds read: `.gitignore` does not hide these
+    /// folders, what is below them, or the folders on the way down to them;
+    /// their own filters do.
+    pub(crate) fn add_image_inputs(&mut self, inputs: Vec<ImageInput>) {
+        self.image_inputs.extend(inputs);
     }
 
     /// Whether `path` is ignored. Its ancestors are assumed to be kept (the
@@ -139,10 +169,21 @@ impl Rules {
         else {
             return false;
         };
-        let with_git = !self
-            .image_inputs
-            .iter()
-            .any(|input| path.starts_with(input) || input.starts_with(path));
+        let mut with_git = true;
+        for input in &self.image_inputs {
+            if path.starts_with(&input.dir) && path != input.dir {
+                if input
+                    .excludes
+                    .as_ref()
+                    .is_some_and(|excludes| excludes(path, is_dir))
+                {
+                    return true;
+                }
+                with_git = false;
+            } else if input.dir.starts_with(path) {
+                with_git = false;
+            }
+        }
         let mut dir = path.parent();
         while let Some(current) = dir {
             if let Some(matcher) = self.matcher(current, with_git) {

@@ -150,32 +150,43 @@ async fn ignored_folders_get_no_watch_and_no_events() {
     assert_eq!(watcher.watched_dirs(), 3);
 }
 
-/// `.gitignore` does not hide what an image build reads (Docker sends it): a
-/// gitignored `dist/` inside a `docker_build` context is watched, even under a
-/// gitignored folder on the way down; `.loopignore` still applies there.
+/// In a `docker_build` context the build's own filter decides in place of
+/// `.gitignore` (Docker sends gitignored files): a gitignored `dist/` there is
+/// watched, even under a gitignored folder on the way down; what the build
+/// leaves out (a dockerignored `node_modules/`) is not; `.loopignore` still
+/// applies; elsewhere `.gitignore` does.
 #[tokio::test]
 async fn gitignored_files_that_an_image_reads_are_watched() {
     let (_dir, root) = temp();
-    fs::write(
-        root.join(".gitignore"),
-        "dist/
-build/
-",
-    )
-    .unwrap();
-    fs::write(
-        root.join(".loopignore"),
-        "scratch/
-",
-    )
-    .unwrap();
-    for dir in ["app/dist", "app/scratch", "other/dist", "build/image/dist"] {
+    fs::write(root.join(".gitignore"), "dist/\nbuild/\nnode_modules/\n").unwrap();
+    fs::write(root.join(".loopignore"), "scratch/\n").unwrap();
+    for dir in [
+        "app/dist",
+        "app/scratch",
+        "app/node_modules",
+        "other/dist",
+        "build/image/dist",
+    ] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
     let mut config = config(&root);
-    config.image_inputs = vec![root.join("app"), root.join("build/image")];
+    let dockerignored = |path: &Path, _: bool| path.ends_with("node_modules");
+    config.image_inputs = vec![
+        crate::watch::ImageInput {
+            dir: root.join("app"),
+            excludes: Some(std::sync::Arc::new(dockerignored)),
+        },
+        crate::watch::ImageInput {
+            dir: root.join("build/image"),
+            excludes: None,
+        },
+    ];
     let (_watcher, mut events) = Watcher::start(config).unwrap();
-    for path in ["other/dist/x.js", "app/scratch/x.js"] {
+    for path in [
+        "other/dist/x.js",
+        "app/scratch/x.js",
+        "app/node_modules/x.js",
+    ] {
         write(&root.join(path));
     }
     let read_by_images = [

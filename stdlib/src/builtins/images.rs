@@ -177,7 +177,11 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
         // Its FROM images; assembly keeps those the project builds.
         let text = match (&contents, &dockerfile_path) {
             (Some(text), _) => Some(text.clone()),
-            (None, Some(path)) => std::fs::read_to_string(path).ok(),
+            (None, Some(path)) => {
+                // Its FROM lines decide the build order: an edit re-evaluates.
+                env.loader.record_read(&env.file, path);
+                std::fs::read_to_string(path).ok()
+            }
             (None, None) => None,
         };
         image.base_images = text

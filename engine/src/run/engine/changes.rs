@@ -16,9 +16,9 @@ use crate::watch::WatchEvent;
 impl Engine {
     pub(super) fn on_watch(&mut self, event: WatchEvent) {
         match event {
-            WatchEvent::Problem(message) => self.logs.engine(&message),
+            WatchEvent::Problem(message) => self.logs.engine_at(Verbosity::Quiet, &message),
             WatchEvent::Overflow => {
-                self.logs.engine("too many file events at once (the kernel queue overflowed): re-running every resource with deps");
+                self.logs.engine_at(Verbosity::Quiet, "too many file events at once (the kernel queue overflowed): re-running every resource with deps");
                 let reason = RunReason::FilesChanged {
                     first: "(too many files to list)".to_owned(),
                     more: 0,

@@ -16,6 +16,7 @@ use super::{CmdResult, Engine, Msg};
 use crate::failure::{Failure, FailureKind};
 use crate::k8s::context::NOT_CONNECTED;
 use crate::live_update::SyncPlan;
+use crate::report::Verbosity;
 use crate::run::k8s_update::{self, K8sRuntime};
 use crate::run::logs::Logs;
 use crate::run::{Mode, RunOptions};
@@ -204,7 +205,9 @@ impl K8sLink {
                     "Kubernetes context {} ({}), namespace {}",
                     cluster.context, cluster.server, cluster.namespace
                 ));
-                let record = crate::image::Record::load(&c.root, &|warning| c.logs.engine(warning));
+                let record = crate::image::Record::load(&c.root, &|warning| {
+                    c.logs.engine_at(Verbosity::Quiet, warning)
+                });
                 let project = crate::k8s::owner::project_id(&c.root);
                 link.error = None;
                 link.runtime = Some(Arc::new(K8sRuntime {
@@ -219,7 +222,7 @@ impl K8sLink {
             }
             Err(why) => {
                 if link.error.as_deref() != Some(why.as_str()) {
-                    c.logs.engine(&why);
+                    c.logs.engine_at(Verbosity::Quiet, &why);
                     link.error = Some(why);
                 }
             }

@@ -123,6 +123,15 @@ impl Engine {
         self.scheduler = scheduler;
         let inputs_before = self.loopfile_inputs.clone();
         let watch_ignore_before = self.manifest.settings.watch_ignore.clone();
+        let contexts = |engine: &Engine| -> Vec<_> {
+            engine
+                .manifest
+                .images
+                .iter()
+                .map(|i| (i.context.clone(), i.ignore.clone(), i.only.clone()))
+                .collect()
+        };
+        let contexts_before = contexts(self);
         self.graph = graph;
         self.index = index;
         self.install(new);
@@ -139,6 +148,7 @@ impl Engine {
         ));
         inputs_before != self.loopfile_inputs
             || watch_ignore_before != self.manifest.settings.watch_ignore
+            || contexts_before != contexts(self)
     }
 }
 
