@@ -205,7 +205,7 @@ fn a_tiltfile_evaluates_unchanged_and_objects_group_by_workload() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "ok: 4 resources (2 local, 2 kubernetes), 1 image, 1 Tiltfile, 4 watched files\n\
+        "ok: 4 resources (2 local, 2 kubernetes), 1 image, 1 Tiltfile, 5 watched files\n\
          image registry.local/app: built by Docker (docker_build: needs a Docker daemon; \
          the base python is not in a registry named by host (e.g. localhost:5000/python))\n"
     );

@@ -76,7 +76,7 @@ pub async fn workload_pods(
     let snapshot = watch
         .wait_for(LIST_WAIT, |s| {
             if let Some(e) = &s.error {
-                return Some(Err(e.clone()));
+                return Some(Err(e.message.clone()));
             }
             s.synced.then(|| Ok(s.pods.clone()))
         })
@@ -192,9 +192,9 @@ async fn watch_pods(
         changes.borrow_and_update();
         let snapshot = watch.snapshot();
         match &snapshot.error {
-            Some(e) if *e != last_error => {
+            Some(e) if e.message != last_error => {
                 sink(&format!("cannot list the pods of {}: {e}", workload.name));
-                last_error = e.clone();
+                last_error = e.message.clone();
             }
             Some(_) => {}
             None => last_error.clear(),

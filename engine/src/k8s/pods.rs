@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::context::Cluster;
+use crate::failure::Failure;
 
 /// The namespace of a workload's pods.
 pub fn namespace_of(cluster: &Cluster, workload: &ObjectRef) -> String {
@@ -147,7 +148,7 @@ pub struct Snapshot {
     /// Every watch has listed once: the snapshot is complete.
     pub synced: bool,
     /// The last watch error, until a watch works again.
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 impl Snapshot {
@@ -240,7 +241,7 @@ struct State {
     /// Which streams have listed once.
     listed: Vec<bool>,
     /// The last error per stream.
-    errors: Vec<Option<String>>,
+    errors: Vec<Option<Failure>>,
 }
 
 /// The followed state of one workload; the watches stop when it is dropped.
@@ -539,17 +540,19 @@ fn apply_event<K: serde::Serialize + kube::Resource>(
     }
 }
 
-/// A watch error in words (the server's message when it sent one).
-fn watch_error(e: &watcher::Error) -> String {
-    match e {
+/// A watch error, of its kind, in words (the server's message when it sent one).
+fn watch_error(e: &watcher::Error) -> Failure {
+    let failure = match e {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => {
-            format!("cannot watch: {}", super::errors::error_text(e))
-        }
-        watcher::Error::WatchError(status) => format!("cannot watch: {}", status.message),
-        other => format!("cannot watch: {other}"),
-    }
+        | watcher::Error::WatchFailed(e) => super::errors::failure(e),
+        watcher::Error::WatchError(status) => Failure::new(
+            super::errors::status_kind(status.code),
+            status.message.clone(),
+        ),
+        other => Failure::other(other.to_string()),
+    };
+    failure.reworded(|m| format!("cannot watch: {m}"))
 }
 
 #[cfg(test)]

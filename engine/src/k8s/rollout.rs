@@ -205,8 +205,12 @@ pub async fn wait_ready(
                 return Err(Failure::other(format!("stopped following the rollout: {last}")));
             },
             () = tokio::time::sleep_until(end) => {
+                // Not ready because the cluster stopped answering: that may
+                // pass (`loop run` retries it), a slow rollout may not.
+                let lost = watch.snapshot().error.is_some_and(|e| e.may_pass_later());
+                let kind = if lost { FailureKind::Unreachable } else { FailureKind::Timeout };
                 return Err(Failure::new(
-                    FailureKind::Timeout,
+                    kind,
                     format!("rollout not ready after {}s: {last}", deadline.as_secs()),
                 ));
             }

@@ -479,7 +479,7 @@ pub async fn containers_selected(
             )
         })?;
     if let Some(e) = snapshot.error {
-        return Err(e);
+        return Err(e.message);
     }
     if snapshot.workload.is_none() {
         return Ok(Vec::new());
