@@ -75,7 +75,7 @@ data: {MODE: dev}
 const LOOPFILE: &str = r#"
 k8s_yaml("app.yaml")
 custom_build("shop/web", "echo built $EXPECTED_REF > built.txt", deps=["src"])
-k8s_resource("web", port_forwards=8080)
+k8s_resource("web", port_forwards=8080, objects=["web-config:configmap"])
 local_resource("seed", cmd="echo seeded > seeded.txt", resource_deps=["web"])
 "#;
 
