@@ -74,9 +74,10 @@ pub(crate) struct Rules {
     /// Each top folder (the root, extra folders) with the folder up to which the
     /// ignore files of its ancestors apply.
     tops: Vec<(PathBuf, PathBuf)>,
-    /// Per folder seen so far and per "with `.gitignore`", its ignore files
-    /// combined; `None` when the folder has none of them.
-    per_dir: BTreeMap<(PathBuf, bool), Option<Gitignore>>,
+    /// The combined ignore files of each folder seen so far, `None` when it
+    /// has none: without `.gitignore` (`[0]`, under image contexts) and with it
+    /// (`[1]`).
+    per_dir: [BTreeMap<PathBuf, Option<Gitignore>>; 2],
     /// The folders image builds read (absolute), where `.gitignore` does not
     /// apply, each with the build's own filter when the watcher has it.
     image_inputs: Vec<ImageInput>,
@@ -102,7 +103,7 @@ impl Rules {
             root: root.to_path_buf(),
             config,
             tops: Vec::new(),
-            per_dir: BTreeMap::new(),
+            per_dir: [BTreeMap::new(), BTreeMap::new()],
             image_inputs: Vec::new(),
             problems: Vec::new(),
         };
@@ -204,14 +205,15 @@ impl Rules {
     /// Forgets what was read from the ignore files of `dir` and the folders
     /// below it, so that they are read again when next needed.
     pub(super) fn forget(&mut self, dir: &Path) {
-        let stale: Vec<(PathBuf, bool)> = self
-            .per_dir
-            .range((dir.to_path_buf(), false)..)
-            .take_while(|((path, _), _)| path.starts_with(dir))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in stale {
-            self.per_dir.remove(&key);
+        for per_dir in &mut self.per_dir {
+            let stale: Vec<PathBuf> = per_dir
+                .range(dir.to_path_buf()..)
+                .take_while(|(path, _)| path.starts_with(dir))
+                .map(|(path, _)| path.clone())
+                .collect();
+            for path in stale {
+                per_dir.remove(&path);
+            }
         }
     }
 
@@ -221,12 +223,12 @@ impl Rules {
     }
 
     fn matcher(&mut self, dir: &Path, with_git: bool) -> Option<&Gitignore> {
-        let key = (dir.to_path_buf(), with_git);
-        if !self.per_dir.contains_key(&key) {
+        let which = usize::from(with_git);
+        if !self.per_dir[which].contains_key(dir) {
             let matcher = self.load(dir, with_git);
-            self.per_dir.insert(key.clone(), matcher);
+            self.per_dir[which].insert(dir.to_path_buf(), matcher);
         }
-        self.per_dir.get(&key).and_then(Option::as_ref)
+        self.per_dir[which].get(dir).and_then(Option::as_ref)
     }
 
     fn load(&mut self, dir: &Path, with_git: bool) -> Option<Gitignore> {
