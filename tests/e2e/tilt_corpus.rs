@@ -195,19 +195,7 @@ fn strings(v: &Value) -> Vec<String> {
 fn summary(graph: &Value) -> Value {
     let mut resources = BTreeMap::new();
     for r in graph["resources"].as_array().unwrap() {
-        let forwards: Vec<String> = r["port_forwards"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}:{}",
-                    p["host"].as_str().unwrap(),
-                    p["local_port"],
-                    p["container_port"]
-                )
-            })
-            .collect();
+        let forwards = crate::tilt_semantics::forwards(r);
         let mut deps = strings(&r["resource_deps"]);
         deps.sort();
         resources.insert(

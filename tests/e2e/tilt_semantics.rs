@@ -51,7 +51,8 @@ fn resource<'a>(graph: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no resource {name} in {graph:#}"))
 }
 
-fn forwards(resource: &Value) -> Vec<String> {
+/// The port-forwards of a resource of the graph JSON, as `host:local:container`.
+pub(crate) fn forwards(resource: &Value) -> Vec<String> {
     resource["port_forwards"]
         .as_array()
         .unwrap()
