@@ -90,7 +90,7 @@ pub fn running() -> Option<Running> {
     } else {
         Span::new(Pos::new(0), Pos::new(0))
     };
-    let source = file.source().to_owned();
+    let source = crate::while_loops::written(&file).to_string();
     Some(Running {
         at: Location::from_span(&FileSpan { file, span }),
         statement,

@@ -18,6 +18,7 @@ pub mod model;
 pub mod nesting;
 pub mod project;
 pub mod tabs;
+pub mod while_loops;
 pub mod workload;
 
 pub use diag::Diagnostic;

@@ -356,7 +356,12 @@ impl Loader {
             let at = nesting_location(&display, problem.position());
             return Err(self.fail(Diagnostic::new(problem.message()).at(at, "too deep here")));
         }
-        let ast = AstModule::parse(&display, source.to_string(), &self.dialect)
+        // `while` loops as Tilt's Starlark runs them (see `while_loops`).
+        let text = match crate::while_loops::rewrite(&source) {
+            Some(rewritten) => crate::while_loops::remember(rewritten, source.clone()),
+            None => source.to_string(),
+        };
+        let ast = AstModule::parse(&display, text, &self.dialect)
             .map_err(|e| self.fail(parse_failure(&e, &display, &source)))?;
         self.stack.borrow_mut().push(path.to_owned());
         self.on_stack.borrow_mut().insert(path.to_owned());
@@ -408,6 +413,10 @@ impl Loader {
             module.set(
                 "__file__",
                 module.heap().alloc(path.to_string_lossy().as_ref()),
+            );
+            module.set(
+                crate::while_loops::FOREVER,
+                module.heap().alloc(crate::while_loops::Forever),
             );
             let result = {
                 let mut eval = Evaluator::new(&module);

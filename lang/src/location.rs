@@ -29,10 +29,13 @@ impl Location {
                 .count()
                 .saturating_sub(resolved.begin.column)
         };
+        // Positions in the file as written, not as `while_loops` rewrote it.
+        let (line, col) =
+            crate::while_loops::original(&span.file, resolved.begin.line, resolved.begin.column);
         Location {
             file: span.filename().to_owned(),
-            line: resolved.begin.line + 1,
-            col: resolved.begin.column + 1,
+            line: line + 1,
+            col: col + 1,
             width: width.max(1),
         }
     }

@@ -31,10 +31,6 @@ impl Signatures {
             diag.help = Some("a function keeps calling itself; Loopfiles have no unbounded recursion: build lists with loops or comprehensions instead".into());
             return;
         }
-        if message.contains("reserved keyword `while`") {
-            diag.help = Some("`while` loops are not available (the Starlark interpreter reserves the keyword): use `for _ in range(N):` with `break`".into());
-            return;
-        }
         if let Some(rest) = message.strip_prefix("Error unpacking value for parameter `") {
             // Starlark's own text lacks the closing quote of the type.
             let (param, ty) = rest.split_once("` of type `").unwrap_or((rest, ""));

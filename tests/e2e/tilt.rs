@@ -171,6 +171,82 @@ fn tilt_builtins_evaluate_with_tilt_semantics() {
     assert!(env.get("GONE").is_none(), "{env}");
 }
 
+/// `while` loops as ext://helm_remote and ext://git_resource write them.
+const WHILE_LOOPS: &str = r#"
+def find_root(start):
+    current = os.path.abspath(start)
+    while current != '/':
+        if os.path.exists(os.path.join(current, 'Tiltfile')):
+            return current
+        current = os.path.dirname(current)
+    fail('no root')
+
+i = 0
+evens = []
+while i < 10:
+    i += 1
+    if i % 2:
+        continue
+    if i > 6: break
+    j = 0
+    while j < i: j += 1
+    evens.append(j)
+n = 0
+while (n <
+       3):
+    n += 1
+print("loops", find_root("sub/deeper") == config.main_dir, evens, n)
+local_resource("after-loops", cmd="true", deps=[evens[10]])
+"#;
+
+#[test]
+fn while_loops_run_as_in_tilt_and_errors_keep_their_lines() {
+    let dir = project(&[("Tiltfile", WHILE_LOOPS)]);
+    std::fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert!(
+        run.stderr.contains("[Tiltfile] loops True [2, 4, 6] 3"),
+        "{}",
+        run.stderr
+    );
+    // Line 25 as written, below four loops (one nested, one with its body on
+    // its own line), whose rewrites added lines.
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--> Tiltfile:25:49"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("25 | local_resource(\"after-loops\""),
+        "{}",
+        run.stderr
+    );
+
+    // An error in a condition points into the `while` line as written.
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "x = 1\nwhile x < limit:\n    x += 1\n",
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert!(run.stderr.contains("--> Tiltfile:2:11"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 | while x < limit:"),
+        "{}",
+        run.stderr
+    );
+
+    // A loop that never ends stops at the step budget, at the loop's line.
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "x = 0\nwhile True:\n    x += 1\n",
+    )
+    .unwrap();
+    let steps = std::path::Path::new("10000");
+    let run =
+        crate::support::run_loop_with(dir.path(), &["check"], &[("LOOP_EVAL_MAX_STEPS", steps)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("10000"), "{}", run.stderr);
+    assert!(run.stderr.contains("--> Tiltfile:3:5"), "{}", run.stderr);
+}
+
 /// What ext://file_sync_only does with live-update steps: it picks the sync
 /// steps by `type()` and reads their paths from `str()`.
 const STEP_VALUES: &str = r#"
