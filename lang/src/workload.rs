@@ -3,6 +3,8 @@
 //! own), image injection, the runtime (rollout, logs, live update) and the
 //! policy rules of `loop render`.
 
+use std::collections::BTreeMap;
+
 use crate::data::Data;
 
 /// Kinds whose objects run pods.
@@ -96,20 +98,38 @@ pub fn image_matches(built: &str, image: &str) -> bool {
 /// The images a Dockerfile's stages start `FROM` (no `scratch`, no earlier
 /// stage), each with the byte range of the reference in `text`, in order. A
 /// `--platform=...` flag is skipped; a line continued with `\` is not followed.
-pub fn from_images(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
+/// `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}` in a reference are
+/// expanded as Docker does, from `build_args`, else the default of an `ARG`
+/// declared before the first `FROM`.
+pub fn from_images(
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Vec<(String, std::ops::Range<usize>)> {
     let mut stages: Vec<String> = Vec::new();
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen_from = false;
     let mut found = Vec::new();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
         let trimmed = line.trim_start();
-        let Some(keyword) = trimmed.get(..4) else {
+        let Some((keyword, rest)) = trimmed.split_once([' ', '\t']) else {
             continue;
         };
-        if !keyword.eq_ignore_ascii_case("FROM") || !trimmed[4..].starts_with([' ', '\t']) {
+        if keyword.eq_ignore_ascii_case("ARG") && !seen_from {
+            // A global ARG: usable in FROM lines, overridden by a build arg.
+            for declared in rest.split_whitespace() {
+                let (name, default) = declared.split_once('=').unwrap_or((declared, ""));
+                let value = build_args.get(name).map_or(default, String::as_str);
+                args.insert(name.to_owned(), value.trim_matches('"').to_owned());
+            }
             continue;
         }
+        if !keyword.eq_ignore_ascii_case("FROM") {
+            continue;
+        }
+        seen_from = true;
         let mut at = start + (line.len() - trimmed.len()) + 4;
         let mut words = Vec::new();
         for word in text[at..offset].split_whitespace() {
@@ -118,13 +138,14 @@ pub fn from_images(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
             words.push((word, begin));
         }
         let mut words = words.into_iter().skip_while(|(w, _)| w.starts_with("--"));
-        let Some((image, begin)) = words.next() else {
+        let Some((word, begin)) = words.next() else {
             continue;
         };
+        let image = expand_args(word, &args);
         // An earlier stage's name is no image (stage names are case-insensitive).
-        let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(image));
-        if image != "scratch" && !is_stage {
-            found.push((image.to_owned(), begin..begin + image.len()));
+        let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
+        if !image.is_empty() && image != "scratch" && !is_stage {
+            found.push((image, begin..begin + word.len()));
         }
         if let (Some((as_word, _)), Some((stage, _))) = (words.next(), words.next()) {
             if as_word.eq_ignore_ascii_case("AS") {
@@ -135,6 +156,46 @@ pub fn from_images(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
     found
 }
 
+/// `word` with its `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}`
+/// replaced from `args` (an unknown name is empty).
+fn expand_args(word: &str, args: &BTreeMap<String, String>) -> String {
+    let value = |name: &str| args.get(name).map_or("", String::as_str);
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        rest = &rest[dollar + 1..];
+        if let Some(braced) = rest.strip_prefix('{') {
+            let Some(close) = braced.find('}') else {
+                out.push('$');
+                continue;
+            };
+            let inner = &braced[..close];
+            rest = &braced[close + 1..];
+            match inner.split_once(":-").or_else(|| inner.split_once(":+")) {
+                Some((name, alt)) if inner.contains(":-") => {
+                    let v = value(name);
+                    out.push_str(if v.is_empty() { alt } else { v });
+                }
+                Some((name, alt)) => {
+                    if !value(name).is_empty() {
+                        out.push_str(alt);
+                    }
+                }
+                None => out.push_str(value(inner)),
+            }
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            out.push_str(value(&rest[..end]));
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,12 +203,36 @@ mod tests {
     #[test]
     fn from_images_are_the_stage_bases_that_are_images() {
         let text = "ARG X=1\nFROM --platform=linux/amd64 base:1 AS build\nRUN make\nfrom build\nFROM scratch\n  FROM\tother/app@sha256:ab AS final\n";
-        let found = from_images(text);
+        let found = from_images(text, &BTreeMap::new());
         let refs: Vec<&str> = found.iter().map(|(r, _)| r.as_str()).collect();
         assert_eq!(refs, ["base:1", "other/app@sha256:ab"]);
         for (image, range) in &found {
             assert_eq!(&text[range.clone()], image);
         }
+    }
+
+    #[test]
+    fn from_references_expand_global_args_and_build_args() {
+        let text = "ARG BASE=base TAG\nARG REG=\"r.io\"\nFROM ${BASE}:${TAG:-dev} AS b\nARG LATE=x\nFROM $REG/app${TAG:+-tagged}\nFROM ${LATE:-late}\n";
+        let refs = |args: &[(&str, &str)]| -> Vec<String> {
+            let args = args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            from_images(text, &args)
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect()
+        };
+        // An ARG declared after the first FROM is not in scope of FROM lines.
+        assert_eq!(refs(&[]), ["base:dev", "r.io/app", "late"]);
+        assert_eq!(
+            refs(&[("TAG", "1"), ("BASE", "other"), ("LATE", "y")]),
+            ["other:1", "r.io/app-tagged", "late"]
+        );
+        // The range is the reference as written, for rewriting it.
+        let (_, range) = &from_images(text, &BTreeMap::new())[0];
+        assert_eq!(&text[range.clone()], "${BASE}:${TAG:-dev}");
     }
 
     #[test]

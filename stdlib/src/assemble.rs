@@ -56,6 +56,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     }
     let mut images = images;
     link_base_images(&mut images);
+    check_base_cycles(&images)?;
     let objects = to_objects(objects, &mut release)?;
     let mut k8s = group_objects(&objects, &workload_names);
     for mut resource in custom_deploys {
@@ -528,6 +529,59 @@ fn link_base_images(images: &mut [Image]) {
             }
         }
     }
+}
+
+/// An image built `FROM` itself through other images of the project can never
+/// build (each waits for the other), so the first such circle is an error.
+fn check_base_cycles(images: &[Image]) -> Result<(), Diagnostic> {
+    /// The circle through `image`, if any; `done` holds the images known to
+    /// lead to none.
+    fn visit<'a>(
+        image: &'a Image,
+        images: &'a [Image],
+        path: &mut Vec<&'a Image>,
+        done: &mut Vec<&'a str>,
+    ) -> Option<Vec<&'a Image>> {
+        if let Some(at) = path.iter().position(|i| i.image_ref == image.image_ref) {
+            return Some(path[at..].to_vec());
+        }
+        if done.contains(&image.image_ref.as_str()) {
+            return None;
+        }
+        path.push(image);
+        for base in &image.base_images {
+            if let Some(base) = images.iter().find(|i| &i.image_ref == base) {
+                if let Some(circle) = visit(base, images, path, done) {
+                    return Some(circle);
+                }
+            }
+        }
+        path.pop();
+        done.push(&image.image_ref);
+        None
+    }
+    let mut done = Vec::new();
+    for image in images {
+        let Some(circle) = visit(image, images, &mut Vec::new(), &mut done) else {
+            continue;
+        };
+        let names: Vec<&str> = circle.iter().map(|i| i.image_ref.as_str()).collect();
+        let mut diag = Diagnostic::new(format!(
+            "images are built FROM each other in a circle: {} -> {}",
+            names.join(" -> "),
+            names[0]
+        ));
+        for image in &circle {
+            diag = diag.at(
+                image.defined_at.clone(),
+                format!("`{}` declared here", image.image_ref),
+            );
+        }
+        return Err(
+            diag.help("one of these Dockerfiles must start FROM an image that is not built here")
+        );
+    }
+    Ok(())
 }
 
 /// The images a resource uses with, before each, the images it is built

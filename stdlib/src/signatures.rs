@@ -31,6 +31,10 @@ impl Signatures {
             diag.help = Some("a function keeps calling itself; Loopfiles have no unbounded recursion: build lists with loops or comprehensions instead".into());
             return;
         }
+        if message.contains("reserved keyword `while`") {
+            diag.help = Some("a loop is `while CONDITION:` at the start of a statement, its body indented below; is the `:` missing?".into());
+            return;
+        }
         if let Some(rest) = message.strip_prefix("Error unpacking value for parameter `") {
             // Starlark's own text lacks the closing quote of the type.
             let (param, ty) = rest.split_once("` of type `").unwrap_or((rest, ""));

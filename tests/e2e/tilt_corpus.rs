@@ -106,7 +106,11 @@ fn tool_dir(base: &Path) -> PathBuf {
     let bin = base.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let git: &[&str] = if extensions().is_some() { &["git"] } else { &[] };
+    let git: &[&str] = if extensions().is_some() {
+        &["git"]
+    } else {
+        &[]
+    };
     for tool in TOOLS.iter().chain(git) {
         if let Some(found) = std::env::split_paths(&path)
             .map(|d| d.join(tool))

@@ -29,7 +29,7 @@ pub fn with_built_bases(
     };
     let mut rewritten = String::with_capacity(text.len());
     let mut last = 0;
-    for (reference, range) in from_images(&text) {
+    for (reference, range) in from_images(&text, &image.build_args) {
         let base = built.iter().find(|(declared, _)| {
             image.base_images.contains(declared) && image_matches(declared, &reference)
         });
@@ -70,5 +70,21 @@ mod tests {
         // Not built yet (or not a base): unchanged.
         let same = with_built_bases(&image, Path::new("/"), &[]).unwrap();
         assert_eq!(same, image);
+    }
+
+    #[test]
+    fn a_from_line_naming_a_base_through_an_arg_names_its_built_ref() {
+        let mut image = Image::new("app", ImageKind::Docker, Location::default());
+        image.dockerfile_contents = Some("ARG BASE=other\nFROM ${BASE}:dev\n".to_owned());
+        image
+            .build_args
+            .insert("BASE".to_owned(), "base".to_owned());
+        image.base_images = vec!["base:dev".to_owned()];
+        let built = [("base:dev".to_owned(), "base:loop-0123".to_owned())];
+        let out = with_built_bases(&image, Path::new("/"), &built).unwrap();
+        assert_eq!(
+            out.dockerfile_contents.as_deref(),
+            Some("ARG BASE=other\nFROM base:loop-0123\n")
+        );
     }
 }

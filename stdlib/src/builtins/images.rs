@@ -184,16 +184,16 @@ pub fn image_builtins(builder: &mut GlobalsBuilder) {
             }
             (None, None) => None,
         };
+        image.build_args = string_map(a("build_args"), build_args)?;
         image.base_images = text
             .map(|t| {
-                loop_lang::workload::from_images(&t)
+                loop_lang::workload::from_images(&t, &image.build_args)
                     .into_iter()
                     .map(|(r, _)| r)
                     .collect()
             })
             .unwrap_or_default();
         image.dockerfile_contents = contents;
-        image.build_args = string_map(a("build_args"), build_args)?;
         image.only = only;
         image.target = Some(target.to_owned()).filter(|t| !t.is_empty());
         image.match_in_env_vars = match_in_env_vars;
