@@ -8,7 +8,7 @@
 //! where it is the folder `NAME`. An existing Tilt cache of the default
 //! repository (`~/.local/share/tilt-dev/tilt_modules`) is used as it is;
 //! otherwise the repository is cloned with `git` into
-//! `$XDG_CACHE_HOME/loop/extensions` (else `~/.cache/loop/extensions`) on first
+//! `$XDG_CACHE_HOME/loop/tilt_modules` (else `~/.cache/loop/tilt_modules`) on first
 //! use, and used from there afterwards.
 //!
 //! Registrations count from the call on (a file `include()`d after them
@@ -105,13 +105,15 @@ fn tilt_cache() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// Where fetched repositories are kept.
+/// Where fetched repositories are kept: a `tilt_modules` folder, as in Tilt's
+/// own cache, which extensions look for (ext://helm_remote walks up from
+/// itself to the folder holding `tilt_modules`, and keeps charts there).
 fn cache_root() -> Result<PathBuf, String> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|c| c.join("loop").join("extensions"))
+        .map(|c| c.join("loop").join("tilt_modules"))
         .ok_or_else(|| "neither XDG_CACHE_HOME nor HOME is set".to_owned())
 }
 

@@ -69,7 +69,7 @@ fn extension_repo_is_fetched_with_git_into_the_cache() {
     );
     let cached = home
         .path()
-        .join("loop/extensions")
+        .join("loop/tilt_modules")
         .join(repo.path().strip_prefix("/").unwrap())
         .join("hello/Tiltfile");
     assert!(cached.is_file(), "{} is not in the cache", cached.display());
