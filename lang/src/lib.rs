@@ -11,6 +11,7 @@ pub mod compose_model;
 pub mod current;
 pub mod data;
 pub mod diag;
+pub mod interpolate;
 pub mod limits;
 pub mod loader;
 pub mod location;

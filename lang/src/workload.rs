@@ -98,9 +98,9 @@ pub fn image_matches(built: &str, image: &str) -> bool {
 /// The images a Dockerfile's stages start `FROM` (no `scratch`, no earlier
 /// stage), each with the byte range of the reference in `text`, in order. A
 /// `--platform=...` flag is skipped; a line continued with `\` is not followed.
-/// `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}` in a reference are
-/// expanded as Docker does, from `build_args`, else the default of an `ARG`
-/// declared before the first `FROM`.
+/// Variables in a reference are expanded as Docker does ([`crate::interpolate`]),
+/// from `build_args`, else the default of an `ARG` declared before the first
+/// `FROM`.
 pub fn from_images(
     text: &str,
     build_args: &BTreeMap<String, String>,
@@ -120,9 +120,14 @@ pub fn from_images(
         if keyword.eq_ignore_ascii_case("ARG") && !seen_from {
             // A global ARG: usable in FROM lines, overridden by a build arg.
             for declared in rest.split_whitespace() {
-                let (name, default) = declared.split_once('=').unwrap_or((declared, ""));
-                let value = build_args.get(name).map_or(default, String::as_str);
-                args.insert(name.to_owned(), value.trim_matches('"').to_owned());
+                let (name, default) = match declared.split_once('=') {
+                    Some((name, default)) => (name, Some(default.trim_matches('"'))),
+                    None => (declared, None),
+                };
+                // Declared without a default and not given: unset.
+                if let Some(value) = build_args.get(name).map(String::as_str).or(default) {
+                    args.insert(name.to_owned(), value.to_owned());
+                }
             }
             continue;
         }
@@ -141,7 +146,7 @@ pub fn from_images(
         let Some((word, begin)) = words.next() else {
             continue;
         };
-        let image = expand_args(word, &args);
+        let image = crate::interpolate::expand(word, &|name| args.get(name).cloned());
         // An earlier stage's name is no image (stage names are case-insensitive).
         let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
         if !image.is_empty() && image != "scratch" && !is_stage {
@@ -154,46 +159,6 @@ pub fn from_images(
         }
     }
     found
-}
-
-/// `word` with its `$NAME`, `${NAME}`, `${NAME:-word}` and `${NAME:+word}`
-/// replaced from `args` (an unknown name is empty).
-fn expand_args(word: &str, args: &BTreeMap<String, String>) -> String {
-    let value = |name: &str| args.get(name).map_or("", String::as_str);
-    let mut out = String::new();
-    let mut rest = word;
-    while let Some(dollar) = rest.find('$') {
-        out.push_str(&rest[..dollar]);
-        rest = &rest[dollar + 1..];
-        if let Some(braced) = rest.strip_prefix('{') {
-            let Some(close) = braced.find('}') else {
-                out.push('$');
-                continue;
-            };
-            let inner = &braced[..close];
-            rest = &braced[close + 1..];
-            match inner.split_once(":-").or_else(|| inner.split_once(":+")) {
-                Some((name, alt)) if inner.contains(":-") => {
-                    let v = value(name);
-                    out.push_str(if v.is_empty() { alt } else { v });
-                }
-                Some((name, alt)) => {
-                    if !value(name).is_empty() {
-                        out.push_str(alt);
-                    }
-                }
-                None => out.push_str(value(inner)),
-            }
-        } else {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            out.push_str(value(&rest[..end]));
-            rest = &rest[end..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
