@@ -269,3 +269,38 @@ fn compose_live_update_syncs_into_the_running_container() {
     let inside = docker(&["exec", "looplive_web_1", "cat", "/app/msg"]);
     assert_eq!(inside, "version two\n");
 }
+
+/// Compose expands `${VAR}` in its files from the environment and `.env`;
+/// `loop` reads the files the same way, so a service whose image is written
+/// with a variable still gets the image a docker_build builds. (No daemon:
+/// only the graph is read.)
+#[test]
+fn compose_variables_come_from_the_environment_then_dotenv() {
+    let dir = project(&[
+        (
+            "Loopfile",
+            "os.putenv('TAG', 'dev')\ndocker_compose('docker-compose.yml')\ndocker_build('shop/web:dev', 'app')\n",
+        ),
+        (
+            "docker-compose.yml",
+            "services:\n  web:\n    image: ${REGISTRY:-docker.io}/web:${TAG}\n  db:\n    image: ${DB_IMAGE}\n",
+        ),
+        (".env", "REGISTRY=shop\nTAG=prod\nDB_IMAGE=postgres:16\n"),
+        ("app/Dockerfile", "FROM scratch\n"),
+    ]);
+    let graph = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(graph.code, 0, "{}", graph.transcript());
+    let graph: serde_json::Value = serde_json::from_str(&graph.stdout).unwrap();
+    let images = |name: &str| {
+        graph["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no resource {name} in {graph:#}"))["images"]
+            .clone()
+    };
+    // REGISTRY and DB_IMAGE from .env; TAG from os.putenv, which wins over it.
+    assert_eq!(images("web"), serde_json::json!(["shop/web:dev"]));
+    assert_eq!(images("db"), serde_json::json!([]));
+}

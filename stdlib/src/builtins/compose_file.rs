@@ -32,9 +32,15 @@ pub struct ComposeFile {
 }
 
 /// Parses one Compose file; `origin` names it in errors (`docker-compose.yml`,
-/// or "the YAML blob"). YAML errors say `origin:line:col`.
-pub fn parse(text: &str, origin: &str) -> Result<ComposeFile, String> {
-    let doc = Data::from_yaml(text).map_err(|e| yaml_error(origin, &e))?;
+/// or "the YAML blob"). YAML errors say `origin:line:col`. Its strings are
+/// expanded as Compose expands them, with `variables`.
+pub fn parse(
+    text: &str,
+    origin: &str,
+    variables: &dyn Fn(&str) -> Option<String>,
+) -> Result<ComposeFile, String> {
+    let mut doc = Data::from_yaml(text).map_err(|e| yaml_error(origin, &e))?;
+    interpolate(&mut doc, variables);
     let top = match &doc {
         Data::Map(_) => &doc,
         Data::Null => {
@@ -113,6 +119,20 @@ fn service(origin: &str, name: &str, body: &Data) -> Result<ServiceInfo, String>
         published_ports,
         profiles,
     })
+}
+
+/// Every string of `data` with its variables expanded.
+fn interpolate(data: &mut Data, variables: &dyn Fn(&str) -> Option<String>) {
+    match data {
+        Data::String(text) if text.contains('$') => {
+            *text = loop_lang::interpolate::expand(text, variables);
+        }
+        Data::List(items) => items.iter_mut().for_each(|d| interpolate(d, variables)),
+        Data::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, d)| interpolate(d, variables)),
+        _ => {}
+    }
 }
 
 /// The host port of a `ports` entry: `"8080:80"`, `"127.0.0.1:8080:80/tcp"`,
@@ -221,7 +241,7 @@ services:
 
     #[test]
     fn services_images_builds_ports_and_profiles() {
-        let file = parse(FILE, "docker-compose.yml").unwrap();
+        let file = parse(FILE, "docker-compose.yml", &|_| None).unwrap();
         let names: Vec<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["web", "db", "worker"]);
         let web = &file.services[0];
@@ -237,11 +257,25 @@ services:
     }
 
     #[test]
+    fn strings_are_expanded_as_compose_expands_them() {
+        let text = "services:\n  web:\n    image: ${REG:-r.io}/web:${TAG}\n    ports: [\"${PORT}:80\"]\n    command: echo $$HOME\n";
+        let vars = |name: &str| match name {
+            "TAG" => Some("v1".to_owned()),
+            "PORT" => Some("8080".to_owned()),
+            _ => None,
+        };
+        let file = parse(text, "dc.yml", &vars).unwrap();
+        assert_eq!(file.services[0].image.as_deref(), Some("r.io/web:v1"));
+        assert_eq!(file.services[0].published_ports, [8080]);
+    }
+
+    #[test]
     fn later_files_override_earlier_ones() {
-        let base = parse(FILE, "a.yml").unwrap();
+        let base = parse(FILE, "a.yml", &|_| None).unwrap();
         let over = parse(
             "name: Shop\nservices:\n  web:\n    image: shop/web:dev\n  extra:\n    image: x\n",
             "b.yml",
+            &|_| None,
         )
         .unwrap();
         assert_eq!(over.name.as_deref(), Some("Shop"));
@@ -253,7 +287,7 @@ services:
 
     #[test]
     fn bad_yaml_names_file_line_and_column() {
-        let err = parse("services:\n  web:\n    image: [a\n", "dc.yml").unwrap_err();
+        let err = parse("services:\n  web:\n    image: [a\n", "dc.yml", &|_| None).unwrap_err();
         assert!(err.starts_with("dc.yml:"), "{err}");
         let mut parts = err.splitn(4, ':');
         let (_, line, col) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
@@ -265,12 +299,16 @@ services:
 
     #[test]
     fn files_without_services_are_refused() {
-        assert!(parse("", "e.yml").unwrap_err().contains("is empty"));
-        assert!(parse("version: '3'\n", "v.yml")
+        assert!(parse("", "e.yml", &|_| None)
+            .unwrap_err()
+            .contains("is empty"));
+        assert!(parse("version: '3'\n", "v.yml", &|_| None)
             .unwrap_err()
             .contains("no `services:`"));
-        assert!(parse("- a\n", "l.yml").unwrap_err().contains("mapping"));
-        assert!(parse("services:\n  web: 3\n", "s.yml")
+        assert!(parse("- a\n", "l.yml", &|_| None)
+            .unwrap_err()
+            .contains("mapping"));
+        assert!(parse("services:\n  web: 3\n", "s.yml", &|_| None)
             .unwrap_err()
             .contains("service `web` must be a mapping"));
     }

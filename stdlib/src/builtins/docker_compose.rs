@@ -30,11 +30,11 @@ use crate::decls::{call_site, declarations, ComposeDecl, DcResourceDecl, Declara
 use crate::values::{self, io_reason, list_items, string_list, Arg, Blob, NONE};
 
 /// The configurations of `configPaths` (a path, a blob, or a list of them),
-/// each read and parsed.
+/// each with its text and the name errors give it.
 fn configs(
     env: &EvalEnv,
     v: Value,
-    out: &mut Vec<(ComposeConfig, ComposeFile)>,
+    out: &mut Vec<(ComposeConfig, String, String)>,
 ) -> anyhow::Result<()> {
     const F: &str = "docker_compose";
     if let Some(items) = list_items(v) {
@@ -44,13 +44,11 @@ fn configs(
         return Ok(());
     }
     if let Some(blob) = Blob::from_value(v) {
-        let file =
-            compose_file::parse(&blob.0, "the YAML blob").map_err(|e| anyhow!("{F}: {e}"))?;
         let config = ComposeConfig {
             path: String::new(),
             contents: blob.0.clone(),
         };
-        out.push((config, file));
+        out.push((config, blob.0.clone(), "the YAML blob".to_owned()));
         return Ok(());
     }
     let Some(path) = v.unpack_str() else {
@@ -68,13 +66,44 @@ fn configs(
             io_reason(&e)
         )
     })?;
-    let parsed = compose_file::parse(&text, &shown).map_err(|e| anyhow!("{F}: {e}"))?;
     let config = ComposeConfig {
-        path: shown,
+        path: shown.clone(),
         contents: String::new(),
     };
-    out.push((config, parsed));
+    out.push((config, text, shown));
     Ok(())
+}
+
+/// The variables Compose expands in its files: the environment (with
+/// `os.putenv`'s changes), then the env file (`env_file`, else `.env` in the
+/// project's folder, if there is one).
+fn compose_variables(
+    env: &EvalEnv,
+    env_file: Option<&str>,
+    dir: &str,
+) -> anyhow::Result<impl Fn(&str) -> Option<String>> {
+    let file = match env_file {
+        Some(file) => env.resolve(file),
+        None => env.resolve(dir).join(".env"),
+    };
+    env.loader.record_read(&env.file, &file);
+    let mut from_file = std::collections::BTreeMap::new();
+    if file.is_file() {
+        for pair in dotenvy::from_path_iter(&file)
+            .map_err(|e| anyhow!("docker_compose: {}: {e}", env.display(&file)))?
+        {
+            let (key, value) =
+                pair.map_err(|e| anyhow!("docker_compose: {}: {e}", env.display(&file)))?;
+            from_file.insert(key, value);
+        }
+    }
+    let set = declarations(env).borrow().env.clone();
+    Ok(move |name: &str| match set.get(name) {
+        Some(value) => value.clone(),
+        None => std::env::var(name)
+            .ok()
+            .or_else(|| from_file.get(name).cloned()),
+    })
 }
 
 /// The services of a project that run with its profiles (a service with
@@ -140,9 +169,9 @@ pub fn docker_compose_builtins(builder: &mut GlobalsBuilder) {
         let a = |name| Arg { function: F, name };
         let env = EvalEnv::of(eval)?;
         let at = call_site(eval);
-        let mut parsed = Vec::new();
-        configs(env, configPaths, &mut parsed)?;
-        if parsed.is_empty() {
+        let mut texts = Vec::new();
+        configs(env, configPaths, &mut texts)?;
+        if texts.is_empty() {
             bail!("{F}: configPaths is empty: give a Compose file, e.g. docker_compose('docker-compose.yml')");
         }
         let env_file = match values::opt_string(a("env_file"), env_file)? {
@@ -157,11 +186,18 @@ pub fn docker_compose_builtins(builder: &mut GlobalsBuilder) {
             None => None,
         };
         let profiles = string_list(a("profiles"), profiles)?;
-        let first_path = parsed.iter().find(|(c, _)| !c.path.is_empty());
+        let first_path = texts.iter().find(|(c, _, _)| !c.path.is_empty());
         let dir = match first_path {
-            Some((c, _)) => parent(&c.path),
+            Some((c, _, _)) => parent(&c.path),
             None => env.display(&env.dir),
         };
+        let variables = compose_variables(env, env_file.as_deref(), &dir)?;
+        let mut parsed = Vec::new();
+        for (config, text, origin) in texts {
+            let file =
+                compose_file::parse(&text, &origin, &variables).map_err(|e| anyhow!("{F}: {e}"))?;
+            parsed.push((config, file));
+        }
         let name = if !project_name.is_empty() {
             project_name.to_owned()
         } else if let Some(named) = parsed.iter().find_map(|(_, f)| f.name.clone()) {
