@@ -82,10 +82,12 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         )?;
     }
     for resource in &mut k8s.resources {
-        // A custom deploy's images are its image_deps.
-        if resource.custom_deploy.is_none() {
-            resource.images = with_base_images(images_used(resource, &images), &images);
-        }
+        // A custom deploy's images are its image_deps (and their bases).
+        let used = match resource.custom_deploy {
+            Some(_) => std::mem::take(&mut resource.images),
+            None => images_used(resource, &images),
+        };
+        resource.images = with_base_images(used, &images);
         crate::tilt_rules::resolve_container_ports(resource);
     }
     let mut resources = local_resources;
@@ -586,7 +588,7 @@ fn check_base_cycles(images: &[Image]) -> Result<(), Diagnostic> {
 
 /// The images a resource uses with, before each, the images it is built
 /// `FROM` (transitively): the order they build in, as Tilt lists them.
-fn with_base_images(used: Vec<String>, images: &[Image]) -> Vec<String> {
+pub(crate) fn with_base_images(used: Vec<String>, images: &[Image]) -> Vec<String> {
     fn add(reference: &str, images: &[Image], out: &mut Vec<String>, depth: usize) {
         if out.iter().any(|r| r == reference) || depth > images.len() {
             return;

@@ -114,23 +114,25 @@ fn compose_services_run_with_the_built_image_and_loop_down_removes_them() {
     assert_eq!(containers("loopci"), Vec::<String>::new());
 }
 
-/// Under `loop run`, a change to the files of the service's image rebuilds it
-/// and recreates the service with the new image.
+/// Under `loop run`, a change to the files of the service's image, or of the
+/// image it is built FROM, rebuilds it and recreates the service with the new
+/// image.
 #[test]
 fn compose_change_to_a_built_image_rebuilds_and_recreates_the_service() {
     if !docker_ready("compose_change_to_a_built_image_rebuilds_and_recreates_the_service") {
         return;
     }
+    // The service's image is built FROM another image the Loopfile builds.
+    let loopfile = format!("docker_build('shop/base', 'base')\n{}", loopfile("looprun"));
     let dir = project(&[
-        ("Loopfile", &loopfile("looprun")),
+        ("Loopfile", &loopfile),
         (
             "docker-compose.yml",
-            &compose_file("cat /app/msg; sleep 1000"),
+            &compose_file("cat /greeting /app/msg; sleep 1000"),
         ),
-        (
-            "app/Dockerfile",
-            &format!("FROM {BASE}\nCOPY msg /app/msg\n"),
-        ),
+        ("base/Dockerfile", &format!("FROM {BASE}\nCOPY greeting /\n")),
+        ("base/greeting", "greeting one\n"),
+        ("app/Dockerfile", "FROM shop/base\nCOPY msg /app/msg\n"),
         ("app/msg", "version one\n"),
     ]);
     let _down = Down(dir.path());
@@ -150,6 +152,9 @@ fn compose_change_to_a_built_image_rebuilds_and_recreates_the_service() {
     let before = containers("looprun");
     std::fs::write(dir.path().join("app/msg"), "version two\n").unwrap();
     run.wait_for_output("version two", 120);
+    // A change to the base rebuilds it, then the service's image FROM it.
+    std::fs::write(dir.path().join("base/greeting"), "greeting two\n").unwrap();
+    run.wait_for_output("greeting two", 120);
     let (_, out) = run.interrupt();
     let after = containers("looprun");
     let web = |list: &[String]| list.iter().find(|c| c.contains("web")).cloned();

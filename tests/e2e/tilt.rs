@@ -797,6 +797,25 @@ k8s_resource("web", port_forwards=8080, labels=["backend"])
     assert_eq!(deploy["delete_env"]["FROM_PUTENV"], "yes");
 }
 
+/// An image_deps image built FROM another image of the Tiltfile brings that
+/// base along, built first (as ext://restart_process's hidden base image is).
+#[test]
+fn k8s_custom_deploy_builds_the_bases_of_its_images_first() {
+    let dir = project(&[
+        (
+            "Tiltfile",
+            "docker_build('shop/base', 'base')\ndocker_build('shop/web', 'web')\nk8s_custom_deploy('web', apply_cmd='true', delete_cmd='true', deps=[], image_deps=['shop/web'])\n",
+        ),
+        ("base/Dockerfile", "FROM scratch\n"),
+        ("web/Dockerfile", "FROM shop/base\nCOPY . /\n"),
+    ]);
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    let web = &graph["resources"][0];
+    assert_eq!(web["images"], serde_json::json!(["shop/base", "shop/web"]));
+}
+
 /// The calls ext://helm_resource makes: k8s_custom_deploy with argv commands,
 /// empty selectors and `live_update=None`, then one k8s_resource call per option.
 #[test]

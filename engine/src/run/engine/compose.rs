@@ -42,12 +42,17 @@ impl Engine {
                 let record = Record::load(&root, &warn);
                 let mut built_ref = None;
                 let mut rebuilt = false;
+                // The service's image comes last, after the images it is built FROM.
+                let mut built_refs: Vec<(String, String)> = Vec::new();
                 for image in &images {
                     sink(&format!("[loop] building image {}", image.image_ref));
+                    let image = image::with_built_bases(image, &root, &built_refs)
+                        .map_err(|e| Failure::other(format!("image {}: {e}", image.image_ref)))?;
                     let built =
-                        image::build_to(image, &root, sink.clone(), &record, &Destination::Local)
+                        image::build_to(&image, &root, sink.clone(), &record, &Destination::Local)
                             .await?;
                     rebuilt |= !built.skipped;
+                    built_refs.push((image.image_ref.clone(), built.built_ref.clone()));
                     built_ref = Some(built.deploy_ref);
                 }
                 let since = SystemTime::now()
