@@ -130,7 +130,10 @@ fn compose_change_to_a_built_image_rebuilds_and_recreates_the_service() {
             "docker-compose.yml",
             &compose_file("cat /greeting /app/msg; sleep 1000"),
         ),
-        ("base/Dockerfile", &format!("FROM {BASE}\nCOPY greeting /\n")),
+        (
+            "base/Dockerfile",
+            &format!("FROM {BASE}\nCOPY greeting /\n"),
+        ),
         ("base/greeting", "greeting one\n"),
         ("app/Dockerfile", "FROM shop/base\nCOPY msg /app/msg\n"),
         ("app/msg", "version one\n"),

@@ -756,6 +756,48 @@ fn a_port_forward_to_a_service_reaches_its_pod_and_moves_with_it() {
     loop_run.wait_for_output(&format!("(pod {})", second[0]), 10);
 }
 
+/// A `k8s_custom_deploy` port forward that names no container port: the
+/// objects are known only once apply_cmd runs, so the port comes from the pod,
+/// as Tilt picks it (the first port a container declares, here).
+#[test]
+fn a_custom_deploy_port_forward_without_a_container_port_reaches_the_pods_port() {
+    if which_kubectl().is_none() {
+        panic!("kubectl is on the PATH (.ci/run installs kubernetes-client)");
+    }
+    let cluster = Cluster::start("kind-test");
+    let local_port = crate::support::free_port();
+    let tiltfile = format!(
+        "k8s_custom_deploy('web', apply_cmd='kubectl apply --server-side --validate=false -f app.yaml -o yaml', delete_cmd='true', deps=['app.yaml'])\n\
+         k8s_resource('web', port_forwards={local_port})\n"
+    );
+    let app = CUSTOM_APP.replace(
+        "        image: shop/web\n",
+        "        image: shop/web\n        ports: [{containerPort: 8080}]\n",
+    );
+    let dir = project(&[("Tiltfile", &tiltfile), ("app.yaml", &app)]);
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run"],
+        &[("KUBECONFIG", &cluster.kubeconfig)],
+    );
+    loop_run.wait_for_output("web │ [loop] ready in", 60);
+    let pods = pod_names(&cluster.server, "web");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    cluster
+        .server
+        .expose_port(&pods[0], 8080, tagged_echo("wb:"));
+    crate::support::wait_until(
+        30,
+        "the forward to reach the pod's declared port",
+        || ping(local_port).as_deref() == Some("wb:ping"),
+        || loop_run.output(),
+    );
+    loop_run.wait_for_output(
+        &format!("port-forward {local_port} -> web (its pod's port)"),
+        10,
+    );
+}
+
 #[test]
 fn a_missing_kubeconfig_is_said_once_with_what_to_do() {
     let dir = shop();

@@ -106,6 +106,7 @@ impl PortForwarder {
         };
         let target = match &forward.service {
             Some(service) => format!("service/{service}:{}", forward.container_port),
+            None if forward.container_port == 0 => format!("{} (its pod's port)", workload.name),
             None => format!("{}:{}", workload.name, forward.container_port),
         };
         let destination = match &forward.service {
@@ -141,6 +142,7 @@ impl PortForwarder {
             applier,
             destination,
             port: forward.container_port,
+            local_port: forward.local_port,
             label: label.clone(),
             sink,
             tuning,
@@ -217,6 +219,26 @@ fn service_ref(workload: &ObjectRef, applier: &Applier, name: &str) -> ObjectRef
 
 /// The container port a Service port leads to on `pod`: its `targetPort`, a number
 /// or the name of a container port (absent: the same number).
+/// The container port a forward that names none reaches, as Tilt picks it from
+/// the pod: the local port when a container declares it, else the first port a
+/// container declares, else the local port. (Assembly does the same from the
+/// objects when it knows them; a `k8s_custom_deploy` prints them only when it
+/// runs.)
+pub fn pod_port(pod: &Pod, local_port: u16) -> u16 {
+    let declared: Vec<u16> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| u16::try_from(p.container_port).ok())
+        .collect();
+    if declared.contains(&local_port) {
+        local_port
+    } else {
+        declared.first().copied().unwrap_or(local_port)
+    }
+}
+
 pub fn target_port(service: &Value, port: u16, pod: &Pod) -> Result<u16, String> {
     let name = service["metadata"]["name"].as_str().unwrap_or_default();
     let ports = service["spec"]["ports"]
@@ -272,8 +294,9 @@ struct Shared {
     applier: Arc<Applier>,
     pods: Api<Pod>,
     destination: Destination,
-    /// The container port, or the Service port.
+    /// The container port (0: the pod's, see [`pod_port`]), or the Service port.
     port: u16,
+    local_port: u16,
     label: String,
     sink: LineSink,
     tuning: Tuning,
@@ -376,6 +399,7 @@ impl Shared {
             )));
         };
         let port = match (&self.destination, &snapshot.workload) {
+            (Destination::Workload(..), _) if self.port == 0 => pod_port(pod, self.local_port),
             (Destination::Workload(..), _) => self.port,
             (Destination::Service(_), Some(service)) => {
                 target_port(service, self.port, pod).map_err(OpenError::NoPod)?

@@ -124,7 +124,10 @@ impl Engine {
             port_forwards: r
                 .port_forwards
                 .iter()
-                .map(|p| format!("{}:{} -> {}", p.host, p.local_port, p.container_port))
+                .map(|p| match p.container_port {
+                    0 => format!("{}:{} -> (the pod's port)", p.host, p.local_port),
+                    port => format!("{}:{} -> {port}", p.host, p.local_port),
+                })
                 .collect(),
             labels: r.labels.clone(),
             resource_deps: r.resource_deps.clone(),
