@@ -72,7 +72,89 @@ pub struct Button {
     /// The resource it is shown with (location `Resource`), else the session's.
     pub resource: Option<String>,
     pub commands: Vec<ButtonCommand>,
+    /// Values asked for before it runs its commands, which get each as an
+    /// environment variable of its name (Tilt's `inputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ButtonInput>,
+    /// Tilt's `icon_name` (a Material icon's name), shown as a hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
     pub defined_at: Location,
+}
+
+/// One value a button asks for (`v1alpha1.ui_input_spec`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ButtonInput {
+    /// The environment variable the commands get it in.
+    pub name: String,
+    pub label: String,
+    #[serde(flatten)]
+    pub kind: InputKind,
+}
+
+/// What a button input holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InputKind {
+    Text {
+        default: String,
+        placeholder: String,
+    },
+    /// A checkbox: the commands get `true_string` or `false_string`.
+    Bool {
+        default: bool,
+        true_string: String,
+        false_string: String,
+    },
+    /// Not shown: the commands get `value`.
+    Hidden { value: String },
+    /// One of `choices` (the first by default).
+    Choice { choices: Vec<String> },
+}
+
+impl ButtonInput {
+    /// The value the commands get, from what a press gave (`None`: the
+    /// default), or why what was given does not fit.
+    pub fn value(&self, given: Option<&serde_json::Value>) -> Result<String, String> {
+        use serde_json::Value;
+        let name = &self.name;
+        match (&self.kind, given) {
+            (InputKind::Hidden { value }, _) => Ok(value.clone()),
+            (InputKind::Text { default, .. }, None) => Ok(default.clone()),
+            (InputKind::Text { .. }, Some(Value::String(text))) => Ok(text.clone()),
+            (
+                InputKind::Bool {
+                    default,
+                    true_string,
+                    false_string,
+                },
+                given,
+            ) => {
+                let on = match given {
+                    None => *default,
+                    Some(Value::Bool(on)) => *on,
+                    Some(other) => {
+                        return Err(format!("input `{name}` is true or false, got {other}"))
+                    }
+                };
+                Ok(if on { true_string } else { false_string }.clone())
+            }
+            (InputKind::Choice { choices }, None) => {
+                Ok(choices.first().cloned().unwrap_or_default())
+            }
+            (InputKind::Choice { choices }, Some(Value::String(choice))) => {
+                if choices.contains(choice) {
+                    Ok(choice.clone())
+                } else {
+                    Err(format!(
+                        "input `{name}` is one of {}, got {choice:?}",
+                        choices.join(", ")
+                    ))
+                }
+            }
+            (_, Some(other)) => Err(format!("input `{name}` is text, got {other}")),
+        }
+    }
 }
 
 /// A `v1alpha1.cmd` a button starts: its argv, folder (root-relative) and

@@ -405,6 +405,95 @@ fn the_event_stream_resumes_without_loss_or_duplicates() {
     drop(loop_run);
 }
 
+/// A button's inputs (Tilt's `v1alpha1.ui_input_spec`s, and the dicts
+/// ext://uibutton writes): the press gives their values, the rest take their
+/// defaults, and the commands get each in a variable of its name.
+#[test]
+fn a_ui_button_gives_its_inputs_to_its_command() {
+    let dir = project(&[(
+        "Tiltfile",
+        r#"
+local_resource('web', serve_cmd='exec sleep 3404')
+v1alpha1.ui_button(name='deploy', location={'component_type': 'Global', 'component_id': 'nav'}, icon_name='rocket', inputs=[
+    v1alpha1.ui_input_spec(name='TARGET', label='Target', text=v1alpha1.ui_text_input_spec(default_value='staging', placeholder='where')),
+    v1alpha1.ui_input_spec(name='DRY', bool=v1alpha1.ui_bool_input_spec(default_value=True, true_string='yes', false_string='no')),
+    v1alpha1.ui_input_spec(name='SECRET', hidden=v1alpha1.ui_hidden_input_spec(value='s3')),
+    {'name': 'SIZE', 'label': 'Size', 'choice': {'choices': ['small', 'large']}},
+])
+v1alpha1.cmd(name='deploy-cmd', args=['sh', '-c', 'echo "$TARGET $DRY $SECRET $SIZE" >> pressed.txt'], start_on=v1alpha1.start_on_spec(ui_buttons=['deploy']))
+"#,
+    )]);
+    let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
+    loop_run.wait_for_output("1 resource up", 60);
+    let s = session(dir.path());
+    let port = s["port"].as_u64().unwrap() as u16;
+    let token = s["token"].as_str().unwrap().to_owned();
+    let host = format!("127.0.0.1:{port}");
+    let press = |body: &str| {
+        http(
+            port,
+            &format!("POST /api/buttons/deploy HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+        )
+    };
+    let (code, body) = http(
+        port,
+        &format!("GET /api/snapshot HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let snapshot: Value = serde_json::from_str(&body).unwrap();
+    let button = &snapshot["session"]["buttons"][0];
+    assert_eq!(button["icon"], "rocket", "{button}");
+    assert_eq!(
+        button["inputs"][0],
+        serde_json::json!({"name": "TARGET", "label": "Target", "type": "text", "default": "staging", "placeholder": "where"})
+    );
+    assert_eq!(
+        button["inputs"][3]["choices"],
+        serde_json::json!(["small", "large"])
+    );
+    let pressed = dir.path().join("pressed.txt");
+    // No body: every input takes its default.
+    let (code, body) = press("");
+    assert_eq!(code, 200, "{body}");
+    crate::support::wait_until(
+        20,
+        "the first press",
+        || lines(&pressed) == 1,
+        || loop_run.output(),
+    );
+    let (code, body) = press(r#"{"inputs": {"TARGET": "prod", "DRY": false, "SIZE": "large"}}"#);
+    assert_eq!(code, 200, "{body}");
+    crate::support::wait_until(
+        20,
+        "the second press",
+        || lines(&pressed) == 2,
+        || loop_run.output(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pressed).unwrap(),
+        "staging yes s3 small\nprod no s3 large\n"
+    );
+    // Values that do not fit are refused, and nothing runs.
+    for (bad, says) in [
+        (
+            r#"{"inputs": {"SIZE": "huge"}}"#,
+            "input `SIZE` is one of small, large",
+        ),
+        (
+            r#"{"inputs": {"DRY": "maybe"}}"#,
+            "input `DRY` is true or false",
+        ),
+        (r#"{"inputs": {"COLOR": "red"}}"#, "has no input `COLOR`"),
+    ] {
+        let (code, body) = press(bad);
+        assert_eq!(code, 422, "{body}");
+        assert!(body.contains(says), "{body}");
+    }
+    let (code, body) = press("not json");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(lines(&pressed), 2);
+}
+
 /// Tilt's `v1alpha1.ui_button` and the `v1alpha1.cmd` it starts: the button is
 /// in the API's views (on its resource, or on the session) and pressing it runs
 /// the command, its output in the resource's log.

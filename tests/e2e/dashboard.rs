@@ -201,7 +201,8 @@ fn the_dashboard_lists_triggers_follows_logs_and_disables_in_a_real_browser() {
 }
 
 /// `v1alpha1.ui_button`s in a real browser: on their resource's row and in the
-/// header; a click runs the command that starts on the button.
+/// header; a click runs the command that starts on the button, after a form
+/// for the button's inputs when it has some.
 #[test]
 fn ui_buttons_show_on_their_resource_and_in_the_header_and_a_click_runs_their_command() {
     let dir = project(&[(
@@ -211,6 +212,11 @@ local_resource('web', serve_cmd='exec sleep 3403')
 v1alpha1.ui_button(name='seed', text='Seed DB', location={'component_type': 'Resource', 'component_id': 'web'})
 v1alpha1.cmd(name='seed-cmd', args=['sh', '-c', 'echo seeded >> seeded.txt'], start_on=v1alpha1.start_on_spec(ui_buttons=['seed']))
 v1alpha1.ui_button(name='docs', text='Docs', location=v1alpha1.ui_component_location(component_id='nav', component_type='Global'))
+v1alpha1.ui_button(name='greet', text='Greet', location={'component_type': 'Resource', 'component_id': 'web'}, inputs=[
+    v1alpha1.ui_input_spec(name='WHO', label='Who', text=v1alpha1.ui_text_input_spec(default_value='world')),
+    v1alpha1.ui_input_spec(name='LOUD', bool=v1alpha1.ui_bool_input_spec()),
+])
+v1alpha1.cmd(name='greet-cmd', args=['sh', '-c', 'echo "hello $WHO $LOUD" >> greeted.txt'], start_on=v1alpha1.start_on_spec(ui_buttons=['greet']))
 "#,
     )]);
     let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
@@ -248,6 +254,41 @@ v1alpha1.ui_button(name='docs', text='Docs', location=v1alpha1.ui_component_loca
         let deadline = Instant::now() + Duration::from_secs(20);
         while lines(&seeded) != 1 {
             assert!(Instant::now() < deadline, "the click did not run the command\n{}", loop_run.output());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A button with inputs asks for them in a form, then runs with them.
+        client
+            .find(Locator::Css(".row[data-name='web'] button[data-action='Greet']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let who = client
+            .find(Locator::Css("#button-inputs input[data-input='WHO']"))
+            .await
+            .unwrap();
+        assert_eq!(who.prop("value").await.unwrap().as_deref(), Some("world"));
+        who.clear().await.unwrap();
+        who.send_keys("browser").await.unwrap();
+        client
+            .find(Locator::Css("#button-inputs input[data-input='LOUD']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css("#button-inputs button[data-action='run']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let greeted = dir.path().join("greeted.txt");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_to_string(&greeted).unwrap_or_default() != "hello browser true\n" {
+            assert!(Instant::now() < deadline, "the form did not run the command with its values\n{}", loop_run.output());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         client.close().await.unwrap();

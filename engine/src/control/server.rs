@@ -5,6 +5,7 @@
 //! Reads are served from the [`Board`]; actions go to the engine as
 //! [`Request`]s and wait for its answer.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,8 +36,13 @@ pub enum Request {
     Disable(String, oneshot::Sender<Result<(), String>>),
     /// New arguments for `config.parse()`: re-evaluates.
     Args(Vec<String>, oneshot::Sender<Result<(), String>>),
-    /// A press of a `v1alpha1.ui_button`: runs its commands.
-    Button(String, oneshot::Sender<Result<(), String>>),
+    /// A press of a `v1alpha1.ui_button`, with the values of its inputs: runs
+    /// its commands.
+    Button(
+        String,
+        BTreeMap<String, serde_json::Value>,
+        oneshot::Sender<Result<(), String>>,
+    ),
 }
 
 /// What the server needs.
@@ -151,7 +157,29 @@ async fn handle(req: HttpRequest<Incoming>, ctx: &Context, _peer: SocketAddr) ->
         }
         (Method::POST, p) if p.starts_with("/api/buttons/") => {
             let name = decode_segment(&p["/api/buttons/".len()..]);
-            act(ctx, |r| Request::Button(name, r)).await
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return text(StatusCode::BAD_REQUEST, "cannot read the body"),
+            };
+            #[derive(serde::Deserialize)]
+            struct Press {
+                #[serde(default)]
+                inputs: BTreeMap<String, serde_json::Value>,
+            }
+            let press = if body.iter().all(u8::is_ascii_whitespace) {
+                Ok(Press {
+                    inputs: BTreeMap::new(),
+                })
+            } else {
+                serde_json::from_slice::<Press>(&body)
+            };
+            match press {
+                Ok(press) => act(ctx, |r| Request::Button(name, press.inputs, r)).await,
+                Err(e) => text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("expected no body or {{\"inputs\": {{\"NAME\": value}}}}: {e}"),
+                ),
+            }
         }
         (Method::POST, p) if p.starts_with("/api/resources/") => {
             let rest = &p["/api/resources/".len()..];

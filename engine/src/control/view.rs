@@ -52,6 +52,11 @@ pub struct ResourceView {
 pub struct ButtonView {
     pub name: String,
     pub text: String,
+    /// What it asks for before it runs (the body of the press gives the values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<loop_lang::model::ButtonInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
 }
 
 /// A run: when it started, why, how long it took and how it ended.

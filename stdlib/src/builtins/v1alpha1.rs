@@ -154,7 +154,13 @@ impl<'v> StarlarkValue<'v> for Constructor {
             .and_then(|v| v.unpack_str().map(str::to_owned));
         match (self.name.as_str(), &name) {
             ("ui_button", Some(name)) => {
-                ui_button(eval, name, arg("text"), arg("location"))?;
+                let look = ButtonLook {
+                    text: arg("text"),
+                    location: arg("location"),
+                    inputs: arg("inputs"),
+                    icon_name: arg("icon_name"),
+                };
+                ui_button(eval, name, look)?;
                 return Ok(Value::new_none());
             }
             ("extension_repo" | "extension", Some(name)) => {
@@ -223,15 +229,41 @@ fn text(function: &str, what: &str, v: Value) -> anyhow::Result<String> {
     })
 }
 
+/// The arguments of a `v1alpha1.ui_button` besides its name.
+struct ButtonLook<'v> {
+    text: Option<Value<'v>>,
+    location: Option<Value<'v>>,
+    inputs: Option<Value<'v>>,
+    icon_name: Option<Value<'v>>,
+}
+
 /// Records a `v1alpha1.ui_button`, shown with the resource its location names
 /// (`component_type` `Resource`), else with the session.
-fn ui_button(
-    eval: &mut Evaluator,
-    name: &str,
-    label: Option<Value>,
-    location: Option<Value>,
-) -> anyhow::Result<()> {
+fn ui_button(eval: &mut Evaluator, name: &str, look: ButtonLook) -> anyhow::Result<()> {
     const F: &str = "v1alpha1.ui_button";
+    let ButtonLook {
+        text: label,
+        location,
+        inputs,
+        icon_name,
+    } = look;
+    let inputs = match inputs {
+        Some(list) => crate::values::list_items(list)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{F}: inputs must be a list of v1alpha1.ui_input_spec(...), got {}",
+                    crate::values::describe(list)
+                )
+            })?
+            .into_iter()
+            .map(button_input)
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let icon = icon_name
+        .map(|v| self::text(F, "icon_name", v))
+        .transpose()?
+        .filter(|i| !i.is_empty());
     let text = match label {
         Some(v) => self::text(F, "text", v)?,
         None => name.to_owned(),
@@ -264,9 +296,82 @@ fn ui_button(
             },
             resource,
             commands: Vec::new(),
+            inputs,
+            icon,
             defined_at: at,
         });
     Ok(())
+}
+
+/// One `v1alpha1.ui_input_spec` (or the dict ext://uibutton writes, with
+/// Tilt's camelCase keys).
+fn button_input<'v>(spec: Value<'v>) -> anyhow::Result<loop_lang::model::ButtonInput> {
+    use loop_lang::model::InputKind;
+    const F: &str = "v1alpha1.ui_input_spec";
+    let get = |v: Option<Value<'v>>, snake: &str, camel: &str| -> Option<Value<'v>> {
+        field(v, snake).or_else(|| field(v, camel))
+    };
+    let string = |v: Option<Value<'v>>, snake: &str, camel: &str, default: &str| {
+        get(v, snake, camel)
+            .map(|x| self::text(F, snake, x))
+            .transpose()
+            .map(|t| t.unwrap_or_else(|| default.to_owned()))
+    };
+    let spec = Some(spec);
+    let name = string(spec, "name", "name", "")?;
+    if name.is_empty() {
+        anyhow::bail!("{F}: an input needs a name (the environment variable its commands get)");
+    }
+    let label = string(spec, "label", "label", &name)?;
+    let kinds = ["text", "bool", "hidden", "choice"];
+    let given: Vec<&str> = kinds
+        .into_iter()
+        .filter(|k| field(spec, k).is_some())
+        .collect();
+    let kind = match given[..] {
+        ["text"] => {
+            let t = field(spec, "text");
+            InputKind::Text {
+                default: string(t, "default_value", "defaultValue", "")?,
+                placeholder: string(t, "placeholder", "placeholder", "")?,
+            }
+        }
+        ["bool"] => {
+            let b = field(spec, "bool");
+            InputKind::Bool {
+                default: get(b, "default_value", "defaultValue")
+                    .map(|v| {
+                        v.unpack_bool().ok_or_else(|| {
+                            anyhow::anyhow!("{F}: input `{name}`: default_value must be True or False")
+                        })
+                    })
+                    .transpose()?
+                    .unwrap_or(false),
+                true_string: string(b, "true_string", "trueString", "true")?,
+                false_string: string(b, "false_string", "falseString", "false")?,
+            }
+        }
+        ["hidden"] => InputKind::Hidden {
+            value: string(field(spec, "hidden"), "value", "value", "")?,
+        },
+        ["choice"] => {
+            let choices = crate::values::string_list(
+                crate::values::Arg {
+                    function: F,
+                    name: "choice.choices",
+                },
+                field(field(spec, "choice"), "choices"),
+            )?;
+            if choices.is_empty() {
+                anyhow::bail!("{F}: input `{name}`: a choice needs choices");
+            }
+            InputKind::Choice { choices }
+        }
+        _ => anyhow::bail!(
+            "{F}: input `{name}` needs exactly one of text=, bool=, hidden= or choice= (v1alpha1.ui_text_input_spec(...), ...)"
+        ),
+    };
+    Ok(loop_lang::model::ButtonInput { name, label, kind })
 }
 
 /// Records `v1alpha1.extension_repo` or `v1alpha1.extension`, for the

@@ -60,7 +60,7 @@ function fillRow(row, r) {
   }
   for (const pf of r.port_forwards) actions.append(el("span", "pf", pf + " "));
   // v1alpha1.ui_buttons placed on this resource.
-  for (const b of r.buttons || []) actions.append(button(b.text, () => press(b.name)));
+  for (const b of r.buttons || []) actions.append(uiButton(b));
   actions.append(button("trigger", () => act(r.name, "trigger")));
   actions.append(
     r.enabled
@@ -120,7 +120,7 @@ function renderSummary() {
 function renderBanner() {
   // v1alpha1.ui_buttons placed on no resource, in the header.
   const nav = $("nav-buttons");
-  nav.replaceChildren(...((state.session && state.session.buttons) || []).map((b) => button(b.text, () => press(b.name))));
+  nav.replaceChildren(...((state.session && state.session.buttons) || []).map(uiButton));
   const error = state.session && state.session.loopfile_error;
   $("banner").hidden = !error;
   $("banner").textContent = error ? `Loopfile error — the previous graph keeps running:\n${error}` : "";
@@ -134,8 +134,72 @@ async function act(name, verb) {
   }
 }
 
-async function press(name) {
-  const response = await fetch(`/api/buttons/${encodeURIComponent(name)}`, { method: "POST" });
+// A v1alpha1.ui_button: one with inputs asks for them first (askInputs).
+function uiButton(b) {
+  const inputs = b.inputs || [];
+  const asks = inputs.some((i) => i.type !== "hidden");
+  const node = button(b.text, () => (asks ? askInputs(b) : press(b.name, {})));
+  if (asks) node.textContent = `${b.text} …`;
+  if (b.icon) node.title = `icon: ${b.icon}`;
+  return node;
+}
+
+// A form for a button's inputs, in a dialog that state updates leave alone.
+function askInputs(b) {
+  const dialog = $("button-inputs");
+  const form = el("form");
+  form.append(el("strong", "", b.text));
+  const fields = [];
+  for (const input of b.inputs) {
+    if (input.type === "hidden") continue;
+    const label = el("label", "", input.label || input.name);
+    let field;
+    if (input.type === "bool") {
+      field = el("input");
+      field.type = "checkbox";
+      field.checked = !!input.default;
+    } else if (input.type === "choice") {
+      field = el("select");
+      for (const choice of input.choices) {
+        const option = el("option", "", choice);
+        option.value = choice;
+        field.append(option);
+      }
+    } else {
+      field = el("input");
+      field.type = "text";
+      field.value = input.default || "";
+      field.placeholder = input.placeholder || "";
+    }
+    field.dataset.input = input.name;
+    label.append(field);
+    form.append(label);
+    fields.push([input, field]);
+  }
+  const run = el("button", "", "Run");
+  run.type = "submit";
+  run.dataset.action = "run";
+  const cancel = el("button", "", "Cancel");
+  cancel.type = "button";
+  cancel.addEventListener("click", () => dialog.close());
+  form.append(run, cancel);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const values = {};
+    for (const [input, field] of fields) values[input.name] = input.type === "bool" ? field.checked : field.value;
+    dialog.close();
+    press(b.name, values);
+  });
+  dialog.replaceChildren(form);
+  dialog.showModal();
+}
+
+async function press(name, inputs) {
+  const response = await fetch(`/api/buttons/${encodeURIComponent(name)}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ inputs }),
+  });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     alert(body.error || `button ${name}: ${response.status}`);

@@ -39,8 +39,8 @@ impl Engine {
                 self.perform(actions);
                 let _ = reply.send(Ok(()));
             }
-            Request::Button(name, reply) => {
-                let _ = reply.send(self.press(&name));
+            Request::Button(name, inputs, reply) => {
+                let _ = reply.send(self.press(&name, &inputs));
             }
             Request::Args(args, reply) => {
                 self.logs
@@ -55,9 +55,15 @@ impl Engine {
         }
     }
 
-    /// Runs the commands of a button, each in a task of its own; their output
-    /// goes to the log of the button's resource (else loop's own log).
-    fn press(&self, name: &str) -> Result<(), String> {
+    /// Runs the commands of a button, each in a task of its own, with the
+    /// values of its inputs (given, else their defaults) in their environment;
+    /// their output goes to the log of the button's resource (else loop's own
+    /// log).
+    fn press(
+        &self,
+        name: &str,
+        given: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), String> {
         let Some(button) = self.manifest.buttons.iter().find(|b| b.name == name) else {
             let hint = loop_lang::diag::closest(
                 name,
@@ -72,6 +78,27 @@ impl Engine {
                 "button `{name}` starts no command: give it one with v1alpha1.cmd(name=..., args=[...], start_on=v1alpha1.start_on_spec(ui_buttons=[\"{name}\"]))"
             ));
         }
+        if let Some(unknown) = given
+            .keys()
+            .find(|k| !button.inputs.iter().any(|i| &i.name == *k))
+        {
+            return Err(format!(
+                "button `{name}` has no input `{unknown}` (its inputs: {})",
+                button
+                    .inputs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut values = std::collections::BTreeMap::new();
+        for input in &button.inputs {
+            let value = input
+                .value(given.get(&input.name))
+                .map_err(|e| format!("button `{name}`: {e}"))?;
+            values.insert(input.name.clone(), value);
+        }
         let logs = self.logs.clone();
         let sink: LineSink = match &button.resource {
             Some(resource) => self.sink(resource),
@@ -80,7 +107,8 @@ impl Engine {
         for command in &button.commands {
             let cmd = loop_lang::model::Cmd::Argv(command.argv.clone());
             let dir = self.root.join(&command.dir);
-            let env = command.env.clone();
+            let mut env = command.env.clone();
+            env.extend(values.clone());
             let sink = sink.clone();
             let label = format!("button {name}: {}", cmd.display());
             sink(&format!("[loop] {label}"));

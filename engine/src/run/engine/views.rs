@@ -50,6 +50,8 @@ impl Engine {
             .map(|b| ButtonView {
                 name: b.name.clone(),
                 text: b.text.clone(),
+                inputs: b.inputs.clone(),
+                icon: b.icon.clone(),
             })
             .collect()
     }
