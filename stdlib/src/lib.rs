@@ -100,6 +100,7 @@ pub fn globals_with(context: &Context) -> Globals {
     .with(|b| builtins::config::config_namespace(b, context))
     .with(builtins::tilt::tilt_builtins)
     .with(builtins::tilt::shlex_namespace)
+    .with(|b| builtins::tilt::sys_namespace(b, context))
     .with(builtins::release::release_builtins)
     .with(builtins::v1alpha1::v1alpha1_namespace)
     .build()

@@ -247,6 +247,59 @@ fn while_loops_run_as_in_tilt_and_errors_keep_their_lines() {
     assert!(run.stderr.contains("--> Tiltfile:3:5"), "{}", run.stderr);
 }
 
+/// What ext://uibutton does: it runs `tilt apply` (here `sys.executable`,
+/// the `loop` binary) from `local()` with a UIButton and the Cmd it starts;
+/// `loop apply` hands them to the evaluation, which declares the button.
+const APPLIED_BUTTON: &str = r#"
+local_resource("web", serve_cmd="sleep 60")
+button = {"apiVersion": "tilt.dev/v1alpha1", "kind": "UIButton", "metadata": {"name": "hello"},
+          "spec": {"text": "Say hi", "iconName": "waving_hand",
+                   "location": {"componentType": "Resource", "componentID": "web"},
+                   "inputs": [{"name": "WHO", "label": "", "text": {"defaultValue": "you"}}]}}
+cmd = {"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "metadata": {"name": "btn-hello"},
+       "spec": {"args": ["sh", "-c", "echo hi $WHO"], "dir": config.main_dir, "env": ["A=1"],
+                "startOn": {"uiButtons": ["hello"]}}}
+other = {"apiVersion": "tilt.dev/v1alpha1", "kind": "FileWatch", "metadata": {"name": "fw"}, "spec": {}}
+local('echo "${TILT_APPLY_YAML}" | %s apply -f -' % sys.executable,
+      env={"TILT_APPLY_YAML": str(encode_yaml_stream([button, cmd, other]))}, echo_off=True)
+"#;
+
+#[test]
+fn objects_applied_from_local_declare_buttons_as_tilt_apply_would() {
+    let dir = project(&[("Tiltfile", APPLIED_BUTTON)]);
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("loop apply: FileWatch \"fw\": ignored: loop takes UIButton objects"),
+        "{}",
+        run.stderr
+    );
+    let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    let button = &graph["buttons"][0];
+    assert_eq!(button["name"], "hello", "{graph:#}");
+    assert_eq!(button["text"], "Say hi");
+    assert_eq!(button["resource"], "web");
+    assert_eq!(button["icon"], "waving_hand");
+    assert_eq!(
+        button["inputs"],
+        serde_json::json!([{"name": "WHO", "label": "WHO", "type": "text", "default": "you", "placeholder": ""}])
+    );
+    assert_eq!(
+        button["commands"],
+        serde_json::json!([{"name": "btn-hello", "argv": ["sh", "-c", "echo hi $WHO"], "dir": ".", "env": {"A": "1"}}])
+    );
+    // Outside a local() there is nothing to apply to.
+    let run = run_loop(dir.path(), &["apply", "-f", "Tiltfile"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("works only in a command that a Loopfile's local() runs"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// What ext://file_sync_only does with live-update steps: it picks the sync
 /// steps by `type()` and reads their paths from `str()`.
 const STEP_VALUES: &str = r#"

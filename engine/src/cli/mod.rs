@@ -2,6 +2,7 @@
 //! subcommand. All user-facing output goes through [`crate::report`].
 
 mod affected;
+mod apply;
 mod check;
 mod control;
 mod docs;
@@ -189,6 +190,13 @@ enum Command {
         /// Markdown: without NAME, the whole reference (`docs/builtins.md`).
         #[arg(long)]
         markdown: bool,
+    },
+    /// Tilt's `tilt apply -f FILE|-`, for extensions that create buttons with it
+    /// (ext://uibutton): works only in a command a Loopfile's local() runs.
+    Apply {
+        /// The objects' YAML (`-`: the standard input).
+        #[arg(short = 'f', long = "filename", value_name = "FILE|-")]
+        file: String,
     },
     /// Print a shell completion script.
     Completions {
@@ -450,6 +458,7 @@ pub fn main() -> ExitCode {
         Command::Mcp { session } => mcp::run(session.project),
         Command::Lsp { root, args } => crate::lsp::run(crate::lsp::Options { root, args }),
         Command::Docs { name, markdown } => docs::run(name, markdown),
+        Command::Apply { file } => apply::run(&file),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "loop", &mut std::io::stdout());

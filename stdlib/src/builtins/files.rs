@@ -344,15 +344,15 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
                 .loader
                 .log(&eval_env.file, false, format!("local: {}", cmd.display()));
         }
-        let stdout = run_tool(
-            eval_env,
-            F,
-            &argv,
-            &cmd.display(),
-            &workdir,
-            &env_map(a("env"), env)?,
-            input,
-        )?;
+        // What the command applies with `loop apply` (ext://uibutton's buttons).
+        let applied = super::v1alpha1::ApplyFile::new();
+        let mut env = env_map(a("env"), env)?;
+        env.insert(
+            super::v1alpha1::APPLY_FILE_VAR.to_owned(),
+            applied.path().to_string_lossy().into_owned(),
+        );
+        let stdout = run_tool(eval_env, F, &argv, &cmd.display(), &workdir, &env, input)?;
+        applied.declare(eval)?;
         if !quiet && !echo_off && !stdout.trim().is_empty() {
             eval_env
                 .loader

@@ -42,6 +42,21 @@ pub fn shlex_namespace(builder: &mut GlobalsBuilder) {
     builder.namespace("shlex", shlex_functions);
 }
 
+/// Registers Tilt's `sys` namespace: `sys.executable`, the `loop` binary
+/// (what ext://uibutton runs as `tilt apply`, see `loop apply`), and
+/// `sys.argv`, the program and the Tilt subcommand (as `["tilt", "up"]`).
+pub fn sys_namespace(builder: &mut GlobalsBuilder, context: &crate::Context) {
+    let executable = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "loop".to_owned());
+    builder.namespace("sys", |sys| {
+        sys.set("executable", executable.clone());
+        let mut argv = vec![executable.clone()];
+        argv.extend(context.subcommand.split_whitespace().map(str::to_owned));
+        sys.set("argv", argv);
+    });
+}
+
 /// Quotes `s` for a POSIX shell, as Python's `shlex.quote`.
 pub fn shell_quote(s: &str) -> String {
     if s.is_empty() {

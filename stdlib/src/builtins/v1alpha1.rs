@@ -268,10 +268,13 @@ fn ui_button(eval: &mut Evaluator, name: &str, look: ButtonLook) -> anyhow::Resu
         Some(v) => self::text(F, "text", v)?,
         None => name.to_owned(),
     };
+    // The spec constructor's names, or the API object's (`loop apply`).
     let kind = field(location, "component_type")
+        .or_else(|| field(location, "componentType"))
         .map(|v| self::text(F, "location.component_type", v))
         .transpose()?;
     let id = field(location, "component_id")
+        .or_else(|| field(location, "componentID"))
         .map(|v| self::text(F, "location.component_id", v))
         .transpose()?;
     let resource = match kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -322,7 +325,9 @@ fn button_input<'v>(spec: Value<'v>) -> anyhow::Result<loop_lang::model::ButtonI
     if name.is_empty() {
         anyhow::bail!("{F}: an input needs a name (the environment variable its commands get)");
     }
-    let label = string(spec, "label", "label", &name)?;
+    let label = Some(string(spec, "label", "label", "")?)
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| name.clone());
     let kinds = ["text", "bool", "hidden", "choice"];
     let given: Vec<&str> = kinds
         .into_iter()
@@ -428,8 +433,8 @@ fn button_cmd(
             "{F}: args must hold the program and its arguments, e.g. [\"make\", \"seed\"]"
         );
     }
-    let buttons =
-        crate::values::string_list(a("start_on.ui_buttons"), field(start_on, "ui_buttons"))?;
+    let on_buttons = field(start_on, "ui_buttons").or_else(|| field(start_on, "uiButtons"));
+    let buttons = crate::values::string_list(a("start_on.ui_buttons"), on_buttons)?;
     let mut vars = std::collections::BTreeMap::new();
     for item in crate::values::string_list(a("env"), env)? {
         let (k, v) = item.split_once('=').ok_or_else(|| {
@@ -450,6 +455,78 @@ fn button_cmd(
         .button_commands
         .push((buttons, command));
     Ok(())
+}
+
+/// The variable `local()` sets for its command: the file `loop apply` (Tilt's
+/// `tilt apply`) writes the objects it is given to.
+pub const APPLY_FILE_VAR: &str = "LOOP_APPLY_FILE";
+
+/// The file one `local()` call's `loop apply`s write to; removed when dropped.
+pub struct ApplyFile(std::path::PathBuf);
+
+impl ApplyFile {
+    pub fn new() -> ApplyFile {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApplyFile(std::env::temp_dir().join(format!("loop-apply-{}-{n}.yaml", std::process::id())))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Declares what was applied, as Tilt's API server would take it: a
+    /// `UIButton` is a `v1alpha1.ui_button`, a `Cmd` a `v1alpha1.cmd`; other
+    /// kinds are ignored with a warning.
+    pub fn declare(&self, eval: &mut Evaluator) -> anyhow::Result<()> {
+        let Ok(text) = std::fs::read_to_string(&self.0) else {
+            return Ok(());
+        };
+        let docs = loop_lang::data::Data::from_yaml_stream(&text)
+            .map_err(|e| anyhow::anyhow!("local: what the command gave `loop apply`: {e}"))?;
+        for doc in docs
+            .iter()
+            .filter(|d| !matches!(d, loop_lang::data::Data::Null))
+        {
+            let str_at = |keys: &[&str]| {
+                doc.path(keys)
+                    .and_then(loop_lang::data::Data::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (kind, name) = (str_at(&["kind"]), str_at(&["metadata", "name"]));
+            let spec = doc
+                .get("spec")
+                .map(|s| crate::values::from_data(s, eval.heap()));
+            let get = |key: &str| field(spec, key);
+            match kind.as_str() {
+                "UIButton" => {
+                    let look = ButtonLook {
+                        text: get("text"),
+                        location: get("location"),
+                        inputs: get("inputs"),
+                        icon_name: get("iconName"),
+                    };
+                    ui_button(eval, &name, look)?;
+                }
+                "Cmd" if field(get("startOn"), "uiButtons").is_some() => {
+                    let (args, dir, env) = (get("args"), get("dir"), get("env"));
+                    button_cmd(eval, &name, args, dir, env, get("startOn"))?;
+                }
+                _ => ignored(
+                    eval,
+                    format!("loop apply: {kind} {name:?}: ignored: loop takes UIButton objects and the Cmd objects they start"),
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ApplyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Registers Tilt's `v1alpha1` module.
