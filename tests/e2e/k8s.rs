@@ -237,6 +237,35 @@ fn an_unreachable_cluster_is_a_clear_failure() {
     assert!(run.stdout.contains("cluster unreachable"), "{}", run.stdout);
 }
 
+/// Under `loop run`, an unreachable cluster is retried: the failure is said
+/// once, then each retry of the same failure waits twice as long.
+#[test]
+fn loop_run_retries_an_unreachable_cluster_with_a_growing_wait() {
+    let dir = shop();
+    let port = crate::support::free_port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: kind-x\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\nusers:\n- name: kind-x\n  user: {{token: x}}\ncontexts:\n- name: kind-x\n  context: {{cluster: kind-x, user: kind-x}}\ncurrent-context: kind-x\n")).unwrap();
+    let loop_run = crate::support::Background::start_with_env(
+        dir.path(),
+        &["run", "--port", "0"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    loop_run.wait_for_output("retrying in 5.0s", 30);
+    loop_run.wait_for_output("still failing: ", 30);
+    loop_run.wait_for_output("retrying in 10.0s", 30);
+    // Each resource says the failure in full once; the retries say "still".
+    let out = loop_run.output();
+    let mut first: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("retrying in") && !l.contains("still failing"))
+        .map(|l| l.split('│').next().unwrap_or("").trim())
+        .collect();
+    let said = first.len();
+    first.sort();
+    first.dedup();
+    assert_eq!(said, first.len(), "{out}");
+}
+
 #[test]
 fn a_forbidden_apply_shows_the_server_message_and_the_loopfile_line() {
     let cluster = Cluster::start("kind-test");

@@ -1,7 +1,7 @@
 //! The state of one resource while `loop` runs it.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use loop_lang::model::Resource;
 use tokio::task::AbortHandle;
@@ -83,6 +83,8 @@ pub struct Node {
     pub last_run: Option<RunRecord>,
     /// The last failure, until a run succeeds.
     pub last_error: Option<String>,
+    /// Retries in a row of a failure that may pass later, with the same message.
+    pub retries: u32,
 }
 
 /// One run of a resource, for the control plane.
@@ -109,6 +111,7 @@ impl Node {
             progress_lines: 0,
             last_run: None,
             last_error: None,
+            retries: 0,
         }
     }
 
@@ -118,6 +121,15 @@ impl Node {
         self.generation += 1;
         self.begin();
         self.generation
+    }
+
+    /// How long to wait before retrying `failure` (which may pass later), and
+    /// whether it is the same failure as the retry before: the wait doubles
+    /// from `first` with each retry of the same failure, up to eight times it.
+    pub fn retry_wait(&mut self, failure: &str, first: Duration) -> (Duration, bool) {
+        let again = self.last_error.as_deref() == Some(failure);
+        self.retries = if again { self.retries + 1 } else { 0 };
+        (first * 2u32.pow(self.retries.min(3)), again)
     }
 
     /// Marks the start of a new phase (for durations and progress lines).

@@ -100,9 +100,18 @@ impl Engine {
         match result {
             Ok(result) => runtime.updated(self, name, result, took),
             Err(e) => match runtime.retry_after(self, &e) {
-                Some(wait) => {
-                    self.logs
-                        .problem(name, &format!("{e}; retrying in {}", seconds(wait)));
+                Some(first) => {
+                    // The same failure again is said once, then waited out longer.
+                    let (wait, again) = match self.nodes.get_mut(name) {
+                        Some(node) => node.retry_wait(&e.message, first),
+                        None => (first, false),
+                    };
+                    let line = format!("{e}; retrying in {}", seconds(wait));
+                    if again {
+                        self.logs.status(name, &format!("still failing: {line}"));
+                    } else {
+                        self.logs.problem(name, &line);
+                    }
                     self.finished(name, RunEnd::Failed(e.message));
                     self.retry_later(name, generation, wait);
                 }
