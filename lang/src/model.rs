@@ -496,6 +496,11 @@ pub struct Image {
     /// Files whose change rebuilds the image (the context, or `deps`).
     pub deps: Vec<String>,
     pub ignore: Vec<String>,
+    /// The `watch_settings(ignore=...)` patterns (gitignore-style, relative to
+    /// the root): like `.loopignore` lines, they leave paths out of the image's
+    /// inputs (context, hash), as Tilt treats them like `.tiltignore`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_ignore: Vec<String>,
     pub live_update: Vec<LiveUpdateStep>,
     pub defined_at: Location,
     /// docker_build: context folder, Dockerfile, build args, `only`, target stage.
@@ -563,6 +568,7 @@ impl Image {
             kind,
             deps: Vec::new(),
             ignore: Vec::new(),
+            watch_ignore: Vec::new(),
             live_update: Vec::new(),
             defined_at,
             context: None,

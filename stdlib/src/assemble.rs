@@ -55,6 +55,9 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
         }
     }
     let mut images = images;
+    for image in &mut images {
+        image.watch_ignore = settings.watch_ignore.clone();
+    }
     link_base_images(&mut images);
     check_base_cycles(&images)?;
     let objects = to_objects(objects, &mut release)?;

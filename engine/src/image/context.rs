@@ -72,7 +72,8 @@ pub(crate) struct Context {
     only: Vec<String>,
     /// The `.dockerignore` text, when the context has one.
     pub dockerignore: Option<String>,
-    /// The project's `.loopignore` files, which image inputs follow too.
+    /// The project's `.loopignore` files and `watch_settings(ignore=...)`,
+    /// which image inputs follow too.
     loopignore: Mutex<Rules>,
 }
 
@@ -118,7 +119,11 @@ impl Context {
             .map(|o| clean(o))
             .filter(|o| !o.is_empty())
             .collect();
-        let loopignore = Mutex::new(Rules::for_image_inputs(root, std::slice::from_ref(&dir)));
+        let loopignore = Mutex::new(Rules::for_image_inputs(
+            root,
+            std::slice::from_ref(&dir),
+            &image.watch_ignore,
+        ));
         Ok(Context {
             root: dir,
             patterns,

@@ -190,7 +190,7 @@ impl Ignore {
             },
         );
         // A custom_build's deps follow the ignore files as watching does.
-        let ignore_files = Mutex::new(Rules::for_image_inputs(root, &[]));
+        let ignore_files = Mutex::new(Rules::for_image_inputs(root, &[], &image.watch_ignore));
         if image.ignore.is_empty() {
             return Ok(Ignore {
                 base,

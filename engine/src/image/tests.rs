@@ -849,3 +849,34 @@ fn loopignored_files_are_not_image_inputs_and_gitignored_ones_are() {
     assert!(sent.contains(&"dist/app.js".to_owned()), "{sent:?}");
     assert!(!sent.iter().any(|p| p.starts_with("scratch")), "{sent:?}");
 }
+
+/// `watch_settings(ignore=...)` counts as `.loopignore` lines do (Tilt treats
+/// it as `.tiltignore`): the files it names are not image inputs.
+#[test]
+fn watch_settings_ignores_are_not_image_inputs() {
+    let dir = project();
+    let root = dir.path();
+    write(root, "src/Dockerfile", "FROM scratch\nCOPY . /\n");
+    write(root, "src/tmp/cache.bin", "one");
+    write(root, "src/main.c", "one");
+    for mut image in [docker("app", "src"), custom("tool", "true", &["src"])] {
+        image.watch_ignore = vec!["src/tmp/".to_owned()];
+        let before = hash(&image, root);
+        write(root, "src/tmp/cache.bin", "two");
+        assert_eq!(hash(&image, root), before, "{}", image.image_ref);
+        write(root, "src/main.c", "two");
+        assert_ne!(hash(&image, root), before, "{}", image.image_ref);
+        write(root, "src/main.c", "one");
+    }
+    let mut image = docker("app", "src");
+    image.watch_ignore = vec!["src/tmp/".to_owned()];
+    let context = context::Context::new(&image, root).unwrap();
+    let sent: Vec<String> = context
+        .files()
+        .unwrap()
+        .iter()
+        .map(|e| e.rel().to_owned())
+        .collect();
+    assert!(sent.contains(&"main.c".to_owned()), "{sent:?}");
+    assert!(!sent.iter().any(|p| p.starts_with("tmp")), "{sent:?}");
+}

@@ -120,11 +120,19 @@ impl Rules {
         self.tops.push((top.to_path_buf(), base.to_path_buf()));
     }
 
-    /// The project's ignore files as an image build's inputs follow them below
-    /// `root`: `.loopignore` everywhere, `.gitignore` outside `contexts` (the
-    /// `docker_build` contexts, whose own filter the caller applies).
-    pub(crate) fn for_image_inputs(root: &Path, contexts: &[PathBuf]) -> Rules {
-        let mut rules = Rules::new(root, &[]).expect("no patterns to parse");
+    /// The project's ignore rules as an image build's inputs follow them below
+    /// `root`: the `watch_settings(ignore=...)` `patterns` and `.loopignore`
+    /// everywhere, `.gitignore` outside `contexts` (the `docker_build`
+    /// contexts, whose own filter the caller applies). A bad pattern (the
+    /// watcher reports it) is left out.
+    pub(crate) fn for_image_inputs(
+        root: &Path,
+        contexts: &[PathBuf],
+        patterns: &[String],
+    ) -> Rules {
+        let mut rules = Rules::new(root, patterns)
+            .or_else(|_| Rules::new(root, &[]))
+            .expect("no patterns to parse");
         rules.add_image_inputs(
             contexts
                 .iter()
