@@ -95,33 +95,11 @@ pub struct Rewritten {
 /// The text with its `while` loops rewritten, or `None` when it has none (or
 /// does not lex, in which case the parser reports the error as written).
 pub fn rewrite(source: &str) -> Option<Rewritten> {
-    if !source.contains("while") {
-        return None;
-    }
-    let codemap = CodeMap::new(String::new(), source.to_owned());
-    let dialect = crate::loader::dialect();
-    // The lexer reports a reserved keyword as an error; `while` is the one
-    // taken back as a token.
-    let tokens: Vec<(usize, Token, usize)> = Lexer::new(source, &dialect, codemap)
-        .filter(|t| !matches!(t, Ok((_, Token::Comment(_), _))))
-        .map(|lexeme| match lexeme {
-            Ok(token) => Some(token),
-            Err(err) => {
-                let span = err.into_error().span()?.span;
-                let (start, end) = (span.begin().get() as usize, span.end().get() as usize);
-                (source.get(start..end) == Some("while")).then_some((start, Token::Reserved, end))
-            }
-        })
-        .collect::<Option<_>>()?;
+    let tokens = tokens(source)?;
     let mut out = Emitter::default();
     let mut copied = 0;
-    let mut statement_start = true;
-    for (i, (start, token, end)) in tokens.iter().enumerate() {
-        let at_start = statement_start;
-        statement_start = matches!(token, Token::Newline | Token::Indent | Token::Dedent);
-        if !at_start || !matches!(token, Token::Reserved) || &source[*start..*end] != "while" {
-            continue;
-        }
+    for i in keywords(source, &tokens) {
+        let end = &tokens[i].2;
         let Some(header) = Header::find(source, &tokens, i) else {
             continue;
         };
@@ -147,6 +125,63 @@ pub fn rewrite(source: &str) -> Option<Rewritten> {
     }
     out.copy(&source[copied..]);
     Some(out.finish())
+}
+
+/// The text as the editor support parses it: each `while` keyword becomes
+/// `for _ in`, which keeps every line and the columns of every other line (a
+/// loop over the condition, so that `break` and `continue` parse), or `None`
+/// when there is none. For finding names, not for running.
+pub fn for_editors(source: &str) -> Option<String> {
+    let tokens = tokens(source)?;
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut copied = 0;
+    for i in keywords(source, &tokens) {
+        let (start, _, end) = &tokens[i];
+        out.push_str(&source[copied..*start]);
+        out.push_str("for _ in");
+        copied = *end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&source[copied..]);
+    Some(out)
+}
+
+/// The tokens of `source` without comments, a `while` keyword among them (the
+/// lexer reports a reserved keyword as an error), or `None` when it has no
+/// `while` or does not lex (the parser then reports the error as written).
+fn tokens(source: &str) -> Option<Vec<(usize, Token, usize)>> {
+    if !source.contains("while") {
+        return None;
+    }
+    let codemap = CodeMap::new(String::new(), source.to_owned());
+    let dialect = crate::loader::dialect();
+    Lexer::new(source, &dialect, codemap)
+        .filter(|t| !matches!(t, Ok((_, Token::Comment(_), _))))
+        .map(|lexeme| match lexeme {
+            Ok(token) => Some(token),
+            Err(err) => {
+                let span = err.into_error().span()?.span;
+                let (start, end) = (span.begin().get() as usize, span.end().get() as usize);
+                (source.get(start..end) == Some("while")).then_some((start, Token::Reserved, end))
+            }
+        })
+        .collect()
+}
+
+/// The indexes of the `while` keywords that start a statement.
+fn keywords(source: &str, tokens: &[(usize, Token, usize)]) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut statement_start = true;
+    for (i, (start, token, end)) in tokens.iter().enumerate() {
+        let at_start = statement_start;
+        statement_start = matches!(token, Token::Newline | Token::Indent | Token::Dedent);
+        if at_start && matches!(token, Token::Reserved) && &source[*start..*end] == "while" {
+            found.push(i);
+        }
+    }
+    found
 }
 
 /// The parts of a `while` header.
@@ -384,6 +419,16 @@ mod tests {
         let text = rewrite(nested).unwrap().text;
         assert_eq!(text.matches(FOR_HEADER).count(), 2, "{text}");
         assert!(text.contains("        if not ( b): break\n"), "{text}");
+    }
+
+    #[test]
+    fn editors_get_a_loop_over_the_condition_on_the_same_lines() {
+        let text = for_editors("x = 3\nwhile x > 0:  # down\n    x -= 1\n    break\n").unwrap();
+        assert_eq!(
+            text,
+            "x = 3\nfor _ in x > 0:  # down\n    x -= 1\n    break\n"
+        );
+        assert!(for_editors("s = 'while'\n").is_none());
     }
 
     #[test]

@@ -352,6 +352,23 @@ fn definition_follows_load_and_completes_exports() {
     assert!(def.to_string().contains(&lib_uri), "{def}");
 }
 
+/// A file with `while` loops (run as Tilt runs them) is parsed for the editor
+/// too, every position kept: go-to-definition finds a function below a loop,
+/// and the check reports no error.
+#[test]
+fn definitions_below_a_while_loop_are_found() {
+    let top = "n = 3\nwhile n > 0:\n    n -= 1\n    if n == 1:\n        break\n\ndef later():\n    return n\n\nlater()\n";
+    let dir = project(&[("Loopfile", top)]);
+    let top_uri = uri(&dir.path().join("Loopfile"));
+    let mut lsp = Lsp::start(dir.path());
+    lsp.open(&top_uri, top);
+    assert_eq!(lsp.diagnostics(&top_uri), Vec::<Value>::new());
+    let def = lsp.at("textDocument/definition", &top_uri, 9, 1);
+    let def = if def.is_array() { def[0].clone() } else { def };
+    let range = def.get("targetRange").or(def.get("range")).unwrap();
+    assert_eq!(range["start"]["line"], 6, "{def}");
+}
+
 #[test]
 fn resource_names_complete_hover_and_lead_to_their_declaration() {
     let top = "local_resource('api', cmd='true')\nlocal_resource('db', cmd='true')\nlocal_resource('web', cmd='true', resource_deps=['api'])\n";

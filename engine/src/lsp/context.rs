@@ -52,6 +52,8 @@ impl LspContext for LoopContext {
         // The parser recurses per nesting level: a text nested too deep (which the
         // diagnostics report) is not parsed here at all.
         let content = loop_lang::tabs::expand(&content).unwrap_or(content);
+        // `while` loops, as a form that keeps every position (see `while_loops`).
+        let content = loop_lang::while_loops::for_editors(&content).unwrap_or(content);
         let ast = loop_lang::nesting::check(&content)
             .ok()
             .and_then(|()| AstModule::parse(&name, content, &loop_lang::loader::dialect()).ok());
