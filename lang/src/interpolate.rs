@@ -9,8 +9,19 @@
 /// * `${NAME:?message}` / `${NAME?message}`: the value (Compose would stop);
 /// * `$$`: a `$`.
 ///
-/// `word` may hold variables itself. A `$` that starts none of these stays.
+/// `word` may hold variables itself (up to [`MAX_DEPTH`] levels; deeper ones
+/// stay as written). A `$` that starts none of these stays.
 pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    expand_at(text, lookup, 0)
+}
+
+/// How deep variables may nest in defaults (`${A:-${B:-...}}`).
+pub const MAX_DEPTH: usize = 16;
+
+fn expand_at(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> String {
+    if depth > MAX_DEPTH {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
@@ -24,7 +35,7 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
                 out.push('$');
                 continue;
             };
-            out.push_str(&braced_value(&braced[..close], lookup));
+            out.push_str(&braced_value(&braced[..close], lookup, depth));
             rest = &braced[close + 1..];
         } else {
             let end = rest
@@ -43,7 +54,7 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 /// The value of `${inner}`.
-fn braced_value(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+fn braced_value(inner: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> String {
     let name_end = inner
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(inner.len());
@@ -59,23 +70,26 @@ fn braced_value(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String 
     let op = chars.next();
     let word = chars.as_str();
     match op {
-        Some('-') if !set => expand(word, lookup),
-        Some('+') if set => expand(word, lookup),
+        Some('-') if !set => expand_at(word, lookup, depth + 1),
+        Some('+') if set => expand_at(word, lookup, depth + 1),
         Some('+') => String::new(),
         _ => value.unwrap_or_default(),
     }
 }
 
-/// Where the `}` closing a `${` is, with nested `${...}` skipped.
+/// Where the `}` closing a `${` is, with nested `${...}` skipped (a lone `{`
+/// is text).
 fn closing_brace(text: &str) -> Option<usize> {
     let mut depth = 0usize;
+    let mut previous = ' ';
     for (i, c) in text.char_indices() {
         match c {
-            '{' => depth += 1,
+            '{' if previous == '$' => depth += 1,
             '}' if depth == 0 => return Some(i),
             '}' => depth -= 1,
             _ => {}
         }
+        previous = c;
     }
     None
 }
@@ -100,5 +114,8 @@ mod tests {
         );
         assert_eq!(x("${TAG:-${REG}/x}"), "r.io/x");
         assert_eq!(x("${REG:?need it} $$REG a$ ${open"), "r.io $REG a$ ${open");
+        assert_eq!(x("${TAG:-a{b}"), "a{b");
+        let deep = "${A:-".repeat(100) + "x" + &"}".repeat(100);
+        assert!(x(&deep).starts_with("${A:-"), "nesting is bounded");
     }
 }

@@ -152,6 +152,9 @@ impl ButtonInput {
                     ))
                 }
             }
+            (InputKind::Choice { .. }, Some(other)) => {
+                Err(format!("input `{name}` is one of its choices, got {other}"))
+            }
             (_, Some(other)) => Err(format!("input `{name}` is text, got {other}")),
         }
     }

@@ -113,8 +113,10 @@ pub fn rewrite(source: &str) -> Option<Rewritten> {
         out.insert("): break");
         copied = header.colon + 1;
         if let Some(suite) = header.suite {
-            // `while c: a; b`: the statements go on a line of their own.
+            // `while c: a; b`: the statements go on a line of their own (after
+            // the lines a `\` continuation skips, if any).
             out.end_inserted_line();
+            out.skip(&source[header.colon + 1..suite]);
             out.shift(header.body_indent, column(source, suite));
             out.insert(&" ".repeat(header.body_indent));
             copied = suite;
@@ -212,6 +214,8 @@ impl Header {
                     colon = Some((i, *pos));
                     break;
                 }
+                // `while a, b:` is no loop (a tuple would always be true).
+                Token::Newline | Token::Comma if depth == 0 => return None,
                 Token::Newline => return None,
                 _ => {}
             }
@@ -242,9 +246,10 @@ impl Header {
     }
 }
 
-/// The column (in bytes) of a position on its line.
+/// The column (in characters, as the parser counts) of a position on its line.
 fn column(source: &str, at: usize) -> usize {
-    at - source[..at].rfind('\n').map_or(0, |n| n + 1)
+    let line_start = source[..at].rfind('\n').map_or(0, |n| n + 1);
+    source[line_start..at].chars().count()
 }
 
 /// Builds a rewritten text and its [`LineMap`].
@@ -281,6 +286,11 @@ impl Emitter {
         self.lines.push(self.line);
     }
 
+    /// Text of the file left out: only its line breaks count.
+    fn skip(&mut self, text: &str) {
+        self.line += text.matches('\n').count() as u32;
+    }
+
     /// From `from` on, the current line's columns are the file's from `to` on.
     fn shift(&mut self, from: usize, to: usize) {
         let line = self.lines.len() as u32;
@@ -302,6 +312,7 @@ impl Emitter {
 /// A rewritten text's map and the text as written.
 struct Entry {
     key: u64,
+    rewritten: String,
     map: LineMap,
     written: Arc<str>,
 }
@@ -320,17 +331,19 @@ fn hash(text: &str) -> u64 {
 pub fn remember(rewritten: Rewritten, written: Arc<str>) -> String {
     let key = hash(&rewritten.text);
     let mut entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    if !entries.iter().any(|e| e.key == key) {
-        if entries.len() >= KEPT {
-            entries.remove(0);
-        }
-        entries.push(Arc::new(Entry {
-            key,
-            map: rewritten.map,
-            written,
-        }));
+    // The newest wins: two texts as written may rewrite to the same text.
+    entries.retain(|e| e.key != key || e.rewritten != rewritten.text);
+    if entries.len() >= KEPT {
+        entries.remove(0);
     }
-    rewritten.text
+    let text = rewritten.text;
+    entries.push(Arc::new(Entry {
+        key,
+        rewritten: text.clone(),
+        map: rewritten.map,
+        written,
+    }));
+    text
 }
 
 /// The entry of a parsed text, when it is a rewritten one.
@@ -340,8 +353,14 @@ fn entry(file: &CodeMap) -> Option<Arc<Entry>> {
         return None;
     }
     let key = hash(source);
-    let entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    entries.iter().find(|e| e.key == key).cloned()
+    // Never waits: this may run while the evaluation is stopped from outside
+    // (see `current`), perhaps in the middle of `remember`.
+    let entries = ENTRIES.try_lock().ok()?;
+    entries
+        .iter()
+        .rev()
+        .find(|e| e.key == key && e.rewritten == source)
+        .cloned()
 }
 
 /// The file's 0-based (line, column) of a position in a parsed text, which
@@ -434,5 +453,27 @@ mod tests {
     #[test]
     fn a_header_without_a_colon_is_left_for_the_parser_to_report() {
         assert!(rewrite("while x\n    pass\n").is_none());
+        assert!(rewrite("while a, b:\n    pass\n").is_none());
+    }
+
+    #[test]
+    fn a_continued_header_line_and_wide_characters_keep_positions() {
+        let source = "s = 'é'\nwhile s != 'é日': \\\n    s = 'x'\nfail(s)\n";
+        let rewritten = rewrite(source).unwrap();
+        let lines = lines_of(&rewritten);
+        assert_eq!(lines.last().unwrap(), &(4, "fail(s)"), "{lines:?}");
+        let suite = lines
+            .iter()
+            .position(|(_, l)| l.trim() == "s = 'x'")
+            .unwrap();
+        assert_eq!(lines[suite].0, 3, "{lines:?}");
+        let col = rewritten
+            .text
+            .lines()
+            .nth(suite)
+            .unwrap()
+            .find('s')
+            .unwrap();
+        assert_eq!(rewritten.map.original(suite, col), (2, 4));
     }
 }

@@ -121,7 +121,7 @@ pub fn from_images(
             // A global ARG: usable in FROM lines, overridden by a build arg.
             for declared in rest.split_whitespace() {
                 let (name, default) = match declared.split_once('=') {
-                    Some((name, default)) => (name, Some(default.trim_matches('"'))),
+                    Some((name, default)) => (name, Some(default.trim_matches(['"', '\'']))),
                     None => (declared, None),
                 };
                 // Declared without a default and not given: unset.

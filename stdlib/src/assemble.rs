@@ -91,11 +91,7 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
             None => images_used(resource, &images),
         };
         resource.images = with_base_images(used, &images);
-        // A custom deploy's objects are known when apply_cmd runs: its forwards
-        // that name no container port take the pod's (`k8s::portforward`).
-        if resource.custom_deploy.is_none() {
-            crate::tilt_rules::resolve_container_ports(resource);
-        }
+        crate::tilt_rules::resolve_container_ports(resource);
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);

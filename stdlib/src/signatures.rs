@@ -32,7 +32,7 @@ impl Signatures {
             return;
         }
         if message.contains("reserved keyword `while`") {
-            diag.help = Some("a loop is `while CONDITION:` at the start of a statement, its body indented below; is the `:` missing?".into());
+            diag.help = Some("a loop is `while CONDITION:` at the start of a statement, its body indented below it (a condition is one expression, not a list)".into());
             return;
         }
         if let Some(rest) = message.strip_prefix("Error unpacking value for parameter `") {

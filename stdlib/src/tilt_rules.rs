@@ -15,8 +15,8 @@ use loop_lang::workload;
 
 /// A port-forward without a container port (0) gets one as in Tilt: the local
 /// port when the workload's containers declare it, else the first port they
-/// declare, else the local port (as for a custom deploy, whose objects are
-/// known only when it runs).
+/// declare, else the local port. A custom deploy's stays 0 (but to a
+/// Service): its pod decides when the forward connects.
 pub fn resolve_container_ports(resource: &mut Resource) {
     if resource.port_forwards.iter().all(|p| p.container_port != 0) {
         return;
@@ -42,15 +42,17 @@ pub fn resolve_container_ports(resource: &mut Resource) {
             }
         }
     }
+    // A custom deploy's objects are known once apply_cmd runs: its pod's port
+    // is chosen then, by the same rule (`k8s::portforward::pod_port`).
+    let objects_known = resource.custom_deploy.is_none();
     for forward in &mut resource.port_forwards {
         if forward.container_port == 0 {
             // To a Service, the port is the Service's, which the pods do not declare.
-            forward.container_port =
-                if forward.service.is_some() || declared.contains(&forward.local_port) {
-                    forward.local_port
-                } else {
-                    declared.first().copied().unwrap_or(forward.local_port)
-                };
+            if forward.service.is_some() || declared.contains(&forward.local_port) {
+                forward.container_port = forward.local_port;
+            } else if objects_known {
+                forward.container_port = declared.first().copied().unwrap_or(forward.local_port);
+            }
         }
     }
 }

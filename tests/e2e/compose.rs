@@ -311,4 +311,24 @@ fn compose_variables_come_from_the_environment_then_dotenv() {
     // REGISTRY and DB_IMAGE from .env; TAG from os.putenv, which wins over it.
     assert_eq!(images("web"), serde_json::json!(["shop/web:dev"]));
     assert_eq!(images("db"), serde_json::json!([]));
+
+    // From a Loopfile in a subfolder, env_file is relative to that Loopfile.
+    let dir = project(&[
+        ("Loopfile", "include('svc/Loopfile')\n"),
+        (
+            "svc/Loopfile",
+            "docker_compose('dc.yml', env_file='dev.env')\ndocker_build('shop/api', 'app')\n",
+        ),
+        ("svc/dc.yml", "services:\n  api:\n    image: ${REG}/api\n"),
+        ("svc/dev.env", "REG=shop\n"),
+        ("svc/app/Dockerfile", "FROM scratch\n"),
+    ]);
+    let run = run_loop(dir.path(), &["graph", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let graph: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        graph["resources"][0]["images"],
+        serde_json::json!(["shop/api"]),
+        "{graph:#}"
+    );
 }

@@ -262,6 +262,9 @@ cmd = {"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "metadata": {"name": "b
 other = {"apiVersion": "tilt.dev/v1alpha1", "kind": "FileWatch", "metadata": {"name": "fw"}, "spec": {}}
 local('echo "${TILT_APPLY_YAML}" | %s apply -f -' % sys.executable,
       env={"TILT_APPLY_YAML": str(encode_yaml_stream([button, cmd, other]))}, echo_off=True)
+# Applied again (a second evaluation of the extension's call): replaced, not doubled.
+local('echo "${TILT_APPLY_YAML}" | %s apply -f -' % sys.executable,
+      env={"TILT_APPLY_YAML": str(encode_yaml_stream([button, cmd]))}, echo_off=True)
 "#;
 
 #[test]
@@ -276,6 +279,7 @@ fn objects_applied_from_local_declare_buttons_as_tilt_apply_would() {
         run.stderr
     );
     let graph: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(graph["buttons"].as_array().unwrap().len(), 1, "{graph:#}");
     let button = &graph["buttons"][0];
     assert_eq!(button["name"], "hello", "{graph:#}");
     assert_eq!(button["text"], "Say hi");

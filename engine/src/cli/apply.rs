@@ -29,8 +29,8 @@ pub fn run(file: &str) -> anyhow::Result<ExitCode> {
     }
     let docs = loop_lang::data::Data::from_yaml_stream(&text)
         .map_err(|e| anyhow::anyhow!("loop apply: {file}: {e}"))?;
+    // The file local() created for this command (never one made here).
     let mut out = std::fs::OpenOptions::new()
-        .create(true)
         .append(true)
         .open(&target)
         .with_context(|| format!("loop apply: cannot write {}", target.to_string_lossy()))?;

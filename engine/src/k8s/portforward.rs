@@ -217,8 +217,6 @@ fn service_ref(workload: &ObjectRef, applier: &Applier, name: &str) -> ObjectRef
     }
 }
 
-/// The container port a Service port leads to on `pod`: its `targetPort`, a number
-/// or the name of a container port (absent: the same number).
 /// The container port a forward that names none reaches, as Tilt picks it from
 /// the pod: the local port when a container declares it, else the first port a
 /// container declares, else the local port. (Assembly does the same from the
@@ -239,6 +237,8 @@ pub fn pod_port(pod: &Pod, local_port: u16) -> u16 {
     }
 }
 
+/// The container port a Service port leads to on `pod`: its `targetPort`, a number
+/// or the name of a container port (absent: the same number).
 pub fn target_port(service: &Value, port: u16, pod: &Pod) -> Result<u16, String> {
     let name = service["metadata"]["name"].as_str().unwrap_or_default();
     let ports = service["spec"]["ports"]

@@ -82,9 +82,11 @@ fn compose_variables(
     env_file: Option<&str>,
     dir: &str,
 ) -> anyhow::Result<impl Fn(&str) -> Option<String>> {
+    // Both are as users see them: relative to the root (or absolute).
+    let root = &env.loader.project.root;
     let file = match env_file {
-        Some(file) => env.resolve(file),
-        None => env.resolve(dir).join(".env"),
+        Some(file) => root.join(file),
+        None => root.join(dir).join(".env"),
     };
     env.loader.record_read(&env.file, &file);
     let mut from_file = std::collections::BTreeMap::new();

@@ -345,7 +345,8 @@ pub fn file_builtins(builder: &mut GlobalsBuilder) {
                 .log(&eval_env.file, false, format!("local: {}", cmd.display()));
         }
         // What the command applies with `loop apply` (ext://uibutton's buttons).
-        let applied = super::v1alpha1::ApplyFile::new();
+        let applied = super::v1alpha1::ApplyFile::new()
+            .map_err(|e| anyhow!("local: cannot create a file in the temporary folder: {e}"))?;
         let mut env = env_map(a("env"), env)?;
         env.insert(
             super::v1alpha1::APPLY_FILE_VAR.to_owned(),

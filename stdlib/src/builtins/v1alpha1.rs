@@ -287,22 +287,23 @@ fn ui_button(eval: &mut Evaluator, name: &str, look: ButtonLook) -> anyhow::Resu
     };
     let env = loop_lang::EvalEnv::of(eval)?;
     let at = crate::decls::call_site(eval);
-    crate::decls::declarations(env)
-        .borrow_mut()
-        .buttons
-        .push(loop_lang::model::Button {
-            name: name.to_owned(),
-            text: if text.is_empty() {
-                name.to_owned()
-            } else {
-                text
-            },
-            resource,
-            commands: Vec::new(),
-            inputs,
-            icon,
-            defined_at: at,
-        });
+    let decls = crate::decls::declarations(env);
+    let mut decls = decls.borrow_mut();
+    // A button declared (or applied) again replaces the one before.
+    decls.buttons.retain(|b| b.name != name);
+    decls.buttons.push(loop_lang::model::Button {
+        name: name.to_owned(),
+        text: if text.is_empty() {
+            name.to_owned()
+        } else {
+            text
+        },
+        resource,
+        commands: Vec::new(),
+        inputs,
+        icon,
+        defined_at: at,
+    });
     Ok(())
 }
 
@@ -322,8 +323,12 @@ fn button_input<'v>(spec: Value<'v>) -> anyhow::Result<loop_lang::model::ButtonI
     };
     let spec = Some(spec);
     let name = string(spec, "name", "name", "")?;
-    if name.is_empty() {
-        anyhow::bail!("{F}: an input needs a name (the environment variable its commands get)");
+    let is_variable = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_variable {
+        anyhow::bail!(
+            "{F}: an input's name is the environment variable its commands get (letters, digits, `_`), got {name:?}"
+        );
     }
     let label = Some(string(spec, "label", "label", "")?)
         .filter(|l| !l.is_empty())
@@ -450,10 +455,10 @@ fn button_cmd(
         dir: eval_env.display(&dir),
         env: vars,
     };
-    crate::decls::declarations(eval_env)
-        .borrow_mut()
-        .button_commands
-        .push((buttons, command));
+    let decls = crate::decls::declarations(eval_env);
+    let mut decls = decls.borrow_mut();
+    decls.button_commands.retain(|(_, c)| c.name != name);
+    decls.button_commands.push((buttons, command));
     Ok(())
 }
 
@@ -465,10 +470,26 @@ pub const APPLY_FILE_VAR: &str = "LOOP_APPLY_FILE";
 pub struct ApplyFile(std::path::PathBuf);
 
 impl ApplyFile {
-    pub fn new() -> ApplyFile {
+    /// A new, empty file only this user may read or write (never one that
+    /// someone else placed there first).
+    pub fn new() -> std::io::Result<ApplyFile> {
+        use std::os::unix::fs::OpenOptionsExt;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ApplyFile(std::env::temp_dir().join(format!("loop-apply-{}-{n}.yaml", std::process::id())))
+        loop {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("loop-apply-{}-{n}.yaml", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(_) => return Ok(ApplyFile(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -484,17 +505,28 @@ impl ApplyFile {
         };
         let docs = loop_lang::data::Data::from_yaml_stream(&text)
             .map_err(|e| anyhow::anyhow!("local: what the command gave `loop apply`: {e}"))?;
+        let str_at = |doc: &loop_lang::data::Data, keys: &[&str]| {
+            doc.path(keys)
+                .and_then(loop_lang::data::Data::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        // An object applied again replaces the one before (by kind and name).
+        let mut objects: Vec<(String, String, &loop_lang::data::Data)> = Vec::new();
         for doc in docs
             .iter()
             .filter(|d| !matches!(d, loop_lang::data::Data::Null))
         {
-            let str_at = |keys: &[&str]| {
-                doc.path(keys)
-                    .and_then(loop_lang::data::Data::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let (kind, name) = (str_at(&["kind"]), str_at(&["metadata", "name"]));
+            let (kind, name) = (str_at(doc, &["kind"]), str_at(doc, &["metadata", "name"]));
+            if name.is_empty() {
+                anyhow::bail!(
+                    "local: `loop apply` was given a {kind} object without metadata.name"
+                );
+            }
+            objects.retain(|(k, n, _)| (k, n) != (&kind, &name));
+            objects.push((kind, name, doc));
+        }
+        for (kind, name, doc) in objects {
             let spec = doc
                 .get("spec")
                 .map(|s| crate::values::from_data(s, eval.heap()));
