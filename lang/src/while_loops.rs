@@ -158,18 +158,22 @@ fn tokens(source: &str) -> Option<Vec<(usize, Token, usize)>> {
         return None;
     }
     let codemap = CodeMap::new(String::new(), source.to_owned());
-    let dialect = crate::loader::dialect();
-    Lexer::new(source, &dialect, codemap)
-        .filter(|t| !matches!(t, Ok((_, Token::Comment(_), _))))
-        .map(|lexeme| match lexeme {
-            Ok(token) => Some(token),
-            Err(err) => {
-                let span = err.into_error().span()?.span;
-                let (start, end) = (span.begin().get() as usize, span.end().get() as usize);
-                (source.get(start..end) == Some("while")).then_some((start, Token::Reserved, end))
-            }
-        })
-        .collect()
+    // (The lexer reads the same text whatever the dialect.)
+    Lexer::new(
+        source,
+        &starlark_syntax::dialect::Dialect::Extended,
+        codemap,
+    )
+    .filter(|t| !matches!(t, Ok((_, Token::Comment(_), _))))
+    .map(|lexeme| match lexeme {
+        Ok(token) => Some(token),
+        Err(err) => {
+            let span = err.into_error().span()?.span;
+            let (start, end) = (span.begin().get() as usize, span.end().get() as usize);
+            (source.get(start..end) == Some("while")).then_some((start, Token::Reserved, end))
+        }
+    })
+    .collect()
 }
 
 /// The indexes of the `while` keywords that start a statement.

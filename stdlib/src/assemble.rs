@@ -95,13 +95,17 @@ pub fn assemble(decls: Declarations) -> Result<Manifest, Diagnostic> {
     }
     let mut resources = local_resources;
     resources.extend(k8s.resources);
-    resources.extend(crate::builtins::docker_compose::compose_resources(
+    for mut service in crate::builtins::docker_compose::compose_resources(
         &compose,
         &dc_resources,
         &images,
         default_trigger_mode,
         &env,
-    ));
+    ) {
+        // Its base images first, as for any resource.
+        service.images = with_base_images(std::mem::take(&mut service.images), &images);
+        resources.push(service);
+    }
     if let Some(first) = uncategorized.first() {
         let mut resource = k8s_resource_named(UNCATEGORIZED, first.defined_at.clone());
         resource.kind = ResourceKind::K8sUncategorized;
@@ -591,7 +595,7 @@ fn check_base_cycles(images: &[Image]) -> Result<(), Diagnostic> {
 
 /// The images a resource uses with, before each, the images it is built
 /// `FROM` (transitively): the order they build in, as Tilt lists them.
-pub(crate) fn with_base_images(used: Vec<String>, images: &[Image]) -> Vec<String> {
+fn with_base_images(used: Vec<String>, images: &[Image]) -> Vec<String> {
     fn add(reference: &str, images: &[Image], out: &mut Vec<String>, depth: usize) {
         if out.iter().any(|r| r == reference) || depth > images.len() {
             return;

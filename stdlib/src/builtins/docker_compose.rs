@@ -366,11 +366,7 @@ pub fn compose_resources(
                     .find(|i| image_name(&i.image_ref) == image_name(image))
             });
             match built {
-                // Its base images first, as for any resource.
-                Some(image) => {
-                    resource.images =
-                        crate::assemble::with_base_images(vec![image.image_ref.clone()], images)
-                }
+                Some(image) => resource.images.push(image.image_ref.clone()),
                 None => {
                     // Compose builds it: a change to its context rebuilds.
                     if let Some(context) = &s.build_context {
