@@ -41,11 +41,11 @@ pub fn run(file: &str) -> anyhow::Result<ExitCode> {
                 .and_then(loop_lang::data::Data::as_str)
                 .unwrap_or("?")
         };
-        println!(
+        crate::report::out_line(&format!(
             "{} {} declared",
             at(&["kind"]).to_lowercase(),
             at(&["metadata", "name"])
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
