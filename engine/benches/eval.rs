@@ -1,6 +1,6 @@
 //! Evaluating generated Loopfiles into a built graph: 1,000 and 10,000
-//! `local_resource`s, each with its own deps glob. Prints the median of several
-//! runs. Run: `cargo bench -p loop-engine --bench eval`.
+//! `local_resource`s, each with its own deps glob, without and with a `while`
+//! loop. Prints the median of several runs. Run: `cargo bench -p loop-engine --bench eval`.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -35,11 +35,16 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The same Loopfile with a `while` loop at its top: the whole file is then
+/// lexed once more and rewritten before parsing (`loop_lang::while_loops`).
+const WHILE_LOOP: &str = "i = 0\nwhile i < 3:\n    i += 1\n";
+
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for n in [1_000, 10_000] {
-        let path = dir.path().join(format!("Loopfile.{n}"));
-        std::fs::write(&path, loopfile(n)).unwrap();
+    for (n, with_while) in [(1_000, false), (1_000, true), (10_000, false), (10_000, true)] {
+        let path = dir.path().join(format!("Loopfile.{n}.{with_while}"));
+        let prefix = if with_while { WHILE_LOOP } else { "" };
+        std::fs::write(&path, format!("{prefix}{}", loopfile(n))).unwrap();
         let runs = if n <= 1_000 { 21 } else { 9 };
         let mut eval = Vec::new();
         let mut total = Vec::new();
@@ -56,8 +61,9 @@ fn main() {
             assert_eq!(evaluation.manifest.resources.len(), n);
             std::hint::black_box(index);
         }
+        let what = if with_while { " and a while loop" } else { "" };
         println!(
-            "evaluate {n:>6} resources: median {:>8.2} ms evaluation, {:>8.2} ms evaluation + graph + affected index ({runs} runs)",
+            "evaluate {n:>6} resources{what}: median {:>8.2} ms evaluation, {:>8.2} ms evaluation + graph + affected index ({runs} runs)",
             median(eval).as_secs_f64() * 1e3,
             median(total).as_secs_f64() * 1e3,
         );
