@@ -41,7 +41,12 @@ const WHILE_LOOP: &str = "i = 0\nwhile i < 3:\n    i += 1\n";
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for (n, with_while) in [(1_000, false), (1_000, true), (10_000, false), (10_000, true)] {
+    for (n, with_while) in [
+        (1_000, false),
+        (1_000, true),
+        (10_000, false),
+        (10_000, true),
+    ] {
         let path = dir.path().join(format!("Loopfile.{n}.{with_while}"));
         let prefix = if with_while { WHILE_LOOP } else { "" };
         std::fs::write(&path, format!("{prefix}{}", loopfile(n))).unwrap();

@@ -357,12 +357,28 @@ impl Loader {
             return Err(self.fail(Diagnostic::new(problem.message()).at(at, "too deep here")));
         }
         // `while` loops as Tilt's Starlark runs them (see `while_loops`).
-        let text = match crate::while_loops::rewrite(&source) {
-            Some(rewritten) => crate::while_loops::remember(rewritten, source.clone()),
-            None => source.to_string(),
+        let (text, map) = match crate::while_loops::rewrite(&source) {
+            Some(rewritten) => (rewritten.text, Some(rewritten.map)),
+            None => (source.to_string(), None),
         };
-        let ast = AstModule::parse(&display, text, &self.dialect)
-            .map_err(|e| self.fail(parse_failure(&e, &display, &source)))?;
+        let ast = match AstModule::parse(&display, text, &self.dialect) {
+            Ok(ast) => ast,
+            Err(e) => {
+                let mut diag = Diagnostic::from_starlark(&e);
+                if let Some(map) = &map {
+                    // The parser saw the rewritten text: positions as written.
+                    for label in diag.labels.iter_mut().filter(|l| l.at.file == display) {
+                        let (line, col) = map.original(label.at.line - 1, label.at.col - 1);
+                        (label.at.line, label.at.col) = (line + 1, col + 1);
+                    }
+                }
+                return Err(self.fail(parse_failure(diag, &display, &source)));
+            }
+        };
+        if let Some(map) = map {
+            let codemap = ast.file_span(Default::default()).file;
+            crate::while_loops::remember(codemap, map, source.clone());
+        }
         self.stack.borrow_mut().push(path.to_owned());
         self.on_stack.borrow_mut().insert(path.to_owned());
         let result = self.evaluate_ast(path, &display, ast);
@@ -509,8 +525,7 @@ fn nesting_location(file: &str, at: nesting::Position) -> Location {
 
 /// A parse error; one at the end of the text caused by a bracket never closed
 /// points at that bracket, not past the last line.
-fn parse_failure(err: &starlark::Error, file: &str, source: &str) -> Diagnostic {
-    let diag = Diagnostic::from_starlark(err);
+fn parse_failure(diag: Diagnostic, file: &str, source: &str) -> Diagnostic {
     let at_end = diag
         .location()
         .is_none_or(|at| at.line >= source.lines().count());

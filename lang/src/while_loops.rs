@@ -17,8 +17,7 @@
 //! every conversion of a span to a [`crate::Location`]) reports positions in
 //! the file as written.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use allocative::Allocative;
@@ -34,7 +33,8 @@ use starlark_syntax::lexer::{Lexer, Token};
 pub const FOREVER: &str = "__forever__";
 /// What a `while` header's line starts with once rewritten.
 const FOR_HEADER: &str = "for _while_ in __forever__:";
-/// Line maps kept for the conversion of spans (one per rewritten text).
+/// Line maps kept for the conversion of spans (one per parsed rewritten text;
+/// an evaluation runs in a process of its own).
 const KEPT: usize = 64;
 
 /// An iterable without end: the loop of a rewritten `while`.
@@ -313,58 +313,44 @@ impl Emitter {
     }
 }
 
-/// A rewritten text's map and the text as written.
+/// A parsed rewritten text: its map and the text as written. Holding the
+/// `CodeMap` keeps it alive, so its identity is never another file's.
 struct Entry {
-    key: u64,
-    rewritten: String,
+    codemap: CodeMap,
     map: LineMap,
     written: Arc<str>,
 }
 
 /// The texts rewritten so far, newest last.
 static ENTRIES: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
+/// Whether any text was rewritten in this process (most never are).
+static ANY: AtomicBool = AtomicBool::new(false);
 
-fn hash(text: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Remembers a rewritten text's map and the text as `written`, for
-/// [`original`] and [`written`].
-pub fn remember(rewritten: Rewritten, written: Arc<str>) -> String {
-    let key = hash(&rewritten.text);
+/// Remembers the map of the rewritten text parsed into `codemap`, and the text
+/// as `written`, for [`original`] and [`written`].
+pub fn remember(codemap: CodeMap, map: LineMap, written: Arc<str>) {
     let mut entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
-    // The newest wins: two texts as written may rewrite to the same text.
-    entries.retain(|e| e.key != key || e.rewritten != rewritten.text);
     if entries.len() >= KEPT {
         entries.remove(0);
     }
-    let text = rewritten.text;
     entries.push(Arc::new(Entry {
-        key,
-        rewritten: text.clone(),
-        map: rewritten.map,
+        codemap,
+        map,
         written,
     }));
-    text
+    ANY.store(true, Ordering::Release);
 }
 
-/// The entry of a parsed text, when it is a rewritten one.
+/// The entry of a parsed text, when it is a rewritten one: a comparison of
+/// identities, so that a location costs nothing more in a large file.
 fn entry(file: &CodeMap) -> Option<Arc<Entry>> {
-    let source = file.source();
-    if !source.contains(FOR_HEADER) {
+    if !ANY.load(Ordering::Acquire) {
         return None;
     }
-    let key = hash(source);
     // Never waits: this may run while the evaluation is stopped from outside
     // (see `current`), perhaps in the middle of `remember`.
     let entries = ENTRIES.try_lock().ok()?;
-    entries
-        .iter()
-        .rev()
-        .find(|e| e.key == key && e.rewritten == source)
-        .cloned()
+    entries.iter().rev().find(|e| e.codemap == *file).cloned()
 }
 
 /// The file's 0-based (line, column) of a position in a parsed text, which

@@ -233,6 +233,16 @@ fn while_loops_run_as_in_tilt_and_errors_keep_their_lines() {
         run.stderr
     );
 
+    // So does a syntax error below a loop (the parser read the rewritten text).
+    std::fs::write(
+        dir.path().join("Tiltfile"),
+        "x = 1\nwhile x < 2:\n    x += 1\nz = = 3\n",
+    )
+    .unwrap();
+    let run = run_loop(dir.path(), &["check"]);
+    assert!(run.stderr.contains("--> Tiltfile:4:5"), "{}", run.stderr);
+    assert!(run.stderr.contains("4 | z = = 3"), "{}", run.stderr);
+
     // A loop that never ends stops at the step budget, at the loop's line.
     std::fs::write(
         dir.path().join("Tiltfile"),
