@@ -13,6 +13,7 @@ pub mod decls;
 mod extensions;
 mod namer;
 pub mod signatures;
+pub mod tilt_compat;
 mod tilt_rules;
 pub mod values;
 
@@ -220,57 +221,5 @@ pub fn evaluate(
             sources,
             log,
         })),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use starlark::docs::{DocItem, DocModule};
-
-    fn names(module: &DocModule, prefix: &str, out: &mut Vec<String>) {
-        for (name, item) in &module.members {
-            match item {
-                DocItem::Module(inner) => names(inner, &format!("{prefix}{name}."), out),
-                _ => out.push(format!("{prefix}{name}")),
-            }
-        }
-    }
-
-    /// The README's "Tilt compatibility" section names every built-in of ours
-    /// that Tilt also has (all but Starlark's own and `loop`'s additions).
-    #[test]
-    fn the_readme_lists_every_builtin() {
-        let readme = include_str!("../../README.md");
-        let start = readme
-            .find("## Tilt compatibility")
-            .expect("README has a Tilt compatibility section");
-        let section = &readme[start..];
-        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
-        let starlark_own = starlark::environment::GlobalsBuilder::extended_by(&[
-            starlark::environment::LibraryExtension::StructType,
-            starlark::environment::LibraryExtension::Print,
-            starlark::environment::LibraryExtension::Json,
-            starlark::environment::LibraryExtension::Typing,
-            starlark::environment::LibraryExtension::Map,
-            starlark::environment::LibraryExtension::Filter,
-            starlark::environment::LibraryExtension::Debug,
-        ])
-        .build();
-        let mut standard = Vec::new();
-        names(&starlark_own.documentation(), "", &mut standard);
-        let mut ours = Vec::new();
-        names(&super::globals().documentation(), "", &mut ours);
-        // `loop`'s own additions, not Tilt's.
-        let loop_only = ["data_deps", "oci_build", "profile", "lint_settings"];
-        let missing: Vec<&String> = ours
-            .iter()
-            .filter(|n| !standard.contains(n) || *n == "struct" || *n == "print")
-            .filter(|n| !loop_only.contains(&n.as_str()))
-            .filter(|n| !section.contains(&format!("`{n}`")))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "README.md's Tilt compatibility section does not list: {missing:?}"
-        );
     }
 }

@@ -190,6 +190,10 @@ enum Command {
         /// Markdown: without NAME, the whole reference (`docs/builtins.md`).
         #[arg(long)]
         markdown: bool,
+        /// Every built-in of Tilt's API by what `loop` does with it (the
+        /// README's list, in Markdown).
+        #[arg(long, conflicts_with_all = ["name", "markdown"])]
+        tilt: bool,
     },
     /// Tilt's `tilt apply -f FILE|-`, for extensions that create buttons with it
     /// (ext://uibutton): works only in a command a Loopfile's local() runs.
@@ -457,7 +461,18 @@ pub fn main() -> ExitCode {
         }
         Command::Mcp { session } => mcp::run(session.project),
         Command::Lsp { root, args } => crate::lsp::run(crate::lsp::Options { root, args }),
-        Command::Docs { name, markdown } => docs::run(name, markdown),
+        Command::Docs {
+            name,
+            markdown,
+            tilt,
+        } => {
+            if tilt {
+                crate::report::out(&loop_stdlib::tilt_compat::markdown());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                docs::run(name, markdown)
+            }
+        }
         Command::Apply { file } => apply::run(&file),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
