@@ -94,8 +94,23 @@ fn compose_variables(
         for pair in dotenvy::from_path_iter(&file)
             .map_err(|e| anyhow!("docker_compose: {}: {e}", env.display(&file)))?
         {
-            let (key, value) =
-                pair.map_err(|e| anyhow!("docker_compose: {}: {e}", env.display(&file)))?;
+            let (key, value) = pair.map_err(|e| match e {
+                dotenvy::Error::LineParse(text, _) => {
+                    let number = std::fs::read_to_string(&file)
+                        .ok()
+                        .and_then(|all| {
+                            all.lines().position(|l| {
+                                !l.trim().is_empty() && text.starts_with(l.trim_end())
+                            })
+                        })
+                        .map_or(String::new(), |i| format!(":{}", i + 1));
+                    anyhow!(
+                        "docker_compose: {}{number}: cannot read {text:?}: expected NAME=value (as Compose reads an env file)",
+                        env.display(&file)
+                    )
+                }
+                other => anyhow!("docker_compose: {}: {other}", env.display(&file)),
+            })?;
             from_file.insert(key, value);
         }
     }
