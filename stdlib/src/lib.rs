@@ -107,6 +107,25 @@ pub fn globals_with(context: &Context) -> Globals {
     .build()
 }
 
+/// Every documented built-in of `module` by dotted name (`os.path.join`), in
+/// order: what `loop docs` shows and the Tilt compatibility list checks.
+pub fn flatten_docs(module: &starlark::docs::DocModule) -> Vec<(String, starlark::docs::DocItem)> {
+    use starlark::docs::{DocItem, DocModule};
+    fn collect(module: &DocModule, prefix: &str, out: &mut Vec<(String, DocItem)>) {
+        for (name, item) in &module.members {
+            let full = format!("{prefix}{name}");
+            match item {
+                DocItem::Module(inner) => collect(inner, &format!("{full}."), out),
+                DocItem::Member(_) | DocItem::Type(_) => out.push((full, item.clone())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    collect(module, "", &mut out);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// A successful evaluation.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Evaluation {

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use starlark::docs::markdown::render_doc_item_no_link;
-use starlark::docs::{DocItem, DocMember, DocModule};
+use starlark::docs::DocItem;
 
 use crate::report;
 
@@ -16,7 +16,7 @@ pub const REGENERATE: &str = "cargo run --bin loop -- docs --markdown > docs/bui
 
 pub fn run(name: Option<String>, markdown: bool) -> anyhow::Result<ExitCode> {
     let module = loop_stdlib::globals().documentation();
-    let items = flatten(&module);
+    let items = loop_stdlib::flatten_docs(&module);
     let Some(name) = name else {
         if markdown {
             crate::report::out(&reference(&items));
@@ -42,26 +42,6 @@ pub fn run(name: Option<String>, markdown: bool) -> anyhow::Result<ExitCode> {
             message.push_str(" (`loop docs` lists them all)");
             report::error(&message);
             Ok(ExitCode::from(2))
-        }
-    }
-}
-
-/// Every documented built-in by dotted name (`os.path.join`), in order.
-pub fn flatten(module: &DocModule) -> Vec<(String, DocItem)> {
-    let mut out = Vec::new();
-    collect(module, "", &mut out);
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-fn collect(module: &DocModule, prefix: &str, out: &mut Vec<(String, DocItem)>) {
-    for (name, item) in &module.members {
-        let full = format!("{prefix}{name}");
-        match item {
-            DocItem::Module(inner) => collect(inner, &format!("{full}."), out),
-            DocItem::Member(DocMember::Function(_) | DocMember::Property(_)) | DocItem::Type(_) => {
-                out.push((full, item.clone()))
-            }
         }
     }
 }
@@ -105,7 +85,7 @@ mod tests {
 
     #[test]
     fn every_builtin_is_in_the_reference() {
-        let items = flatten(&loop_stdlib::globals().documentation());
+        let items = loop_stdlib::flatten_docs(&loop_stdlib::globals().documentation());
         let text = reference(&items);
         for name in ["local_resource", "k8s_yaml", "os.path.join", "config.parse"] {
             assert!(items.iter().any(|(n, _)| n == name), "{name} missing");
