@@ -557,9 +557,7 @@ impl Engine {
 
 /// The wait before the next restart of a serve process that exited `restarts` times.
 fn backoff(restarts: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1 << restarts.min(10))
-        .min(MAX_BACKOFF)
+    super::state::doubled(FIRST_BACKOFF, restarts, MAX_BACKOFF)
 }
 
 /// The next SIGCHLD, or never when it could not be listened for.

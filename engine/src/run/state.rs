@@ -129,7 +129,7 @@ impl Node {
     pub fn retry_wait(&mut self, failure: &str, first: Duration) -> (Duration, bool) {
         let again = self.last_error.as_deref() == Some(failure);
         self.retries = if again { self.retries + 1 } else { 0 };
-        (first * 2u32.pow(self.retries.min(3)), again)
+        (doubled(first, self.retries, first * 8), again)
     }
 
     /// Marks the start of a new phase (for durations and progress lines).
@@ -137,4 +137,9 @@ impl Node {
         self.since = Instant::now();
         self.progress_lines = 0;
     }
+}
+
+/// `first` doubled `times` times, at most `max`.
+pub fn doubled(first: Duration, times: u32, max: Duration) -> Duration {
+    first.saturating_mul(1 << times.min(10)).min(max)
 }
