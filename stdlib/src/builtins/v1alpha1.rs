@@ -220,6 +220,12 @@ fn field<'v>(v: Option<Value<'v>>, name: &str) -> Option<Value<'v>> {
     found
 }
 
+/// A field by the spec constructor's name, else by the API object's
+/// (camelCase, as `loop apply` and ext://uibutton write them).
+fn spec_field<'v>(v: Option<Value<'v>>, snake: &str, camel: &str) -> Option<Value<'v>> {
+    field(v, snake).or_else(|| field(v, camel))
+}
+
 fn text(function: &str, what: &str, v: Value) -> anyhow::Result<String> {
     v.unpack_str().map(str::to_owned).ok_or_else(|| {
         anyhow::anyhow!(
@@ -268,13 +274,10 @@ fn ui_button(eval: &mut Evaluator, name: &str, look: ButtonLook) -> anyhow::Resu
         Some(v) => self::text(F, "text", v)?,
         None => name.to_owned(),
     };
-    // The spec constructor's names, or the API object's (`loop apply`).
-    let kind = field(location, "component_type")
-        .or_else(|| field(location, "componentType"))
+    let kind = spec_field(location, "component_type", "componentType")
         .map(|v| self::text(F, "location.component_type", v))
         .transpose()?;
-    let id = field(location, "component_id")
-        .or_else(|| field(location, "componentID"))
+    let id = spec_field(location, "component_id", "componentID")
         .map(|v| self::text(F, "location.component_id", v))
         .transpose()?;
     let resource = match kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -312,11 +315,8 @@ fn ui_button(eval: &mut Evaluator, name: &str, look: ButtonLook) -> anyhow::Resu
 fn button_input<'v>(spec: Value<'v>) -> anyhow::Result<loop_lang::model::ButtonInput> {
     use loop_lang::model::InputKind;
     const F: &str = "v1alpha1.ui_input_spec";
-    let get = |v: Option<Value<'v>>, snake: &str, camel: &str| -> Option<Value<'v>> {
-        field(v, snake).or_else(|| field(v, camel))
-    };
     let string = |v: Option<Value<'v>>, snake: &str, camel: &str, default: &str| {
-        get(v, snake, camel)
+        spec_field(v, snake, camel)
             .map(|x| self::text(F, snake, x))
             .transpose()
             .map(|t| t.unwrap_or_else(|| default.to_owned()))
@@ -349,7 +349,7 @@ fn button_input<'v>(spec: Value<'v>) -> anyhow::Result<loop_lang::model::ButtonI
         ["bool"] => {
             let b = field(spec, "bool");
             InputKind::Bool {
-                default: get(b, "default_value", "defaultValue")
+                default: spec_field(b, "default_value", "defaultValue")
                     .map(|v| {
                         v.unpack_bool().ok_or_else(|| {
                             anyhow::anyhow!("{F}: input `{name}`: default_value must be True or False")
@@ -438,7 +438,7 @@ fn button_cmd(
             "{F}: args must hold the program and its arguments, e.g. [\"make\", \"seed\"]"
         );
     }
-    let on_buttons = field(start_on, "ui_buttons").or_else(|| field(start_on, "uiButtons"));
+    let on_buttons = spec_field(start_on, "ui_buttons", "uiButtons");
     let buttons = crate::values::string_list(a("start_on.ui_buttons"), on_buttons)?;
     let mut vars = std::collections::BTreeMap::new();
     for item in crate::values::string_list(a("env"), env)? {
