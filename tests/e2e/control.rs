@@ -24,6 +24,18 @@ fn session(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// A request to the session of `dir` with its token (`body` sent as JSON when
+/// not empty); returns the status code and the body.
+fn api(dir: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    let s = session(dir);
+    let port = s["port"].as_u64().unwrap() as u16;
+    let token = s["token"].as_str().unwrap();
+    http(
+        port,
+        &format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+    )
+}
+
 /// One raw HTTP/1.1 request; returns the status code and the body.
 fn http(port: u16, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -425,20 +437,8 @@ v1alpha1.cmd(name='deploy-cmd', args=['sh', '-c', 'echo "$TARGET $DRY $SECRET $S
     )]);
     let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
     loop_run.wait_for_output("1 resource up", 60);
-    let s = session(dir.path());
-    let port = s["port"].as_u64().unwrap() as u16;
-    let token = s["token"].as_str().unwrap().to_owned();
-    let host = format!("127.0.0.1:{port}");
-    let press = |body: &str| {
-        http(
-            port,
-            &format!("POST /api/buttons/deploy HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
-        )
-    };
-    let (code, body) = http(
-        port,
-        &format!("GET /api/snapshot HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
-    );
+    let press = |body: &str| api(dir.path(), "POST", "/api/buttons/deploy", body);
+    let (code, body) = api(dir.path(), "GET", "/api/snapshot", "");
     assert_eq!(code, 200, "{body}");
     let snapshot: Value = serde_json::from_str(&body).unwrap();
     let button = &snapshot["session"]["buttons"][0];
@@ -511,16 +511,7 @@ v1alpha1.ui_button(name='idle', location={'component_type': 'resource', 'compone
     )]);
     let loop_run = Background::start(dir.path(), &["run", "--port", "0"]);
     loop_run.wait_for_output("1 resource up", 60);
-    let s = session(dir.path());
-    let port = s["port"].as_u64().unwrap() as u16;
-    let token = s["token"].as_str().unwrap().to_owned();
-    let host = format!("127.0.0.1:{port}");
-    let request = |method: &str, path: &str| {
-        http(
-            port,
-            &format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-        )
-    };
+    let request = |method: &str, path: &str| api(dir.path(), method, path, "");
     let (code, body) = request("GET", "/api/snapshot");
     assert_eq!(code, 200, "{body}");
     let snapshot: Value = serde_json::from_str(&body).unwrap();
